@@ -1,0 +1,75 @@
+// Package config loads shipit.toml strictly: unknown keys, wrong types and
+// missing required keys are errors with file:line:col and a hint.
+package config
+
+// Config is shipit.toml. Field tags are the TOML keys (contract: compatible
+// with the original shipit).
+type Config struct {
+	App         App                  `toml:"app"`
+	Deploy      Deploy               `toml:"deploy"`
+	Stages      map[string]*Stage    `toml:"stages"`
+	Secrets     Secrets              `toml:"secrets"`
+	Accessories map[string]Accessory `toml:"accessories"`
+
+	// Path is the file the config was read from (not a TOML key).
+	Path string `toml:"-"`
+}
+
+type App struct {
+	Name       string `toml:"name"`       // required
+	Repository string `toml:"repository"` // optional, informational
+	Branch     string `toml:"branch"`     // default "main"
+}
+
+type Deploy struct {
+	DeployTo     string      `toml:"deploy_to"`     // default /var/deploy
+	KeepReleases int         `toml:"keep_releases"` // default 5, must be >= 1
+	Build        string      `toml:"build"`         // "remote" (default) | "local"
+	WebService   string      `toml:"web_service"`   // default "web"
+	ComposeFile  string      `toml:"compose_file"`  // default docker-compose.yml
+	HealthCheck  HealthCheck `toml:"health_check"`
+}
+
+type HealthCheck struct {
+	Path     string `toml:"path"`     // default "/"
+	Port     int    `toml:"port"`     // default 80
+	Interval string `toml:"interval"` // Go/compose duration, default "2s"
+	Retries  int    `toml:"retries"`  // default 15
+	Timeout  string `toml:"timeout"`  // default "3s"
+	Cmd      string `toml:"cmd"`      // optional; replaces the HTTP check
+}
+
+type Stage struct {
+	User    string            `toml:"user"`  // default: ~/.ssh/config or current user
+	Port    int               `toml:"port"`  // default: ~/.ssh/config or 22
+	Proxy   string            `toml:"proxy"` // jump host(s): user@host[:port][,user@host...]
+	Hosts   []Host            `toml:"hosts"` // required, at least one
+	Env     map[string]string `toml:"env"`
+	Traefik Traefik           `toml:"traefik"`
+}
+
+type Host struct {
+	Address string `toml:"address"` // required: host or host:port
+	User    string `toml:"user"`    // overrides the stage's
+	Port    int    `toml:"port"`    // overrides the stage's
+}
+
+type Traefik struct {
+	Domain    string `toml:"domain"`
+	TLS       bool   `toml:"tls"`
+	ACMEEmail string `toml:"acme_email"`
+	Image     string `toml:"image"`
+}
+
+type Secrets struct {
+	Recipients []string `toml:"recipients"`
+}
+
+type Accessory struct {
+	Image   string            `toml:"image"`
+	Host    string            `toml:"host"`
+	Port    string            `toml:"port"`
+	Env     map[string]string `toml:"env"`
+	Volumes []string          `toml:"volumes"`
+	Cmd     string            `toml:"cmd"`
+}
