@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/ui"
+	"github.com/shipit-dev/shipit/recipes"
+	"github.com/shipit-dev/shipit/runtime"
+	"github.com/shipit-dev/shipit/sshpool"
+)
+
+// Globals are flags every command takes, plus what commands share.
+type Globals struct {
+	Config            string   `short:"c" default:"shipit.toml" type:"path" help:"Path to shipit.toml (shipit.lua is read from the same directory)."`
+	Verbose           bool     `short:"v" help:"Show every remote command and its output."`
+	AcceptNewHostKeys bool     `help:"Trust and record host keys not yet in known_hosts (like StrictHostKeyChecking=accept-new). Changed keys are always refused."`
+	KnownHosts        []string `help:"known_hosts file(s) to check host keys against (default ~/.ssh/known_hosts)." type:"path"`
+	Identity          []string `short:"i" help:"Private key file(s) to try after the agent and ~/.ssh keys." type:"path"`
+	SSHConfig         string   `help:"ssh_config file (default ~/.ssh/config)." type:"path"`
+
+	ctx            context.Context
+	stdout, stderr io.Writer
+}
+
+// project is everything a command needs that comes from the project dir.
+type project struct {
+	cfg     *config.Config
+	dir     string
+	scripts []*runtime.Compiled
+}
+
+func (g *Globals) loadProject() (*project, error) {
+	cfg, err := config.Load(g.Config)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(g.Config)
+	p := &project{cfg: cfg, dir: dir}
+	recipe, err := runtime.Compile(runtime.Script{Name: recipes.DefaultName, Source: recipes.Default})
+	if err != nil {
+		return nil, fmt.Errorf("embedded recipe: %w", err)
+	}
+	p.scripts = append(p.scripts, recipe)
+	luaPath := filepath.Join(dir, "shipit.lua")
+	if src, err := os.ReadFile(luaPath); err == nil {
+		c, err := runtime.Compile(runtime.Script{Name: relName(luaPath), Source: src})
+		if err != nil {
+			return nil, err
+		}
+		p.scripts = append(p.scripts, c)
+	} else if !os.IsNotExist(err) {
+		return nil, err
+	}
+	// Evaluate once without a host so script errors surface before any
+	// connection is made.
+	s, err := runtime.NewState(p.env(g, ""), nil, p.scripts...)
+	if err != nil {
+		return nil, err
+	}
+	s.Close()
+	return p, nil
+}
+
+func relName(p string) string {
+	if wd, err := os.Getwd(); err == nil {
+		if r, err := filepath.Rel(wd, p); err == nil && !filepath.IsAbs(r) && len(r) < len(p) {
+			return r
+		}
+	}
+	return p
+}
+
+func (p *project) env(g *Globals, stage string) *runtime.Env {
+	return &runtime.Env{Config: p.cfg, Stage: stage, ProjectDir: p.dir, Verbose: g.Verbose, Sink: runtime.Discard}
+}
+
+func (g *Globals) pool() *sshpool.Pool {
+	return sshpool.New(sshpool.Config{
+		KnownHostsFiles:   g.KnownHosts,
+		AcceptNewHostKeys: g.AcceptNewHostKeys,
+		IdentityFiles:     g.Identity,
+		SSHConfigPath:     g.SSHConfig,
+	})
+}
+
+// stageRun prepares a fleet run of a stage with a printer for its hosts.
+func (g *Globals) stageRun(stage string, parallel int) (*fleet.Run, *ui.Printer, *sshpool.Pool, error) {
+	p, err := g.loadProject()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, err := p.cfg.Stage(stage)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var names []string
+	for _, h := range st.Hosts {
+		names = append(names, h.Address)
+	}
+	printer := ui.New(g.stdout, g.Verbose, names)
+	env := p.env(g, stage)
+	env.Sink = printer
+	pool := g.pool()
+	return &fleet.Run{Env: env, Scripts: p.scripts, Pool: pool, Parallel: parallel}, printer, pool, nil
+}

@@ -1,0 +1,81 @@
+// Command shipit deploys Docker Compose apps to plain VMs over SSH with
+// zero downtime. See README.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+
+	_ "github.com/shipit-dev/shipit/builtins/all"
+	"github.com/shipit-dev/shipit/internal/ui"
+)
+
+var version = "dev"
+
+// CLI is the command tree; each command lives in its own file with a Run
+// method that takes the shared globals.
+type CLI struct {
+	Globals
+
+	Deploy   DeployCmd   `cmd:"" help:"Deploy the current branch to every host of a stage."`
+	Rollback RollbackCmd `cmd:"" help:"Switch back to the previous (or a named) release."`
+	Releases ReleasesCmd `cmd:"" help:"List releases per host (* current, < rollback target)."`
+	Run      RunCmd      `cmd:"" help:"Run a Lua task (built-in or from shipit.lua) on every host."`
+	Exec     ExecCmd     `cmd:"" help:"Run an ad-hoc shell command on every host."`
+	Tasks    TasksCmd    `cmd:"" help:"List every step and task in run order, with their hooks."`
+	Version  VersionCmd  `cmd:"" help:"Print the version."`
+}
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs the CLI and returns the exit code; tests call it directly.
+func Main(args []string, stdout, stderr io.Writer) int {
+	var cli CLI
+	parser, err := kong.New(&cli,
+		kong.Name("shipit"),
+		kong.Description("Zero-downtime Docker Compose deploys over SSH, scripted in Lua."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(func(int) {}),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "shipit: internal error:", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if err != nil {
+		if len(args) > 0 && (args[len(args)-1] == "--help" || args[len(args)-1] == "-h") {
+			return 0
+		}
+		ui.PrintError(stderr, err)
+		return 2
+	}
+	if kctx == nil || kctx.Command() == "" {
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cli.Globals.ctx = ctx
+	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
+	if err := kctx.Run(&cli.Globals); err != nil {
+		ui.PrintError(stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// VersionCmd prints the version.
+type VersionCmd struct{}
+
+func (VersionCmd) Run(g *Globals) error {
+	fmt.Fprintln(g.stdout, "shipit", version)
+	return nil
+}

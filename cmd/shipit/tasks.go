@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+// TasksCmd lists steps and tasks with their hooks, in run order.
+type TasksCmd struct{}
+
+func (c *TasksCmd) Run(g *Globals) error {
+	p, err := g.loadProject()
+	if err != nil {
+		return err
+	}
+	s, err := runtime.NewState(p.env(g, ""), nil, p.scripts...)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	plan := s.Plan
+	for _, name := range plan.Names() {
+		t := plan.Tasks[name]
+		indent := ""
+		if len(t.Steps) == 0 && isStepOfPipeline(plan, name) {
+			indent = "  "
+		}
+		for _, hk := range plan.Before[name] {
+			fmt.Fprintf(g.stdout, "%s  before  %s\n", indent, hk.Source)
+		}
+		line := fmt.Sprintf("%s%-24s %s", indent, name, t.Desc)
+		if t.Replaced != "" {
+			line += fmt.Sprintf("  [replaced at %s]", t.Source)
+		} else if !strings.HasPrefix(t.Source, "recipes/") {
+			line += fmt.Sprintf("  [%s]", t.Source)
+		}
+		fmt.Fprintln(g.stdout, strings.TrimRight(line, " "))
+		for _, hk := range plan.After[name] {
+			fmt.Fprintf(g.stdout, "%s  after   %s\n", indent, hk.Source)
+		}
+	}
+	for _, hk := range plan.OnFailure {
+		fmt.Fprintf(g.stdout, "on_failure %s\n", hk.Source)
+	}
+	return nil
+}
+
+func isStepOfPipeline(p *runtime.Plan, name string) bool {
+	for _, t := range p.Tasks {
+		for _, s := range t.Steps {
+			if s == name {
+				return true
+			}
+		}
+	}
+	return false
+}

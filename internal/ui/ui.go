@@ -1,0 +1,153 @@
+// Package ui renders host events as prefixed lines, a summary table, and
+// errors in the `shipit: error:` / `shipit: hint:` form.
+package ui
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+// Printer is the one renderer all host goroutines report to.
+type Printer struct {
+	mu      sync.Mutex
+	out     io.Writer
+	verbose bool
+	color   bool
+	width   int // host column width
+}
+
+// New returns a Printer writing to out; hosts sets the prefix width.
+func New(out io.Writer, verbose bool, hosts []string) *Printer {
+	w := 0
+	for _, h := range hosts {
+		w = max(w, len(h))
+	}
+	return &Printer{out: out, verbose: verbose, color: isTTY(out) && os.Getenv("NO_COLOR") == "", width: w}
+}
+
+func isTTY(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+func (p *Printer) paint(code, s string) string {
+	if !p.color {
+		return s
+	}
+	return "\x1b[" + code + "m" + s + "\x1b[0m"
+}
+
+// Emit implements runtime.Sink.
+func (p *Printer) Emit(e runtime.Event) {
+	var line string
+	pos := ""
+	if e.Total > 0 {
+		pos = fmt.Sprintf("[%d/%d] ", e.Index, e.Total)
+	}
+	switch e.Kind {
+	case runtime.StepStart:
+		if e.Total == 0 && !p.verbose {
+			return // pipelines and invoked tasks: the steps say enough
+		}
+		line = p.paint("36", "▸ ") + pos + e.Step
+	case runtime.StepDone:
+		if e.Total == 0 && !p.verbose {
+			return
+		}
+		line = p.paint("32", "✓ ") + pos + e.Step + p.paint("2", " "+round(e.Elapsed))
+	case runtime.StepFailed:
+		line = p.paint("31", "✗ ") + pos + e.Step + p.paint("2", " "+round(e.Elapsed))
+	case runtime.Command:
+		if !p.verbose {
+			return
+		}
+		line = p.paint("2", "$ "+e.Text)
+	case runtime.Output:
+		if !p.verbose {
+			return
+		}
+		line = p.paint("2", "  "+e.Text)
+	case runtime.Debug:
+		if !p.verbose {
+			return
+		}
+		line = p.paint("2", e.Text)
+	case runtime.Warn:
+		line = p.paint("33", "! "+e.Text)
+	default:
+		line = e.Text
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range strings.Split(line, "\n") {
+		fmt.Fprintf(p.out, "%s %s\n", p.paint("1", fmt.Sprintf("%-*s |", p.width, e.Host)), l)
+	}
+}
+
+func round(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return d.String()
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	default:
+		return d.Round(10 * time.Millisecond).String()
+	}
+}
+
+// Summary prints one block per host: status, release and step timings.
+func (p *Printer) Summary(title string, results []fleet.HostResult) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "\n%s\n", title)
+	for _, r := range results {
+		status := p.paint("32", "ok")
+		if r.Err != nil {
+			status = p.paint("31", "FAILED")
+		}
+		fmt.Fprintf(p.out, "  %-*s  %s  release %s  %s\n", p.width, r.Host, status, orDash(r.Release), round(r.Elapsed))
+		var parts []string
+		for _, s := range r.Steps {
+			mark := ""
+			if s.Failed {
+				mark = "✗"
+			}
+			parts = append(parts, fmt.Sprintf("%s%s %s", mark, strings.TrimPrefix(strings.TrimPrefix(s.Name, "deploy:"), "rollback:"), round(s.Elapsed)))
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(p.out, "  %-*s  %s\n", p.width, "", p.paint("2", strings.Join(parts, " · ")))
+		}
+	}
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// Hinter is an error that knows how to fix itself.
+type Hinter interface{ Hint() string }
+
+// PrintError writes `shipit: error: …` and, when known, `shipit: hint: …`.
+func PrintError(w io.Writer, err error) {
+	msg := err.Error()
+	fmt.Fprintf(w, "shipit: error: %s\n", strings.ReplaceAll(msg, "\n", "\n  "))
+	var h Hinter
+	if errors.As(err, &h) && h.Hint() != "" {
+		fmt.Fprintf(w, "shipit: hint: %s\n", h.Hint())
+	}
+}

@@ -1,0 +1,41 @@
+package runtime
+
+import "time"
+
+// EventKind says what happened on a host.
+type EventKind int
+
+const (
+	StepStart EventKind = iota
+	StepDone
+	StepFailed
+	StepSkipped
+	Output  // a line of output from a command or a hook
+	Command // a remote or local command about to run (shown with -v)
+	Info
+	Warn
+	Debug
+)
+
+// Event is reported by a host's goroutine to the one renderer.
+type Event struct {
+	Host    string
+	Kind    EventKind
+	Step    string
+	Index   int // 1-based position of Step in its pipeline; 0 for hooks and tasks
+	Total   int
+	Elapsed time.Duration
+	Text    string
+	Err     error
+}
+
+// Sink receives events; implementations must be safe for concurrent use.
+type Sink interface{ Emit(Event) }
+
+// SinkFunc adapts a function to Sink.
+type SinkFunc func(Event)
+
+func (f SinkFunc) Emit(e Event) { f(e) }
+
+// Discard drops every event.
+var Discard Sink = SinkFunc(func(Event) {})

@@ -1,0 +1,173 @@
+package runtime
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+	"sync"
+
+	"github.com/shipit-dev/shipit/internal/remote"
+)
+
+// Host is what a recipe knows about the host it runs on. One Host belongs
+// to one goroutine and one Lua state.
+type Host struct {
+	Conn            remote.Conn
+	Name            string // as written in shipit.toml
+	Stage           string
+	App             string
+	AppPath         string // deploy_to/app
+	Release         string
+	PreviousRelease string
+
+	ctx  context.Context
+	env  *Env
+	step string
+
+	cacheMu sync.Mutex
+	cache   map[string]any // per-host memo for builtins (e.g. compose flavour)
+}
+
+// Context is the context the current step runs under.
+func (h *Host) Context() context.Context {
+	if h.ctx == nil {
+		return context.Background()
+	}
+	return h.ctx
+}
+
+// ReleasePath is app_path/releases/<release>.
+func (h *Host) ReleasePath() string {
+	if h.Release == "" {
+		return ""
+	}
+	return path.Join(h.AppPath, "releases", h.Release)
+}
+
+// Memo returns the cached value for key, computing it once per host.
+func (h *Host) Memo(key string, fn func() (any, error)) (any, error) {
+	h.cacheMu.Lock()
+	defer h.cacheMu.Unlock()
+	if h.cache == nil {
+		h.cache = map[string]any{}
+	}
+	if v, ok := h.cache[key]; ok {
+		return v, nil
+	}
+	v, err := fn()
+	if err != nil {
+		return nil, err
+	}
+	h.cache[key] = v
+	return v, nil
+}
+
+// Emit reports an event for this host.
+func (h *Host) Emit(e Event) {
+	e.Host = h.Name
+	if e.Step == "" {
+		e.Step = h.step
+	}
+	h.env.emit(e)
+}
+
+// RemoteError is a remote command that exited non-zero.
+type RemoteError struct {
+	Host   string
+	Cmd    string
+	Code   int
+	Stderr string // tail
+}
+
+func (e *RemoteError) Error() string {
+	msg := fmt.Sprintf("host %s: command exited with code %d: %s", e.Host, e.Code, e.Cmd)
+	if e.Stderr != "" {
+		msg += "\n" + indent(e.Stderr)
+	}
+	return msg
+}
+
+// Result is a finished command.
+type Result struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// RunOpts tune Exec.
+type RunOpts struct {
+	Stdin io.Reader
+	Quiet bool // don't echo the command with -v (used for polling loops)
+}
+
+// Exec runs cmd on the host and returns its output. A non-zero exit is a
+// *RemoteError unless allowFail. Output lines are streamed as events with -v.
+func (h *Host) Exec(cmd string, allowFail bool, o RunOpts) (Result, error) {
+	if !o.Quiet {
+		h.Emit(Event{Kind: Command, Text: cmd})
+	}
+	var stdout, stderr bytes.Buffer
+	var outW, errW io.Writer = &stdout, &stderr
+	if h.env.Verbose && !o.Quiet {
+		outW = io.MultiWriter(&stdout, &lineEmitter{h: h})
+		errW = io.MultiWriter(&stderr, &lineEmitter{h: h})
+	}
+	code, err := h.Conn.Run(h.Context(), cmd, o.Stdin, outW, errW)
+	res := Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
+	if err != nil {
+		return res, fmt.Errorf("host %s: %s: %w", h.Name, cmd, err)
+	}
+	if code != 0 && !allowFail {
+		return res, &RemoteError{Host: h.Name, Cmd: cmd, Code: code, Stderr: Tail(res.Stderr+tailIfNoErr(res), 15)}
+	}
+	return res, nil
+}
+
+func tailIfNoErr(r Result) string {
+	if strings.TrimSpace(r.Stderr) == "" {
+		return r.Stdout
+	}
+	return ""
+}
+
+// Put writes content to p on the host atomically.
+func (h *Host) Put(p string, content []byte, mode os.FileMode) error {
+	h.Emit(Event{Kind: Command, Text: fmt.Sprintf("put %s (%d bytes, %04o)", p, len(content), mode)})
+	return h.Conn.WriteFile(h.Context(), p, bytes.NewReader(content), int64(len(content)), mode)
+}
+
+// lineEmitter turns written bytes into Output events, one per line.
+type lineEmitter struct {
+	h   *Host
+	buf []byte
+}
+
+func (w *lineEmitter) Write(p []byte) (int, error) {
+	w.buf = append(w.buf, p...)
+	for {
+		i := bytes.IndexByte(w.buf, '\n')
+		if i < 0 {
+			break
+		}
+		w.h.Emit(Event{Kind: Output, Text: string(w.buf[:i])})
+		w.buf = w.buf[i+1:]
+	}
+	return len(p), nil
+}
+
+// Tail returns the last n lines of s.
+func Tail(s string, n int) string {
+	s = strings.TrimRight(s, "\n")
+	lines := strings.Split(s, "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func indent(s string) string {
+	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
+}

@@ -1,0 +1,198 @@
+package runtime
+
+import (
+	"os"
+	"path"
+	"strconv"
+	"strings"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/shipit-dev/shipit/internal/shell"
+)
+
+const hostType = "shipit.host"
+
+var hostMethods = map[string]lua.LGFunction{
+	"run":    hostRun,
+	"put":    hostPut,
+	"exists": hostExists,
+	"read":   hostRead,
+}
+
+func registerHostType(L *lua.LState) {
+	mt := L.NewTypeMetatable(hostType)
+	L.SetField(mt, "__index", L.NewFunction(hostIndex))
+	L.SetField(mt, "__newindex", L.NewFunction(hostNewIndex))
+	L.SetField(mt, "__tostring", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LString("host " + checkHost(L).Name))
+		return 1
+	}))
+}
+
+// hostValue wraps h for Lua; vars is a scratch table steps share.
+type hostValue struct {
+	h    *Host
+	vars *lua.LTable
+}
+
+func (s *State) hostUserData() *lua.LUserData {
+	ud := s.L.NewUserData()
+	ud.Value = &hostValue{h: s.Host, vars: s.L.NewTable()}
+	s.L.SetMetatable(ud, s.L.GetTypeMetatable(hostType))
+	return ud
+}
+
+// CheckHost returns the *Host passed as argument n (the `h` of a hook).
+func CheckHost(L *lua.LState, n int) *Host {
+	ud := L.CheckUserData(n)
+	hv, ok := ud.Value.(*hostValue)
+	if !ok {
+		L.ArgError(n, "expected a host (the h argument of a step)")
+	}
+	return hv.h
+}
+
+func checkHost(L *lua.LState) *Host { return CheckHost(L, 1) }
+
+func hostIndex(L *lua.LState) int {
+	hv := L.CheckUserData(1).Value.(*hostValue)
+	h := hv.h
+	key := L.CheckString(2)
+	if m, ok := hostMethods[key]; ok {
+		L.Push(L.NewFunction(m))
+		return 1
+	}
+	str := func(s string) int { L.Push(lua.LString(s)); return 1 }
+	switch key {
+	case "host":
+		return str(h.Name)
+	case "stage":
+		return str(h.Stage)
+	case "app":
+		return str(h.App)
+	case "app_path":
+		return str(h.AppPath)
+	case "release":
+		return str(h.Release)
+	case "release_path":
+		return str(h.ReleasePath())
+	case "previous_release":
+		return str(h.PreviousRelease)
+	case "shared_path":
+		return str(path.Join(h.AppPath, "shared"))
+	case "releases_path":
+		return str(path.Join(h.AppPath, "releases"))
+	case "vars":
+		L.Push(hv.vars)
+		return 1
+	}
+	L.RaiseError("host has no field %q (fields: host, stage, app, app_path, release, release_path, previous_release, shared_path, releases_path, vars; methods: run, put, exists, read)", key)
+	return 0
+}
+
+func hostNewIndex(L *lua.LState) int {
+	h := checkHost(L)
+	key := L.CheckString(2)
+	switch key {
+	case "release":
+		h.Release = L.CheckString(3)
+	case "previous_release":
+		h.PreviousRelease = L.CheckString(3)
+	default:
+		L.RaiseError("host field %q is read-only (writable: release, previous_release; use h.vars for your own values)", key)
+	}
+	return 0
+}
+
+// commandArg accepts a string (a shell command the user wrote) or a list of
+// words, which are quoted with the one quoting helper.
+func commandArg(L *lua.LState, n int) string {
+	switch v := L.Get(n).(type) {
+	case lua.LString:
+		return string(v)
+	case *lua.LTable:
+		var words []string
+		for i := 1; i <= v.Len(); i++ {
+			words = append(words, lua.LVAsString(L.ToStringMeta(v.RawGetInt(i))))
+		}
+		return shell.Join(words...)
+	}
+	L.ArgError(n, "expected a command string or a list of words")
+	return ""
+}
+
+func hostRun(L *lua.LState) int {
+	h := checkHost(L)
+	cmd := commandArg(L, 2)
+	opts := L.OptTable(3, L.NewTable())
+	checkOpts(L, opts, "check", "stdin", "cwd", "quiet")
+	check := true
+	if v := opts.RawGetString("check"); v != lua.LNil {
+		check = lua.LVAsBool(v)
+	}
+	if cwd := opts.RawGetString("cwd"); cwd != lua.LNil {
+		cmd = "cd " + shell.Quote(cwd.String()) + " && " + cmd
+	}
+	var o RunOpts
+	if in := opts.RawGetString("stdin"); in != lua.LNil {
+		o.Stdin = strings.NewReader(in.String())
+	}
+	o.Quiet = lua.LVAsBool(opts.RawGetString("quiet"))
+	res, err := h.Exec(cmd, !check, o)
+	if err != nil {
+		return Raise(L, err)
+	}
+	if !check {
+		L.Push(resultTable(L, res))
+		return 1
+	}
+	L.Push(lua.LString(res.Stdout))
+	return 1
+}
+
+func hostPut(L *lua.LState) int {
+	h := checkHost(L)
+	p := L.CheckString(2)
+	content := L.CheckString(3)
+	mode := os.FileMode(0o644)
+	switch v := L.Get(4).(type) {
+	case lua.LString:
+		m, err := strconv.ParseUint(string(v), 8, 32)
+		if err != nil {
+			L.ArgError(4, "mode must be octal, e.g. \"0600\"")
+		}
+		mode = os.FileMode(m)
+	case lua.LNumber:
+		// 600 written as a number means octal 0600, as in chmod.
+		m, err := strconv.ParseUint(strconv.Itoa(int(v)), 8, 32)
+		if err != nil {
+			L.ArgError(4, "mode must be octal digits, e.g. 600")
+		}
+		mode = os.FileMode(m)
+	}
+	if err := h.Put(p, []byte(content), mode); err != nil {
+		return Raise(L, err)
+	}
+	return 0
+}
+
+func hostExists(L *lua.LState) int {
+	h := checkHost(L)
+	ok, err := h.Conn.Exists(h.Context(), L.CheckString(2))
+	if err != nil {
+		return Raise(L, err)
+	}
+	L.Push(lua.LBool(ok))
+	return 1
+}
+
+func hostRead(L *lua.LState) int {
+	h := checkHost(L)
+	res, err := h.Exec("cat "+shell.Quote(L.CheckString(2)), false, RunOpts{Quiet: true})
+	if err != nil {
+		return Raise(L, err)
+	}
+	L.Push(lua.LString(res.Stdout))
+	return 1
+}

@@ -1,0 +1,317 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/shipit-dev/shipit/internal/config"
+)
+
+// Env is shared by all hosts of one command run: configuration and output.
+type Env struct {
+	Config     *config.Config
+	Stage      string
+	ProjectDir string // where shipit.toml lives; run_local runs here
+	Verbose    bool
+	Sink       Sink
+	// Redact rewrites every line before it is emitted (secrets -> ***).
+	Redact func(string) string
+
+	shared sync.Map // process-wide memo for builtins (e.g. one local build for all hosts)
+}
+
+func (e *Env) emit(ev Event) {
+	if e.Redact != nil {
+		ev.Text = e.Redact(ev.Text)
+	}
+	if e.Sink != nil {
+		e.Sink.Emit(ev)
+	}
+}
+
+// Once runs fn once per key for the whole command run, across hosts; every
+// caller gets the first result.
+func (e *Env) Once(key string, fn func() (any, error)) (any, error) {
+	type onceVal struct {
+		once sync.Once
+		v    any
+		err  error
+	}
+	v, _ := e.shared.LoadOrStore(key, &onceVal{})
+	o := v.(*onceVal)
+	o.once.Do(func() { o.v, o.err = fn() })
+	return o.v, o.err
+}
+
+// State is one Lua VM: one per host goroutine (LState is not goroutine-safe).
+type State struct {
+	L    *lua.LState
+	Plan *Plan
+	Env  *Env
+	Host *Host // nil when only listing tasks
+
+	hostUD *lua.LUserData
+}
+
+const stateKey = "__shipit_state"
+
+// NewState builds a sandboxed VM, runs the compiled scripts in order and
+// validates the resulting plan. host may be nil (listing tasks).
+func NewState(env *Env, host *Host, scripts ...*Compiled) (*State, error) {
+	L := lua.NewState(lua.Options{SkipOpenLibs: true, RegistrySize: 1024 * 64, RegistryMaxSize: 1024 * 1024, CallStackSize: 1024})
+	s := &State{L: L, Plan: newPlan(), Env: env, Host: host}
+	if host != nil {
+		host.env = env
+	}
+	for _, lib := range []struct {
+		name string
+		fn   lua.LGFunction
+	}{{lua.BaseLibName, lua.OpenBase}, {lua.LoadLibName, lua.OpenPackage}, {lua.TabLibName, lua.OpenTable},
+		{lua.StringLibName, lua.OpenString}, {lua.MathLibName, lua.OpenMath}, {lua.OsLibName, lua.OpenOs}} {
+		L.Push(L.NewFunction(lib.fn))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	// Scripts must not exit the Go process or read arbitrary Lua files.
+	for _, name := range []string{"dofile", "loadfile", "module"} {
+		L.SetGlobal(name, lua.LNil)
+	}
+	if os, ok := L.GetGlobal("os").(*lua.LTable); ok {
+		for _, name := range []string{"exit", "execute", "remove", "rename", "setlocale", "tmpname"} {
+			os.RawSetString(name, lua.LNil)
+		}
+	}
+	ud := L.NewUserData()
+	ud.Value = s
+	L.SetGlobal(stateKey, ud)
+	registerGoErrorType(L)
+	registerHostType(L)
+	preloadModules(L)
+	s.openAPI()
+	strictGlobals(L)
+	for _, c := range scripts {
+		fn := L.NewFunctionFromProto(c.proto)
+		L.Push(fn)
+		if err := L.PCall(0, 0, nil); err != nil {
+			L.Close()
+			return nil, mapError(err, "")
+		}
+	}
+	if err := s.Plan.validate(); err != nil {
+		L.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close releases the VM.
+func (s *State) Close() { s.L.Close() }
+
+// StateOf returns the State that owns L.
+func StateOf(L *lua.LState) *State {
+	ud, ok := L.GetGlobal(stateKey).(*lua.LUserData)
+	if !ok {
+		panic("runtime: Lua state without shipit state")
+	}
+	return ud.Value.(*State)
+}
+
+// HostOf returns the host L runs for, raising a Lua error when there is none.
+func HostOf(L *lua.LState) *Host {
+	h := StateOf(L).Host
+	if h == nil {
+		L.RaiseError("no host here: this can only run inside a step, hook or task")
+	}
+	return h
+}
+
+// strictGlobals makes reading an undefined global an error instead of nil.
+func strictGlobals(L *lua.LState) {
+	mt := L.NewTable()
+	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("undefined global '%s'", L.CheckString(2))
+		return 0
+	}))
+	L.SetMetatable(L.G.Global, mt)
+}
+
+func (s *State) openAPI() {
+	L := s.L
+	reg := func(name string, fn lua.LGFunction) { L.SetGlobal(name, L.NewFunction(fn)) }
+	reg("before", func(L *lua.LState) int { return s.hook(L, "before", s.Plan.Before) })
+	reg("after", func(L *lua.LState) int { return s.hook(L, "after", s.Plan.After) })
+	reg("on_failure", func(L *lua.LState) int {
+		fn := L.CheckFunction(1)
+		s.Plan.OnFailure = append(s.Plan.OnFailure, &Hook{Fn: fn, Source: sourceOf(fn)})
+		return 0
+	})
+	reg("task", func(L *lua.LState) int {
+		name := L.CheckString(1)
+		t := &Task{Name: name, Desc: L.OptString(3, "")}
+		switch v := L.Get(2).(type) {
+		case *lua.LFunction:
+			t.Fn, t.Source = v, sourceOf(v)
+		case *lua.LTable:
+			v.ForEach(func(_, s lua.LValue) {
+				if str, ok := s.(lua.LString); ok {
+					t.Steps = append(t.Steps, string(str))
+				} else {
+					L.ArgError(2, "a pipeline lists step names (strings)")
+				}
+			})
+			t.Source = strings.TrimSuffix(whereLua(L), ": ")
+		default:
+			L.ArgError(2, "expected a function or a list of step names")
+		}
+		s.Plan.define(t)
+		return 0
+	})
+	reg("invoke", s.invoke)
+	reg("run_local", func(L *lua.LState) int {
+		cmd := L.CheckString(1)
+		opts := L.OptTable(2, L.NewTable())
+		check := true
+		checkOpts(L, opts, "check")
+		if v := opts.RawGetString("check"); v != lua.LNil {
+			check = lua.LVAsBool(v)
+		}
+		res, err := s.runLocal(cmd)
+		if err != nil && (check || res.Code < 0) {
+			return Raise(L, err)
+		}
+		if !check {
+			L.Push(resultTable(L, res))
+			return 1
+		}
+		L.Push(lua.LString(res.Stdout))
+		return 1
+	})
+	L.SetGlobal("config", configView(L, s.Env.Config))
+	L.SetGlobal("log", s.logTable())
+	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
+		parts := make([]string, L.GetTop())
+		for i := range parts {
+			parts[i] = L.ToStringMeta(L.Get(i + 1)).String()
+		}
+		s.emit(Event{Kind: Info, Text: strings.Join(parts, "\t")})
+		return 0
+	}))
+	L.SetGlobal("fail", L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("%s", L.CheckString(1))
+		return 0
+	}))
+}
+
+func (s *State) hook(L *lua.LState, kind string, into map[string][]*Hook) int {
+	name := L.CheckString(1)
+	fn := L.CheckFunction(2)
+	src := sourceOf(fn)
+	into[name] = append(into[name], &Hook{Fn: fn, Source: src})
+	s.Plan.hookRefs = append(s.Plan.hookRefs, hookRef{target: name, kind: kind, source: strings.TrimSuffix(whereLua(L), ": ")})
+	return 0
+}
+
+func (s *State) emit(e Event) {
+	if s.Host != nil {
+		s.Host.Emit(e)
+		return
+	}
+	s.Env.emit(e)
+}
+
+func (s *State) logTable() *lua.LTable {
+	L := s.L
+	t := L.NewTable()
+	for name, kind := range map[string]EventKind{"info": Info, "warn": Warn, "debug": Debug} {
+		kind := kind
+		L.SetField(t, name, L.NewFunction(func(L *lua.LState) int {
+			msg := L.CheckString(1)
+			if L.GetTop() > 1 {
+				args := make([]any, 0, L.GetTop()-1)
+				for i := 2; i <= L.GetTop(); i++ {
+					args = append(args, L.ToStringMeta(L.Get(i)).String())
+				}
+				msg = fmt.Sprintf(strings.ReplaceAll(msg, "%d", "%s"), args...)
+			}
+			s.emit(Event{Kind: kind, Text: msg})
+			return 0
+		}))
+	}
+	return t
+}
+
+func (s *State) runLocal(cmd string) (Result, error) {
+	ctx := context.Background()
+	if s.Host != nil {
+		ctx = s.Host.Context()
+	}
+	s.emit(Event{Kind: Command, Text: "local: " + cmd})
+	c := exec.CommandContext(ctx, "sh", "-c", cmd)
+	c.Dir = s.Env.ProjectDir
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
+	c.WaitDelay = time.Second
+	var out, errb strings.Builder
+	c.Stdout, c.Stderr = &out, &errb
+	err := c.Run()
+	res := Result{Stdout: out.String(), Stderr: errb.String()}
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			res.Code = ee.ExitCode()
+			return res, &RemoteError{Host: "local", Cmd: cmd, Code: res.Code, Stderr: Tail(res.Stderr, 15)}
+		}
+		res.Code = -1
+		return res, fmt.Errorf("local: %s: %w", cmd, err)
+	}
+	return res, nil
+}
+
+func resultTable(L *lua.LState, r Result) *lua.LTable {
+	t := L.NewTable()
+	t.RawSetString("stdout", lua.LString(r.Stdout))
+	t.RawSetString("stderr", lua.LString(r.Stderr))
+	t.RawSetString("code", lua.LNumber(r.Code))
+	return t
+}
+
+// checkOpts raises on option keys that are not in allowed: a misspelled
+// option must not be silently ignored.
+func checkOpts(L *lua.LState, opts *lua.LTable, allowed ...string) {
+	opts.ForEach(func(k, _ lua.LValue) {
+		ks := k.String()
+		for _, a := range allowed {
+			if ks == a {
+				return
+			}
+		}
+		L.RaiseError("unknown option %q (valid: %s)", ks, strings.Join(allowed, ", "))
+	})
+}
+
+func sourceOf(fn *lua.LFunction) string {
+	if fn.Proto == nil {
+		return "[go]"
+	}
+	return fmt.Sprintf("%s:%d", fn.Proto.SourceName, fn.Proto.LineDefined)
+}
+
+func fileOf(src string) string {
+	if i := strings.LastIndexByte(src, ':'); i > 0 {
+		return src[:i]
+	}
+	return src
+}
+
+func lineOf(src string) int {
+	if i := strings.LastIndexByte(src, ':'); i > 0 {
+		return atoi(src[i+1:])
+	}
+	return 0
+}
