@@ -8,6 +8,7 @@ local images   = require("shipit.images")
 local override = require("shipit.override")
 local lockfile = require("shipit.lock")
 local releases = require("shipit.releases")
+local deploylock = require("shipit.deploylock")
 
 local q = shell.quote
 local D = config.deploy
@@ -82,6 +83,7 @@ end
 ---------------------------------------------------------------------------
 
 task("deploy:release", function(h)
+  deploylock.acquire(h, "deploy")
   h:run({ "mkdir", "-p", h.releases_path, h.shared_path })
   h.previous_release = current_release(h)
   -- mkdir without -p fails when the name exists: a second deploy in the
@@ -101,6 +103,10 @@ task("deploy:release", function(h)
 end, "Create the release directory")
 
 task("deploy:push", function(h)
+  local dirty = run_local("git status --porcelain --untracked-files=no", { check = false })
+  if dirty.code == 0 and dirty.stdout ~= "" then
+    log.warn("uncommitted changes are not deployed: shipit deploys the committed HEAD of %s", config.app.branch)
+  end
   local r = git.push(h, { branch = config.app.branch, repo = h.app_path .. "/repo" })
   h.vars.git_sha = r.sha
   if r.skipped then
@@ -122,6 +128,11 @@ task("deploy:override", function(h)
     imgs = images.plan_local(h, { compose_file = D.compose_file })
   end
   h.vars.images = imgs
+  local base = h.release_path .. "/" .. D.compose_file
+  if not h:exists(base) then
+    fail(D.compose_file .. " is not in commit " .. h.vars.git_sha:sub(1, 12) ..
+      ": shipit.toml and the compose file must be at the root of the git repository, and committed")
+  end
   local yml = override.generate({
     app = h.app, stage = h.stage, release = h.release, web_service = D.web_service,
     compose_v1 = compose.flavor(h) == "v1",
@@ -130,7 +141,7 @@ task("deploy:override", function(h)
     port = HC.port, path = HC.path, health_cmd = HC.cmd,
     interval = HC.interval, timeout = HC.timeout, retries = HC.retries,
     env_file = ".env", images = imgs,
-    base = h:read(h.release_path .. "/" .. D.compose_file),
+    base = h:read(base),
   })
   h:put(h.release_path .. "/" .. OVERRIDE, yml, "0644")
 end, "Generate docker-compose.override.yml")
@@ -221,6 +232,7 @@ end)
 ---------------------------------------------------------------------------
 
 task("rollback:prepare", function(h)
+  deploylock.acquire(h, "rollback")
   local l = read_lock(h)
   if not l then fail("no shipit.lock on this host: nothing to roll back") end
   h.previous_release = l.current_release

@@ -10,3 +10,8 @@ var Default []byte
 
 // DefaultName is the name errors in the recipe are reported under.
 const DefaultName = "recipes/default.lua"
+
+// Definitions is the LuaLS ---@meta file for shipit.lua authors.
+//
+//go:embed shipit.d.lua
+var Definitions []byte
