@@ -38,7 +38,7 @@ bench: testenv
 # Deploys examples/demo to the sandbox host (sshd on 127.0.0.1:2222, this machine).
 demo: testenv build
 	scripts/sandbox.sh up
-	cd examples/demo && ../../$(BIN) deploy -s sandbox
+	scripts/demo.sh
 
 sandbox-down:
 	scripts/sandbox.sh down
