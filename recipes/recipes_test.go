@@ -1,0 +1,70 @@
+package recipes_test
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	_ "github.com/shipit-dev/shipit/builtins/all"
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/recipes"
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+func load(t *testing.T) *runtime.State {
+	t.Helper()
+	c, err := runtime.Compile(runtime.Script{Name: recipes.DefaultName, Source: recipes.Default})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte("[app]\nname = \"x\"\n[stages.p]\nhosts = [{ address = \"h\" }]\n"), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := runtime.NewState(&runtime.Env{Config: cfg, Sink: runtime.Discard}, nil, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// The step names and their order are a public contract (DESIGN.md §2).
+func TestDeployPipelineIsTheContract(t *testing.T) {
+	s := load(t)
+	want := []string{"deploy:release", "deploy:push", "deploy:checkout", "deploy:override", "deploy:env", "deploy:build",
+		"deploy:start", "deploy:health", "deploy:stop_previous", "deploy:symlink", "deploy:lockfile", "deploy:cleanup"}
+	got := s.Plan.Tasks["deploy"].Steps
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Fatalf("deploy steps = %v", got)
+	}
+	for _, name := range append(want, "rollback", "releases") {
+		if t2, ok := s.Plan.Tasks[name]; !ok || t2.Desc == "" {
+			t.Errorf("task %s missing or undocumented", name)
+		}
+	}
+}
+
+// Every global the definitions file declares exists, and every API global
+// the runtime offers is declared.
+func TestDefinitionsMatchRuntime(t *testing.T) {
+	s := load(t)
+	declared := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^function ([a-z_]+)\(`).FindAllStringSubmatch(string(recipes.Definitions), -1) {
+		declared[m[1]] = true
+	}
+	for _, m := range regexp.MustCompile(`(?m)^([a-z_]+) = `).FindAllStringSubmatch(string(recipes.Definitions), -1) {
+		declared[m[1]] = true
+	}
+	api := []string{"before", "after", "on_failure", "task", "invoke", "run_local", "fail", "config", "log"}
+	for _, name := range api {
+		if !declared[name] {
+			t.Errorf("shipit.d.lua does not declare %s", name)
+		}
+	}
+	for name := range declared {
+		if s.L.G.Global.RawGetString(name).Type().String() == "nil" {
+			t.Errorf("shipit.d.lua declares %s, the runtime has no such global", name)
+		}
+	}
+}
