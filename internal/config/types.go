@@ -15,12 +15,14 @@ type Config struct {
 	Path string `toml:"-"`
 }
 
+// App is [app].
 type App struct {
 	Name       string `toml:"name"`       // required
 	Repository string `toml:"repository"` // optional, informational
 	Branch     string `toml:"branch"`     // default "main"
 }
 
+// Deploy is [deploy].
 type Deploy struct {
 	DeployTo     string      `toml:"deploy_to"`     // default /var/deploy
 	KeepReleases int         `toml:"keep_releases"` // default 5, must be >= 1
@@ -30,6 +32,8 @@ type Deploy struct {
 	HealthCheck  HealthCheck `toml:"health_check"`
 }
 
+// HealthCheck is [deploy.health_check]: the web service's Docker health
+// check, which gates every deploy.
 type HealthCheck struct {
 	Path     string `toml:"path"`     // default "/"
 	Port     int    `toml:"port"`     // default 80
@@ -39,6 +43,7 @@ type HealthCheck struct {
 	Cmd      string `toml:"cmd"`      // optional; replaces the HTTP check
 }
 
+// Stage is [stages.NAME]: where and how to deploy.
 type Stage struct {
 	User    string            `toml:"user"`  // default: ~/.ssh/config or current user
 	Port    int               `toml:"port"`  // default: ~/.ssh/config or 22
@@ -48,12 +53,14 @@ type Stage struct {
 	Traefik Traefik           `toml:"traefik"`
 }
 
+// Host is one element of a stage's hosts array.
 type Host struct {
 	Address string `toml:"address"` // required: host or host:port
 	User    string `toml:"user"`    // overrides the stage's
 	Port    int    `toml:"port"`    // overrides the stage's
 }
 
+// Traefik is [stages.NAME.traefik]: routing for the web service.
 type Traefik struct {
 	Domain    string `toml:"domain"`
 	TLS       bool   `toml:"tls"`
@@ -61,10 +68,13 @@ type Traefik struct {
 	Image     string `toml:"image"`
 }
 
+// Secrets is [secrets]: who can decrypt the encrypted .env.
 type Secrets struct {
 	Recipients []string `toml:"recipients"`
 }
 
+// Accessory is [accessories.NAME]: a long-lived service (database, cache)
+// deployed beside the app, outside the release cycle.
 type Accessory struct {
 	Image   string            `toml:"image"`
 	Host    string            `toml:"host"`

@@ -1,0 +1,592 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	pathpkg "path"
+	"reflect"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// Defaults applied by Parse to keys that shipit.toml leaves out.
+const (
+	DefaultDeployTo       = "/var/deploy"
+	DefaultKeepReleases   = 5
+	DefaultBuild          = "remote"
+	DefaultWebService     = "web"
+	DefaultComposeFile    = "docker-compose.yml"
+	DefaultBranch         = "main"
+	DefaultHealthPath     = "/"
+	DefaultHealthPort     = 80
+	DefaultHealthInterval = "2s"
+	DefaultHealthRetries  = 15
+	DefaultHealthTimeout  = "3s"
+)
+
+// Error is a problem in shipit.toml. Error() is `FILE:LINE:COL: MSG`
+// (`FILE: MSG` when there is no position, e.g. the file cannot be read);
+// Hint() suggests the fix.
+type Error struct {
+	File     string // the path as given to Load/Parse
+	Line     int    // 1-based; 0 when the error has no position
+	Col      int    // 1-based
+	Msg      string
+	HintText string // returned by Hint()
+}
+
+func (e *Error) Error() string {
+	if e.Line <= 0 {
+		return fmt.Sprintf("%s: %s", e.File, e.Msg)
+	}
+	return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Col, e.Msg)
+}
+
+// Hint suggests how to fix the error ("" when there is nothing to add).
+func (e *Error) Hint() string { return e.HintText }
+
+// UnknownStageError is returned by Config.Stage for a stage that
+// shipit.toml does not define.
+type UnknownStageError struct {
+	Name    string
+	File    string
+	Defined []string // sorted
+}
+
+func (e *UnknownStageError) Error() string {
+	return fmt.Sprintf("unknown stage %q (%s defines: %s)", e.Name, e.File, strings.Join(e.Defined, ", "))
+}
+
+func (e *UnknownStageError) Hint() string {
+	h := "pass one of the defined stages with -s: " + strings.Join(e.Defined, ", ")
+	if s := suggest(e.Name, e.Defined); s != "" {
+		h = fmt.Sprintf("did you mean %q? ", s) + h
+	}
+	return h
+}
+
+// Load reads and parses the file (see Parse).
+func Load(file string) (*Config, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		msg := err.Error()
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			msg = "cannot read: " + pe.Err.Error()
+		}
+		hint := ""
+		if errors.Is(err, os.ErrNotExist) {
+			hint = "run shipit from the project directory that holds shipit.toml, or pass its path with --config"
+		}
+		return nil, &Error{File: file, Msg: msg, HintText: hint}
+	}
+	return Parse(data, file)
+}
+
+// Parse decodes shipit.toml strictly (unknown keys and wrong types are
+// errors), checks required keys and values, and applies the defaults. file
+// is used in error messages and stored in Config.Path. Every error is a
+// *Error.
+func Parse(data []byte, file string) (*Config, error) {
+	c := &Config{}
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(c); err != nil {
+		return nil, decodeError(data, file, err)
+	}
+	c.Path = file
+	v := &validator{file: file, ix: buildIndex(data)}
+	v.check(c)
+	if v.err != nil {
+		return nil, v.err
+	}
+	return c, nil
+}
+
+// Stage returns the named stage.
+func (c *Config) Stage(name string) (*Stage, error) {
+	if s, ok := c.Stages[name]; ok && s != nil {
+		return s, nil
+	}
+	return nil, &UnknownStageError{Name: name, File: c.Path, Defined: c.StageNames()}
+}
+
+// StageNames returns the defined stage names, sorted.
+func (c *Config) StageNames() []string {
+	names := make([]string, 0, len(c.Stages))
+	for n := range c.Stages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// AppPath is the app's directory on the hosts: deploy_to/app.name.
+func (c *Config) AppPath() string { return pathpkg.Join(c.Deploy.DeployTo, c.App.Name) }
+
+// ---- decode errors ----
+
+var (
+	reMismatch = regexp.MustCompile(`cannot decode TOML (.+?) into`)
+	configType = reflect.TypeOf(Config{})
+)
+
+func decodeError(data []byte, file string, err error) *Error {
+	var se *toml.StrictMissingError
+	if errors.As(err, &se) && len(se.Errors) > 0 {
+		first := se.Errors[0]
+		for _, e := range se.Errors[1:] {
+			l1, c1 := first.Position()
+			l2, c2 := e.Position()
+			if (pos{l2, c2}).before(pos{l1, c1}) {
+				first = e
+			}
+		}
+		return unknownKeyError(data, file, &first)
+	}
+	var de *toml.DecodeError
+	if errors.As(err, &de) {
+		line, col := de.Position()
+		msg := strings.TrimPrefix(de.Error(), "toml: ")
+		if m := reMismatch.FindStringSubmatch(msg); m != nil {
+			return typeError(data, file, de, m[1])
+		}
+		return &Error{File: file, Line: line, Col: col, Msg: "syntax error: " + msg,
+			HintText: "fix the TOML syntax at this position (strings are quoted, tables are [name], see https://toml.io)"}
+	}
+	return &Error{File: file, Line: 1, Col: 1, Msg: err.Error()}
+}
+
+func unknownKeyError(data []byte, file string, de *toml.DecodeError) *Error {
+	line, col := de.Position()
+	ix := buildIndex(data)
+	p, ok := ix.keyAt[pos{line, col}]
+	if !ok {
+		p = path(de.Key())
+	}
+	e := &Error{File: file, Line: line, Col: col}
+	if len(p) == 0 {
+		e.Msg = "unknown key"
+		return e
+	}
+	name, parent := p[len(p)-1], p[:len(p)-1]
+	t, _ := typeAt(parent)
+	valid := fieldKeys(t)
+	where := "in " + parent.table()
+	if len(parent) == 0 {
+		where = "at the top level"
+	}
+	if strings.Contains(de.Error(), "missing table") || ix.tables[p.key()] != (pos{}) {
+		e.Msg = fmt.Sprintf("unknown table [%s]", p.String())
+	} else {
+		e.Msg = fmt.Sprintf("unknown key %q %s", name, where)
+	}
+	if len(valid) > 0 {
+		e.HintText = fmt.Sprintf("valid keys %s: %s", where, strings.Join(valid, ", "))
+		if s := suggest(name, valid); s != "" {
+			e.HintText = fmt.Sprintf("did you mean %q? ", s) + e.HintText
+		}
+	}
+	return e
+}
+
+func typeError(data []byte, file string, de *toml.DecodeError, got string) *Error {
+	line, col := de.Position()
+	ix := buildIndex(data)
+	p, ok := ix.valAt[pos{line, col}]
+	if !ok {
+		if p, ok = ix.keyAt[pos{line, col}]; !ok {
+			p = path(de.Key())
+		}
+	}
+	// Walk down as far as the schema goes: for `branch.x = 1` the culprit is
+	// branch (a string given a table).
+	t := configType
+	for i, part := range p {
+		nt, ok := step(t, part)
+		if !ok {
+			p = p[:i]
+			break
+		}
+		t = nt
+	}
+	e := &Error{File: file, Line: line, Col: col,
+		Msg: fmt.Sprintf("wrong type for %s: got %s", p.String(), article(got))}
+	if len(p) == 0 {
+		e.Msg = fmt.Sprintf("wrong type: got %s", article(got))
+	}
+	want := describe(t)
+	e.HintText = "expected " + want
+	switch {
+	case strings.HasPrefix(want, "an integer") && got == "string":
+		e.HintText += " (write the number without quotes)"
+	case strings.HasPrefix(want, "a boolean") && got == "string":
+		e.HintText += " (write true or false without quotes)"
+	case strings.HasPrefix(want, "a string") && got != "table" && got != "inline table" && got != "array":
+		e.HintText += ` (put the value in double quotes)`
+	}
+	return e
+}
+
+func article(kind string) string {
+	if kind == "" {
+		return "a value"
+	}
+	switch kind[0] {
+	case 'a', 'e', 'i', 'o', 'u':
+		return "an " + kind
+	}
+	return "a " + kind
+}
+
+// describe names the TOML shape a Go type wants.
+func describe(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint16:
+		return "an integer"
+	case reflect.Bool:
+		return "a boolean (true or false)"
+	case reflect.Slice:
+		et := t.Elem()
+		if et.Kind() == reflect.Struct {
+			return fmt.Sprintf("an array of tables (each with keys %s)", strings.Join(fieldKeys(et), ", "))
+		}
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(describe(et), "a "), "an ") + "s"
+	case reflect.Map:
+		et := t.Elem()
+		for et.Kind() == reflect.Pointer {
+			et = et.Elem()
+		}
+		if et.Kind() == reflect.Struct {
+			return fmt.Sprintf("a table of named tables (each with keys %s)", strings.Join(fieldKeys(et), ", "))
+		}
+		return "a table of " + strings.TrimPrefix(strings.TrimPrefix(describe(et), "a "), "an ") + "s"
+	case reflect.Struct:
+		return fmt.Sprintf("a table (with keys %s)", strings.Join(fieldKeys(t), ", "))
+	}
+	return t.String()
+}
+
+// step descends one path element in the schema.
+func step(t reflect.Type, part string) (reflect.Type, bool) {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if isIdx(part) {
+			return nil, false
+		}
+		for i := 0; i < t.NumField(); i++ {
+			if tag := tomlKey(t.Field(i)); tag == part {
+				return t.Field(i).Type, true
+			}
+		}
+	case reflect.Map:
+		if !isIdx(part) {
+			return t.Elem(), true
+		}
+	case reflect.Slice:
+		if isIdx(part) {
+			return t.Elem(), true
+		}
+	}
+	return nil, false
+}
+
+// typeAt is the schema type at p (the last struct-or-map reached when the
+// path leaves the schema).
+func typeAt(p path) (reflect.Type, bool) {
+	t := reflect.Type(configType)
+	for _, part := range p {
+		nt, ok := step(t, part)
+		if !ok {
+			return t, false
+		}
+		t = nt
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	return t, true
+}
+
+func tomlKey(f reflect.StructField) string {
+	tag := f.Tag.Get("toml")
+	if i := strings.IndexByte(tag, ','); i >= 0 {
+		tag = tag[:i]
+	}
+	if tag == "-" || !f.IsExported() {
+		return ""
+	}
+	if tag == "" {
+		return f.Name
+	}
+	return tag
+}
+
+// fieldKeys lists the TOML keys of a struct type in declaration order.
+func fieldKeys(t reflect.Type) []string {
+	if t == nil {
+		return nil
+	}
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var keys []string
+	for i := 0; i < t.NumField(); i++ {
+		if k := tomlKey(t.Field(i)); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// suggest returns the closest candidate within edit distance 2, or "".
+func suggest(name string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := levenshtein(strings.ToLower(name), strings.ToLower(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// ---- validation and defaults ----
+
+var (
+	reName   = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	reEnv    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	reDomain = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$`)
+	reSpace  = regexp.MustCompile(`\s`)
+)
+
+type validator struct {
+	file string
+	ix   *docIndex
+	err  *Error // the first error, in check order
+}
+
+// at records an error at p's table header or key.
+func (v *validator) at(p path, hint, format string, args ...any) {
+	v.fail(v.ix.posOf(p), hint, format, args...)
+}
+
+// value records an error at p's value.
+func (v *validator) value(p path, hint, format string, args ...any) {
+	v.fail(v.ix.valPos(p), hint, format, args...)
+}
+
+func (v *validator) fail(q pos, hint, format string, args ...any) {
+	if v.err != nil {
+		return
+	}
+	v.err = &Error{File: v.file, Line: q.Line, Col: q.Col, Msg: fmt.Sprintf(format, args...), HintText: hint}
+}
+
+const nameRule = "lowercase letters, digits, '-' and '_', starting with a letter or digit"
+
+func (v *validator) check(c *Config) {
+	// [app]
+	app := path{"app"}
+	switch {
+	case c.App.Name == "" && !v.ix.has(app.append("name")):
+		v.at(app, `add name = "myapp" under [app]; it is the Docker Compose project name (`+nameRule+")",
+			"missing required key app.name")
+	case !reName.MatchString(c.App.Name):
+		v.value(app.append("name"), "app.name is the Docker Compose project name: use "+nameRule,
+			"invalid app.name %q", c.App.Name)
+	}
+	if c.App.Branch == "" {
+		c.App.Branch = DefaultBranch
+	} else if strings.HasPrefix(c.App.Branch, "-") || reSpace.MatchString(c.App.Branch) {
+		v.value(app.append("branch"), "use a git branch name such as \"main\"", "invalid app.branch %q", c.App.Branch)
+	}
+
+	// [deploy]
+	d := &c.Deploy
+	dp := path{"deploy"}
+	if d.DeployTo == "" {
+		d.DeployTo = DefaultDeployTo
+	} else if !strings.HasPrefix(d.DeployTo, "/") {
+		v.value(dp.append("deploy_to"), `use an absolute path such as "/var/deploy"`, "deploy.deploy_to must be an absolute path, got %q", d.DeployTo)
+	}
+	if !v.ix.has(dp.append("keep_releases")) {
+		d.KeepReleases = DefaultKeepReleases
+	} else if d.KeepReleases < 1 {
+		v.value(dp.append("keep_releases"), "keep at least the current release: keep_releases = 1 or more (default 5)",
+			"deploy.keep_releases must be at least 1, got %d", d.KeepReleases)
+	}
+	switch d.Build {
+	case "":
+		d.Build = DefaultBuild
+	case "remote", "local":
+	default:
+		v.value(dp.append("build"), `build = "remote" builds on the hosts (default); build = "local" builds here and sends the images over SSH`,
+			"deploy.build must be \"remote\" or \"local\", got %q", d.Build)
+	}
+	if d.WebService == "" {
+		d.WebService = DefaultWebService
+	}
+	if d.ComposeFile == "" {
+		d.ComposeFile = DefaultComposeFile
+	}
+
+	// [deploy.health_check]
+	h := &d.HealthCheck
+	hp := dp.append("health_check")
+	if h.Path == "" {
+		h.Path = DefaultHealthPath
+	} else if !strings.HasPrefix(h.Path, "/") {
+		v.value(hp.append("path"), `write the path from the root, e.g. path = "/up"`, "deploy.health_check.path must start with \"/\", got %q", h.Path)
+	}
+	if !v.ix.has(hp.append("port")) {
+		h.Port = DefaultHealthPort
+	} else if h.Port < 1 || h.Port > 65535 {
+		v.value(hp.append("port"), "the port the web service listens on inside its container (default 80)",
+			"deploy.health_check.port must be between 1 and 65535, got %d", h.Port)
+	}
+	if !v.ix.has(hp.append("retries")) {
+		h.Retries = DefaultHealthRetries
+	} else if h.Retries < 1 {
+		v.value(hp.append("retries"), "retries is how many failed checks mark the container unhealthy (default 15)",
+			"deploy.health_check.retries must be at least 1, got %d", h.Retries)
+	}
+	v.duration(&h.Interval, DefaultHealthInterval, hp.append("interval"))
+	v.duration(&h.Timeout, DefaultHealthTimeout, hp.append("timeout"))
+
+	// [stages.*]
+	sp := path{"stages"}
+	if len(c.Stages) == 0 {
+		v.at(sp, `add a stage with at least one host, e.g. [stages.production] with hosts = [{ address = "203.0.113.10" }]`,
+			"no stages defined")
+	}
+	for _, name := range c.StageNames() {
+		st := c.Stages[name]
+		p := sp.append(name)
+		if !reName.MatchString(name) {
+			v.at(p, "stage names are used in container labels and Traefik router names: use "+nameRule,
+				"invalid stage name %q", name)
+		}
+		if st == nil || len(st.Hosts) == 0 {
+			at := p
+			if v.ix.has(p.append("hosts")) {
+				at = p.append("hosts")
+			}
+			v.at(at, fmt.Sprintf(`add hosts = [{ address = "203.0.113.10" }] under [stages.%s], or one [[stages.%s.hosts]] table per host`, quoteKey(name), quoteKey(name)),
+				"stage %q has no hosts", name)
+			continue
+		}
+		v.port(st.Port, p.append("port"))
+		for i, host := range st.Hosts {
+			hp := p.append("hosts", idx(i))
+			switch {
+			case host.Address == "" && !v.ix.has(hp.append("address")):
+				v.at(hp, `every host needs address = "host" or "host:port"`, "missing required key %s.address", hp)
+			case strings.TrimSpace(host.Address) == "":
+				v.value(hp.append("address"), `every host needs address = "host" or "host:port"`, "%s.address is empty", hp)
+			case reSpace.MatchString(host.Address) || strings.HasPrefix(host.Address, "-"):
+				v.value(hp.append("address"), `address is "host" or "host:port" (the user goes in user = "...")`, "invalid %s.address %q", hp, host.Address)
+			}
+			v.port(host.Port, hp.append("port"))
+		}
+		v.env(st.Env, p.append("env"))
+		if dom := st.Traefik.Domain; dom != "" && !reDomain.MatchString(dom) {
+			v.value(p.append("traefik", "domain"), `one host name such as "app.example.com" (it becomes the Traefik rule Host(`+"`...`"+`))`,
+				"invalid stages.%s.traefik.domain %q", quoteKey(name), dom)
+		}
+	}
+
+	// [secrets]
+	for i, r := range c.Secrets.Recipients {
+		if strings.TrimSpace(r) == "" {
+			v.value(path{"secrets", "recipients", idx(i)}, "list age public keys (age1...) or SSH public keys", "empty secrets recipient")
+		}
+	}
+
+	// [accessories.*]
+	names := make([]string, 0, len(c.Accessories))
+	for n := range c.Accessories {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		a := c.Accessories[n]
+		p := path{"accessories", n}
+		if !reName.MatchString(n) {
+			v.at(p, "accessory names become compose service names: use "+nameRule, "invalid accessory name %q", n)
+		}
+		if a.Image == "" {
+			v.at(p, `add image = "postgres:16" (for example) under [accessories.`+quoteKey(n)+"]", "accessory %q has no image", n)
+		}
+		v.env(a.Env, p.append("env"))
+	}
+}
+
+func (v *validator) duration(s *string, def string, p path) {
+	if *s == "" && !v.ix.has(p) {
+		*s = def
+		return
+	}
+	d, err := time.ParseDuration(*s)
+	if err != nil || d <= 0 {
+		v.value(p, fmt.Sprintf(`use a duration such as "2s", "500ms" or "1m30s" (default %q)`, def),
+			"invalid duration %s = %q", p, *s)
+	}
+}
+
+func (v *validator) port(n int, p path) {
+	if v.ix.has(p) && (n < 1 || n > 65535) {
+		v.value(p, "a TCP port between 1 and 65535", "%s must be between 1 and 65535, got %d", p, n)
+	}
+}
+
+func (v *validator) env(env map[string]string, p path) {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !reEnv.MatchString(k) {
+			kp := p.append(k)
+			v.fail(v.ix.posOf(kp), "environment variable names are letters, digits and '_', not starting with a digit",
+				"invalid environment variable name %q in %s", k, p)
+		}
+	}
+}

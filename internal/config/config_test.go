@@ -1,0 +1,490 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+const minimal = `[app]
+name = "demo"
+
+[stages.prod]
+hosts = [{ address = "10.0.0.1" }]
+`
+
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		doc    string
+		prefix string   // exact start of Error()
+		msg    []string // substrings of Error()
+		hint   []string // substrings of Hint()
+	}{
+		{
+			name:   "unknown key with suggestion",
+			doc:    "[app]\nname = \"demo\"\nbrnch = \"main\"\n",
+			prefix: "shipit.toml:3:1: ",
+			msg:    []string{`unknown key "brnch" in [app]`},
+			hint:   []string{`did you mean "branch"?`, "valid keys in [app]: name, repository, branch"},
+		},
+		{
+			name:   "unknown key without suggestion",
+			doc:    "[app]\nname = \"demo\"\nfrobnicate = 1\n",
+			prefix: "shipit.toml:3:1: ",
+			msg:    []string{`unknown key "frobnicate" in [app]`},
+			hint:   []string{"valid keys in [app]: name, repository, branch"},
+		},
+		{
+			name:   "unknown key in nested table",
+			doc:    "[app]\nname = \"demo\"\n[deploy.health_check]\n  intervl = \"1s\"\n",
+			prefix: "shipit.toml:4:3: ",
+			msg:    []string{`unknown key "intervl" in [deploy.health_check]`},
+			hint:   []string{`did you mean "interval"?`, "path, port, interval, retries, timeout, cmd"},
+		},
+		{
+			name:   "unknown key in inline host table",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = [{ address = \"a\", usr = \"b\" }]\n",
+			prefix: "shipit.toml:4:27: ",
+			msg:    []string{`unknown key "usr" in [[stages.prod.hosts]]`},
+			hint:   []string{`did you mean "user"?`, "valid keys in [[stages.prod.hosts]]: address, user, port"},
+		},
+		{
+			name:   "unknown key in array table",
+			doc:    "[app]\nname = \"demo\"\n[[stages.prod.hosts]]\naddress = \"a\"\n[[stages.prod.hosts]]\naddres = \"b\"\n",
+			prefix: "shipit.toml:6:1: ",
+			msg:    []string{`unknown key "addres"`},
+			hint:   []string{`did you mean "address"?`},
+		},
+		{
+			name:   "unknown stage key",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = [{ address = \"a\" }]\nproxi = \"j\"\n",
+			prefix: "shipit.toml:5:1: ",
+			msg:    []string{`unknown key "proxi" in [stages.prod]`},
+			hint:   []string{`did you mean "proxy"?`, "user, port, proxy, hosts, env, traefik"},
+		},
+		{
+			name:   "unknown top-level key",
+			doc:    "aap = 1\n[app]\nname = \"demo\"\n",
+			prefix: "shipit.toml:1:1: ",
+			msg:    []string{`unknown key "aap" at the top level`},
+			hint:   []string{`did you mean "app"?`, "app, deploy, stages, secrets, accessories"},
+		},
+		{
+			name:   "unknown top-level table",
+			doc:    "[app]\nname = \"demo\"\n[deplyo]\nbuild = \"local\"\n",
+			prefix: "shipit.toml:3:2: ",
+			msg:    []string{"unknown table [deplyo]"},
+			hint:   []string{`did you mean "deploy"?`},
+		},
+		{
+			name:   "integer given a string",
+			doc:    "[app]\nname = \"demo\"\n[deploy]\nkeep_releases = \"five\"\n",
+			prefix: "shipit.toml:4:17: ",
+			msg:    []string{"wrong type for deploy.keep_releases: got a string"},
+			hint:   []string{"expected an integer (write the number without quotes)"},
+		},
+		{
+			name:   "integer given a float",
+			doc:    "[app]\nname = \"demo\"\n[deploy.health_check]\nport = 80.5\n",
+			prefix: "shipit.toml:4:8: ",
+			msg:    []string{"wrong type for deploy.health_check.port: got a float"},
+			hint:   []string{"expected an integer"},
+		},
+		{
+			name:   "string given an integer",
+			doc:    "[app]\nname = 42\n",
+			prefix: "shipit.toml:2:8: ",
+			msg:    []string{"wrong type for app.name: got an integer"},
+			hint:   []string{"expected a string (put the value in double quotes)"},
+		},
+		{
+			name:   "bool given a string",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod.traefik]\ntls = \"yes\"\n",
+			prefix: "shipit.toml:4:7: ",
+			msg:    []string{"wrong type for stages.prod.traefik.tls: got a string"},
+			hint:   []string{"expected a boolean (true or false) (write true or false without quotes)"},
+		},
+		{
+			name:   "hosts given a string",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = \"10.0.0.1\"\n",
+			prefix: "shipit.toml:4:9: ",
+			msg:    []string{"wrong type for stages.prod.hosts: got a string"},
+			hint:   []string{"expected an array of tables (each with keys address, user, port)"},
+		},
+		{
+			name:   "host address given an integer",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = [{ address = 1 }]\n",
+			prefix: "shipit.toml:4:22: ",
+			msg:    []string{"wrong type for stages.prod.hosts[0].address: got an integer"},
+			hint:   []string{"expected a string"},
+		},
+		{
+			name:   "env value given an integer",
+			doc:    minimal + "[stages.prod.env]\nWORKERS = 4\n",
+			prefix: "shipit.toml:7:11: ",
+			msg:    []string{"wrong type for stages.prod.env.WORKERS: got an integer"},
+			hint:   []string{"expected a string (put the value in double quotes)"},
+		},
+		{
+			name:   "recipients element given an integer",
+			doc:    minimal + "[secrets]\nrecipients = [\"age1x\", 2]\n",
+			prefix: "shipit.toml:7:24: ",
+			msg:    []string{"wrong type for secrets.recipients[1]: got an integer"},
+			hint:   []string{"expected a string"},
+		},
+		{
+			name:   "dotted key under a string",
+			doc:    "[app]\nname = \"demo\"\nbranch.x = 1\n",
+			prefix: "shipit.toml:3:",
+			msg:    []string{"wrong type for app.branch: got a table"},
+			hint:   []string{"expected a string"},
+		},
+		{
+			name:   "syntax error unterminated string",
+			doc:    "[app]\nname = \"demo\n",
+			prefix: "shipit.toml:2:",
+			msg:    []string{"syntax error"},
+			hint:   []string{"TOML syntax"},
+		},
+		{
+			name:   "syntax error duplicate table",
+			doc:    "[app]\nname = \"demo\"\n[app]\n",
+			prefix: "shipit.toml:3:2: ",
+			msg:    []string{"syntax error", "already exists"},
+		},
+		{
+			name:   "missing app name",
+			doc:    "[stages.prod]\nhosts = [{ address = \"a\" }]\n\n[app]\nbranch = \"main\"\n",
+			prefix: "shipit.toml:4:1: ",
+			msg:    []string{"missing required key app.name"},
+			hint:   []string{`name = "myapp"`},
+		},
+		{
+			name:   "missing app table",
+			doc:    "[stages.prod]\nhosts = [{ address = \"a\" }]\n",
+			prefix: "shipit.toml:1:1: ",
+			msg:    []string{"missing required key app.name"},
+		},
+		{
+			name:   "invalid app name",
+			doc:    "[app]\nname = \"My App\"\n[stages.prod]\nhosts = [{ address = \"a\" }]\n",
+			prefix: "shipit.toml:2:8: ",
+			msg:    []string{`invalid app.name "My App"`},
+			hint:   []string{"Docker Compose project name"},
+		},
+		{
+			name:   "no stages",
+			doc:    "[app]\nname = \"demo\"\n",
+			prefix: "shipit.toml:1:1: ",
+			msg:    []string{"no stages defined"},
+			hint:   []string{"[stages.production]"},
+		},
+		{
+			name:   "stage without hosts",
+			doc:    "[app]\nname = \"demo\"\n\n[stages.staging]\nuser = \"deploy\"\n",
+			prefix: "shipit.toml:4:1: ",
+			msg:    []string{`stage "staging" has no hosts`},
+			hint:   []string{"[[stages.staging.hosts]]"},
+		},
+		{
+			name:   "stage with empty hosts array",
+			doc:    "[app]\nname = \"demo\"\n\n[stages.staging]\nhosts = []\n",
+			prefix: "shipit.toml:5:1: ",
+			msg:    []string{`stage "staging" has no hosts`},
+		},
+		{
+			name:   "stage only implied by a subtable",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod.traefik]\ndomain = \"x.example.com\"\n",
+			prefix: "shipit.toml:3:",
+			msg:    []string{`stage "prod" has no hosts`},
+		},
+		{
+			name:   "host without address (array table)",
+			doc:    "[app]\nname = \"demo\"\n[[stages.prod.hosts]]\naddress = \"a\"\n\n[[stages.prod.hosts]]\nuser = \"root\"\n",
+			prefix: "shipit.toml:6:1: ",
+			msg:    []string{"missing required key stages.prod.hosts[1].address"},
+		},
+		{
+			name:   "host without address (inline)",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = [{ user = \"root\" }]\n",
+			prefix: "shipit.toml:4:10: ",
+			msg:    []string{"missing required key stages.prod.hosts[0].address"},
+		},
+		{
+			name:   "empty host address",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = [{ address = \"\" }]\n",
+			prefix: "shipit.toml:4:22: ",
+			msg:    []string{"stages.prod.hosts[0].address is empty"},
+		},
+		{
+			name:   "bad stage name",
+			doc:    "[app]\nname = \"demo\"\n[stages.\"Prod env\"]\nhosts = [{ address = \"a\" }]\n",
+			prefix: "shipit.toml:3:1: ",
+			msg:    []string{`invalid stage name "Prod env"`},
+		},
+		{
+			name:   "bad build",
+			doc:    minimal + "[deploy]\nbuild = \"cloud\"\n",
+			prefix: "shipit.toml:7:9: ",
+			msg:    []string{`deploy.build must be "remote" or "local", got "cloud"`},
+			hint:   []string{`build = "local"`},
+		},
+		{
+			name:   "keep_releases zero",
+			doc:    minimal + "[deploy]\nkeep_releases = 0\n",
+			prefix: "shipit.toml:7:17: ",
+			msg:    []string{"deploy.keep_releases must be at least 1, got 0"},
+		},
+		{
+			name:   "bad interval",
+			doc:    minimal + "[deploy.health_check]\ninterval = \"2 seconds\"\n",
+			prefix: "shipit.toml:7:12: ",
+			msg:    []string{`invalid duration deploy.health_check.interval = "2 seconds"`},
+			hint:   []string{`"500ms"`},
+		},
+		{
+			name:   "bad timeout",
+			doc:    minimal + "[deploy.health_check]\ntimeout = \"\"\n",
+			prefix: "shipit.toml:7:11: ",
+			msg:    []string{`invalid duration deploy.health_check.timeout = ""`},
+		},
+		{
+			name:   "bad health port",
+			doc:    minimal + "[deploy.health_check]\nport = 70000\n",
+			prefix: "shipit.toml:7:8: ",
+			msg:    []string{"deploy.health_check.port must be between 1 and 65535"},
+		},
+		{
+			name:   "relative deploy_to",
+			doc:    minimal + "[deploy]\ndeploy_to = \"apps\"\n",
+			prefix: "shipit.toml:7:13: ",
+			msg:    []string{"absolute path"},
+		},
+		{
+			name:   "domain with a backtick",
+			doc:    minimal + "[stages.prod.traefik]\ndomain = \"a.com`) || Host(`b.com\"\n",
+			prefix: "shipit.toml:7:10: ",
+			msg:    []string{"invalid stages.prod.traefik.domain"},
+		},
+		{
+			name:   "accessory without image",
+			doc:    minimal + "[accessories.db]\nhost = \"10.0.0.1\"\n",
+			prefix: "shipit.toml:6:1: ",
+			msg:    []string{`accessory "db" has no image`},
+		},
+		{
+			name:   "bad env name",
+			doc:    minimal + "[stages.prod.env]\n\"MY-VAR\" = \"x\"\n",
+			prefix: "shipit.toml:7:1: ",
+			msg:    []string{`invalid environment variable name "MY-VAR"`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Parse([]byte(tt.doc), "shipit.toml")
+			if err == nil {
+				t.Fatalf("no error; config %+v", c)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not *config.Error: %v", err, err)
+			}
+			if !strings.HasPrefix(err.Error(), tt.prefix) {
+				t.Errorf("error %q does not start with %q", err, tt.prefix)
+			}
+			for _, m := range tt.msg {
+				if !strings.Contains(err.Error(), m) {
+					t.Errorf("error %q does not contain %q", err, m)
+				}
+			}
+			for _, h := range tt.hint {
+				if !strings.Contains(ce.Hint(), h) {
+					t.Errorf("hint %q does not contain %q", ce.Hint(), h)
+				}
+			}
+			if ce.File != "shipit.toml" || ce.Line < 1 || ce.Col < 1 {
+				t.Errorf("bad position fields: %+v", ce)
+			}
+		})
+	}
+}
+
+const full = `# every key
+[app]
+name = "shop"
+repository = "git@example.com:acme/shop.git"
+branch = "release"
+
+[deploy]
+deploy_to = "/srv/apps"
+keep_releases = 3
+build = "local"
+web_service = "frontend"
+compose_file = "compose.prod.yml"
+
+[deploy.health_check]
+path = "/up"
+port = 8080
+interval = "500ms"
+retries = 30
+timeout = "1m30s"
+cmd = "test -f /tmp/ready"
+
+[stages.production]
+user = "deploy"
+port = 2222
+proxy = "jump@bastion:22,jump2@inner"
+hosts = [
+  { address = "10.0.0.1" },
+  { address = "10.0.0.2:2200", user = "root", port = 2200 },
+]
+
+[stages.production.env]
+RAILS_ENV = "production"
+WORKERS = "4"
+
+[stages.production.traefik]
+domain = "shop.example.com"
+tls = true
+acme_email = "ops@example.com"
+image = "traefik:v3.1"
+
+[[stages.staging.hosts]]
+address = "staging.example.com"
+
+[secrets]
+recipients = ["age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq", "ssh-ed25519 AAAA... ops"]
+
+[accessories.db]
+image = "postgres:16"
+host = "10.0.0.3"
+port = "5432:5432"
+volumes = ["/var/lib/pg:/var/lib/postgresql/data"]
+cmd = "postgres -c max_connections=200"
+
+[accessories.db.env]
+POSTGRES_PASSWORD = "secret"
+
+[accessories.cache]
+image = "redis:7"
+`
+
+func TestFullExample(t *testing.T) {
+	c, err := Parse([]byte(full), "conf/shipit.toml")
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	want := &Config{
+		App: App{Name: "shop", Repository: "git@example.com:acme/shop.git", Branch: "release"},
+		Deploy: Deploy{
+			DeployTo: "/srv/apps", KeepReleases: 3, Build: "local", WebService: "frontend", ComposeFile: "compose.prod.yml",
+			HealthCheck: HealthCheck{Path: "/up", Port: 8080, Interval: "500ms", Retries: 30, Timeout: "1m30s", Cmd: "test -f /tmp/ready"},
+		},
+		Stages: map[string]*Stage{
+			"production": {
+				User: "deploy", Port: 2222, Proxy: "jump@bastion:22,jump2@inner",
+				Hosts: []Host{{Address: "10.0.0.1"}, {Address: "10.0.0.2:2200", User: "root", Port: 2200}},
+				Env:   map[string]string{"RAILS_ENV": "production", "WORKERS": "4"},
+				Traefik: Traefik{Domain: "shop.example.com", TLS: true, ACMEEmail: "ops@example.com",
+					Image: "traefik:v3.1"},
+			},
+			"staging": {Hosts: []Host{{Address: "staging.example.com"}}},
+		},
+		Secrets: Secrets{Recipients: []string{
+			"age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq", "ssh-ed25519 AAAA... ops"}},
+		Accessories: map[string]Accessory{
+			"db": {Image: "postgres:16", Host: "10.0.0.3", Port: "5432:5432",
+				Env:     map[string]string{"POSTGRES_PASSWORD": "secret"},
+				Volumes: []string{"/var/lib/pg:/var/lib/postgresql/data"}, Cmd: "postgres -c max_connections=200"},
+			"cache": {Image: "redis:7"},
+		},
+		Path: "conf/shipit.toml",
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got\n%#v\nwant\n%#v", c, want)
+	}
+	if got := c.AppPath(); got != "/srv/apps/shop" {
+		t.Errorf("AppPath = %q", got)
+	}
+	st, err := c.Stage("staging")
+	if err != nil || st.Hosts[0].Address != "staging.example.com" {
+		t.Errorf("Stage(staging) = %+v, %v", st, err)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Deploy{DeployTo: "/var/deploy", KeepReleases: 5, Build: "remote", WebService: "web", ComposeFile: "docker-compose.yml",
+		HealthCheck: HealthCheck{Path: "/", Port: 80, Interval: "2s", Retries: 15, Timeout: "3s"}}
+	if c.Deploy != want {
+		t.Errorf("deploy = %+v\nwant     %+v", c.Deploy, want)
+	}
+	if c.App.Branch != "main" {
+		t.Errorf("branch = %q", c.App.Branch)
+	}
+	if c.AppPath() != "/var/deploy/demo" {
+		t.Errorf("AppPath = %q", c.AppPath())
+	}
+	// Explicit values that equal Go zero values are not replaced silently
+	// when they are valid; partial tables keep their other defaults.
+	c, err = Parse([]byte(minimal+"[deploy.health_check]\nport = 3000\n"), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc := c.Deploy.HealthCheck; hc.Port != 3000 || hc.Path != "/" || hc.Retries != 15 || hc.Interval != "2s" {
+		t.Errorf("health_check = %+v", hc)
+	}
+}
+
+func TestStage(t *testing.T) {
+	c, err := Parse([]byte(minimal+"[stages.staging]\nhosts = [{ address = \"b\" }]\n[stages.canary]\nhosts = [{ address = \"c\" }]\n"), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := c.Stage("prod"); err != nil || s.Hosts[0].Address != "10.0.0.1" {
+		t.Fatalf("Stage(prod) = %+v, %v", s, err)
+	}
+	_, err = c.Stage("stagng")
+	var se *UnknownStageError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %T %v", err, err)
+	}
+	if want := `unknown stage "stagng" (shipit.toml defines: canary, prod, staging)`; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if h := se.Hint(); !strings.Contains(h, `did you mean "staging"?`) || !strings.Contains(h, "canary, prod, staging") {
+		t.Errorf("hint %q", h)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "shipit.toml")
+	if err := os.WriteFile(p, []byte(minimal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p)
+	if err != nil || c.Path != p || c.App.Name != "demo" {
+		t.Fatalf("Load = %+v, %v", c, err)
+	}
+	_, err = Load(filepath.Join(dir, "nope.toml"))
+	var ce *Error
+	if !errors.As(err, &ce) || !strings.HasPrefix(err.Error(), filepath.Join(dir, "nope.toml")+": cannot read") || ce.Hint() == "" {
+		t.Fatalf("Load(missing) = %v", err)
+	}
+	// A positioned error names the file as given.
+	if err := os.WriteFile(p, []byte("[app]\nnam = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Load(p)
+	if err == nil || !strings.HasPrefix(err.Error(), p+":2:1: ") {
+		t.Fatalf("Load(bad) = %v", err)
+	}
+}

@@ -1,0 +1,342 @@
+// Package override generates the docker-compose.override.yml of one release
+// (deploy step 4, deploy:override): Traefik labels and network for the web
+// service, its health check, shipit's bookkeeping labels, the shared env
+// file, and image: lines for images built locally.
+//
+// The output is plain YAML written by hand: every string (keys included)
+// is a double-quoted JSON string, so no value from shipit.toml or the
+// base compose file can change the document's structure, and every '$' is
+// doubled so Compose's variable interpolation leaves values untouched. No
+// `version:` key is written: Compose v1 (1.27+) and v2 both accept a file
+// without one next to a base file with or without it.
+//
+// Decisions:
+//   - Every service of the base file gets the bookkeeping labels
+//     shipit.app, shipit.release and shipit.stage, and env_file: [EnvFile]
+//     (the app's .env is shared by all its services).
+//   - The web service joins the external network "traefik" and "default"
+//     (so it still reaches its sibling services).
+//   - If the base web service publishes host ports, they would collide
+//     between the old and new release during a deploy and bypass Traefik:
+//     on Compose v2 they are removed with `ports: !reset []`; Compose v1 has
+//     no such tag, so Generate returns an *Error instead.
+//   - A service with container_name is an error: the old and the new
+//     release run side by side during a deploy, and names are global.
+//   - The default HTTP health check probes http://127.0.0.1:PORT/PATH (not
+//     localhost, which may resolve to ::1 first in the container) with curl
+//     when the image has it, else with wget (busybox/alpine images).
+package override
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// Params describe one release.
+type Params struct {
+	App, Stage, Release string
+	WebService          string // default "web"
+
+	ComposeV1 bool // the remote uses docker-compose v1 (no !reset tag support)
+
+	Domain       string // Traefik Host rule; "" -> no rule label
+	TLS          bool   // websecure entrypoint + certresolver, else web
+	CertResolver string // default "letsencrypt"
+
+	Port int    // health check port, also the Traefik service port; default 80
+	Path string // health check path; default "/"
+
+	HealthCmd string // when set, used as CMD-SHELL instead of the HTTP check
+
+	Interval, Timeout string // Go/compose durations; default "2s", "3s"
+	Retries           int    // default 15
+
+	EnvFile string // e.g. ".env" (the release's symlink to shared/.env); "" -> no env_file
+
+	Images map[string]string // service -> image ref (local build mode): emit image: for them
+
+	BaseCompose []byte // the release's docker-compose.yml
+}
+
+// Error is a problem that stops the override from being generated.
+type Error struct {
+	Msg      string
+	HintText string
+}
+
+func (e *Error) Error() string { return "docker-compose.override.yml: " + e.Msg }
+
+// Hint suggests the fix.
+func (e *Error) Hint() string { return e.HintText }
+
+// Defaults for zero Params fields.
+const (
+	DefaultWebService   = "web"
+	DefaultCertResolver = "letsencrypt"
+	DefaultPort         = 80
+	DefaultPath         = "/"
+	DefaultInterval     = "2s"
+	DefaultTimeout      = "3s"
+	DefaultRetries      = 15
+	TraefikNetwork      = "traefik"
+)
+
+// EnsureNetworkCmd creates the external "traefik" network the override
+// declares, unless it exists; safe to run concurrently from several hosts
+// sharing an engine. Compose refuses to start a release without it
+// ("network traefik declared as external, but could not be found"), so the
+// recipe runs this on each host before `compose up`.
+const EnsureNetworkCmd = "docker network inspect " + TraefikNetwork + " >/dev/null 2>&1 || " +
+	"docker network create " + TraefikNetwork + " >/dev/null 2>&1 || " +
+	"docker network inspect " + TraefikNetwork + " >/dev/null"
+
+var reName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// service is what we need to know about a service of the base file.
+type service struct {
+	publishes     bool // has a non-empty ports: list
+	networkMode   string
+	containerName string
+}
+
+// Generate returns the override file for p. Errors are *Error.
+func Generate(p Params) ([]byte, error) {
+	p = withDefaults(p)
+	if err := check(p); err != nil {
+		return nil, err
+	}
+	services, order, err := parseBase(p.BaseCompose)
+	if err != nil {
+		return nil, err
+	}
+	web, ok := services[p.WebService]
+	if !ok {
+		return nil, &Error{
+			Msg: fmt.Sprintf("the web service %q is not defined in docker-compose.yml (services: %s)", p.WebService, strings.Join(order, ", ")),
+			HintText: "set deploy.web_service in shipit.toml to the service that serves HTTP, " +
+				"or rename that service in docker-compose.yml",
+		}
+	}
+	for _, name := range order {
+		if cn := services[name].containerName; cn != "" {
+			return nil, &Error{
+				Msg: fmt.Sprintf("service %q sets container_name: %s in docker-compose.yml; the new release starts "+
+					"next to the old one during a deploy, and two containers cannot have the same name", name, cn),
+				HintText: fmt.Sprintf("remove container_name from the %q service (Compose names containers after the project)", name),
+			}
+		}
+	}
+	if web.networkMode != "" {
+		return nil, &Error{
+			Msg:      fmt.Sprintf("the web service %q sets network_mode: %s, so it cannot join the traefik network", p.WebService, web.networkMode),
+			HintText: "remove network_mode from the web service in docker-compose.yml",
+		}
+	}
+	if web.publishes && p.ComposeV1 {
+		return nil, &Error{
+			Msg: fmt.Sprintf("the web service %q publishes host ports in docker-compose.yml; they would collide between "+
+				"the old and the new release during a deploy and bypass Traefik, and docker-compose v1 on this host cannot "+
+				"remove them in the override (no !reset tag)", p.WebService),
+			HintText: fmt.Sprintf("remove ports: from the %q service in docker-compose.yml (Traefik routes to it), "+
+				"or install the Docker Compose v2 plugin on the host", p.WebService),
+		}
+	}
+	imgs := make([]string, 0, len(p.Images))
+	for s := range p.Images {
+		if _, ok := services[s]; !ok {
+			return nil, &Error{Msg: fmt.Sprintf("image given for service %q, which docker-compose.yml does not define (services: %s)", s, strings.Join(order, ", "))}
+		}
+		if p.Images[s] == "" {
+			return nil, &Error{Msg: fmt.Sprintf("empty image reference for service %q", s)}
+		}
+		imgs = append(imgs, s)
+	}
+
+	router := p.App + "-" + p.Stage
+	var b bytes.Buffer
+	// App and stage are checked names; the release is quoted ASCII so that
+	// no line break can end the comment.
+	fmt.Fprintf(&b, "# Generated by shipit for %s, stage %s, release %s. Do not edit: it is rewritten on every deploy.\n",
+		p.App, p.Stage, strconv.QuoteToASCII(p.Release))
+	b.WriteString("services:\n")
+	for _, name := range order {
+		fmt.Fprintf(&b, "  %s:\n", q(name))
+		if img, ok := p.Images[name]; ok {
+			fmt.Fprintf(&b, "    image: %s\n", q(img))
+		}
+		if p.EnvFile != "" {
+			fmt.Fprintf(&b, "    env_file:\n      - %s\n", q(p.EnvFile))
+		}
+		b.WriteString("    labels:\n")
+		labels := [][2]string{
+			{"shipit.app", p.App},
+			{"shipit.release", p.Release},
+			{"shipit.stage", p.Stage},
+		}
+		if name == p.WebService {
+			labels = append(labels, [2]string{"traefik.enable", "true"})
+			if p.Domain != "" {
+				labels = append(labels, [2]string{"traefik.http.routers." + router + ".rule", "Host(`" + p.Domain + "`)"})
+			}
+			if p.TLS {
+				labels = append(labels,
+					[2]string{"traefik.http.routers." + router + ".entrypoints", "websecure"},
+					[2]string{"traefik.http.routers." + router + ".tls", "true"},
+					[2]string{"traefik.http.routers." + router + ".tls.certresolver", p.CertResolver})
+			} else {
+				labels = append(labels, [2]string{"traefik.http.routers." + router + ".entrypoints", "web"})
+			}
+			labels = append(labels,
+				[2]string{"traefik.http.routers." + router + ".service", router},
+				[2]string{"traefik.http.services." + router + ".loadbalancer.server.port", strconv.Itoa(p.Port)},
+				[2]string{"traefik.docker.network", TraefikNetwork})
+		}
+		for _, l := range labels {
+			fmt.Fprintf(&b, "      %s: %s\n", q(l[0]), q(l[1]))
+		}
+		if name != p.WebService {
+			continue
+		}
+		fmt.Fprintf(&b, "    networks:\n      %s: {}\n      %s: {}\n", q("default"), q(TraefikNetwork))
+		b.WriteString("    healthcheck:\n")
+		fmt.Fprintf(&b, "      test: [%s, %s]\n", q("CMD-SHELL"), q(HealthCommand(p)))
+		fmt.Fprintf(&b, "      interval: %s\n      timeout: %s\n      retries: %d\n      start_period: %s\n",
+			q(p.Interval), q(p.Timeout), p.Retries, q("0s"))
+		if web.publishes {
+			b.WriteString("    ports: !reset []\n")
+		}
+	}
+	fmt.Fprintf(&b, "networks:\n  %s:\n    external: true\n    name: %s\n", q(TraefikNetwork), q(TraefikNetwork))
+	return b.Bytes(), nil
+}
+
+// HealthCommand is the shell command of the web service's health check
+// (after defaults): p.HealthCmd, or an HTTP probe with curl or wget.
+func HealthCommand(p Params) string {
+	p = withDefaults(p)
+	if p.HealthCmd != "" {
+		return p.HealthCmd
+	}
+	u := shellQuote(fmt.Sprintf("http://127.0.0.1:%d%s", p.Port, p.Path))
+	return "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null " + u +
+		"; else wget -q -O /dev/null " + u + "; fi"
+}
+
+func withDefaults(p Params) Params {
+	if p.WebService == "" {
+		p.WebService = DefaultWebService
+	}
+	if p.CertResolver == "" {
+		p.CertResolver = DefaultCertResolver
+	}
+	if p.Port == 0 {
+		p.Port = DefaultPort
+	}
+	if p.Path == "" {
+		p.Path = DefaultPath
+	}
+	if p.Interval == "" {
+		p.Interval = DefaultInterval
+	}
+	if p.Timeout == "" {
+		p.Timeout = DefaultTimeout
+	}
+	if p.Retries == 0 {
+		p.Retries = DefaultRetries
+	}
+	return p
+}
+
+func check(p Params) error {
+	for _, f := range []struct{ name, v string }{{"app", p.App}, {"stage", p.Stage}} {
+		if !reName.MatchString(f.v) {
+			return &Error{Msg: fmt.Sprintf("invalid %s name %q (it is part of the Traefik router name)", f.name, f.v),
+				HintText: "use lowercase letters, digits, '-' and '_'"}
+		}
+	}
+	if p.Release == "" {
+		return &Error{Msg: "no release name"}
+	}
+	if p.Port < 1 || p.Port > 65535 {
+		return &Error{Msg: fmt.Sprintf("port %d is out of range", p.Port)}
+	}
+	if !strings.HasPrefix(p.Path, "/") {
+		return &Error{Msg: fmt.Sprintf("health check path %q must start with /", p.Path)}
+	}
+	if p.Retries < 1 {
+		return &Error{Msg: fmt.Sprintf("health check retries must be at least 1, got %d", p.Retries)}
+	}
+	for _, d := range []struct{ name, v string }{{"interval", p.Interval}, {"timeout", p.Timeout}} {
+		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
+			return &Error{Msg: fmt.Sprintf("invalid health check %s %q", d.name, d.v),
+				HintText: `use a duration such as "2s" or "500ms"`}
+		}
+	}
+	if strings.ContainsAny(p.Domain, "`\n\r\t ") {
+		return &Error{Msg: fmt.Sprintf("invalid domain %q", p.Domain), HintText: "use one host name such as app.example.com"}
+	}
+	return nil
+}
+
+// parseBase returns the services of a compose file, and their names sorted.
+func parseBase(data []byte) (map[string]service, []string, error) {
+	var doc struct {
+		Services map[string]map[string]any `yaml:"services"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, &Error{Msg: "cannot parse docker-compose.yml: " + firstLine(err.Error()),
+			HintText: "check it with `docker compose config` in the project directory"}
+	}
+	if len(doc.Services) == 0 {
+		return nil, nil, &Error{Msg: "docker-compose.yml defines no services",
+			HintText: "shipit deploys a Compose app: define the web service under services:"}
+	}
+	out := make(map[string]service, len(doc.Services))
+	order := make([]string, 0, len(doc.Services))
+	for name, def := range doc.Services {
+		var s service
+		if ports, ok := def["ports"].([]any); ok && len(ports) > 0 {
+			s.publishes = true
+		}
+		if nm, ok := def["network_mode"].(string); ok {
+			s.networkMode = nm
+		}
+		if cn, ok := def["container_name"].(string); ok {
+			s.containerName = cn
+		}
+		out[name] = s
+		order = append(order, name)
+	}
+	sort.Strings(order)
+	return out, order, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// q quotes s as a YAML double-quoted scalar (JSON string syntax, a subset
+// of YAML's), with '$' doubled against Compose interpolation.
+func q(s string) string {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(strings.ReplaceAll(s, "$", "$$"))
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// shellQuote single-quotes s for sh.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

@@ -1,0 +1,430 @@
+package override
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+)
+
+const base = `services:
+  web:
+    build: .
+    environment:
+      RAILS_ENV: production
+  worker:
+    build: .
+    command: ["bin/worker"]
+  db:
+    image: postgres:16
+    ports: ["5432:5432"]
+`
+
+const basePorts = `services:
+  web:
+    build: .
+    ports:
+      - "8080:80"
+  db:
+    image: postgres:16
+`
+
+type svc struct {
+	Image       string            `yaml:"image"`
+	EnvFile     []string          `yaml:"env_file"`
+	Labels      map[string]string `yaml:"labels"`
+	Networks    map[string]any    `yaml:"networks"`
+	Ports       []any             `yaml:"ports"`
+	Healthcheck *struct {
+		Test        []string `yaml:"test"`
+		Interval    string   `yaml:"interval"`
+		Timeout     string   `yaml:"timeout"`
+		Retries     int      `yaml:"retries"`
+		StartPeriod string   `yaml:"start_period"`
+	} `yaml:"healthcheck"`
+}
+
+type doc struct {
+	Services map[string]svc `yaml:"services"`
+	Networks map[string]struct {
+		External bool   `yaml:"external"`
+		Name     string `yaml:"name"`
+	} `yaml:"networks"`
+	Version *string `yaml:"version"`
+}
+
+func parse(t *testing.T, out []byte) doc {
+	t.Helper()
+	var d doc
+	if err := yaml.UnmarshalWithOptions(out, &d, yaml.Strict()); err != nil {
+		t.Fatalf("generated YAML does not parse: %v\n%s", err, out)
+	}
+	return d
+}
+
+func gen(t *testing.T, p Params) []byte {
+	t.Helper()
+	out, err := Generate(p)
+	if err != nil {
+		t.Fatalf("Generate: %v", err)
+	}
+	return out
+}
+
+func params() Params {
+	return Params{App: "shop", Stage: "production", Release: "20250219-140000", Domain: "shop.example.com",
+		TLS: true, EnvFile: ".env", BaseCompose: []byte(base)}
+}
+
+func TestStructure(t *testing.T) {
+	out := gen(t, params())
+	d := parse(t, out)
+	if d.Version != nil {
+		t.Errorf("version key written: %q", *d.Version)
+	}
+	if got := len(d.Services); got != 3 {
+		t.Fatalf("services = %d, want 3:\n%s", got, out)
+	}
+	for name, s := range d.Services {
+		for k, v := range map[string]string{"shipit.app": "shop", "shipit.release": "20250219-140000", "shipit.stage": "production"} {
+			if s.Labels[k] != v {
+				t.Errorf("%s: label %s = %q, want %q", name, k, s.Labels[k], v)
+			}
+		}
+		if !reflect.DeepEqual(s.EnvFile, []string{".env"}) {
+			t.Errorf("%s: env_file = %q", name, s.EnvFile)
+		}
+		if s.Image != "" {
+			t.Errorf("%s: image %q without Images", name, s.Image)
+		}
+		if name != "web" {
+			if s.Healthcheck != nil || s.Networks != nil || hasTraefik(s.Labels) || s.Ports != nil {
+				t.Errorf("%s: has web-only settings: %+v", name, s)
+			}
+		}
+	}
+	web := d.Services["web"]
+	want := map[string]string{
+		"shipit.app":     "shop",
+		"shipit.release": "20250219-140000",
+		"shipit.stage":   "production",
+		"traefik.enable": "true",
+		"traefik.http.routers.shop-production.rule":                      "Host(`shop.example.com`)",
+		"traefik.http.routers.shop-production.entrypoints":               "websecure",
+		"traefik.http.routers.shop-production.tls":                       "true",
+		"traefik.http.routers.shop-production.tls.certresolver":          "letsencrypt",
+		"traefik.http.routers.shop-production.service":                   "shop-production",
+		"traefik.http.services.shop-production.loadbalancer.server.port": "80",
+		"traefik.docker.network":                                         "traefik",
+	}
+	if !reflect.DeepEqual(web.Labels, want) {
+		t.Errorf("web labels:\n got %v\nwant %v", web.Labels, want)
+	}
+	if _, ok := web.Networks["traefik"]; !ok {
+		t.Errorf("web networks = %v", web.Networks)
+	}
+	if _, ok := web.Networks["default"]; !ok || len(web.Networks) != 2 {
+		t.Errorf("web networks = %v", web.Networks)
+	}
+	if n := d.Networks["traefik"]; !n.External || n.Name != "traefik" || len(d.Networks) != 1 {
+		t.Errorf("networks = %+v", d.Networks)
+	}
+	hc := web.Healthcheck
+	if hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], "'http://127.0.0.1:80/'") ||
+		hc.Interval != "2s" || hc.Timeout != "3s" || hc.Retries != 15 || hc.StartPeriod != "0s" {
+		t.Errorf("healthcheck = %+v", hc)
+	}
+	if web.Ports != nil {
+		t.Errorf("ports written although the base publishes none: %v", web.Ports)
+	}
+	if bytes.Contains(out, []byte("!reset")) {
+		t.Errorf("!reset without published ports:\n%s", out)
+	}
+}
+
+func hasTraefik(l map[string]string) bool {
+	for k := range l {
+		if strings.HasPrefix(k, "traefik.") {
+			return true
+		}
+	}
+	return false
+}
+
+func TestOptions(t *testing.T) {
+	p := params()
+	p.Domain, p.TLS = "", false
+	p.WebService = "worker"
+	p.Port, p.Path = 3000, "/up"
+	p.Interval, p.Timeout, p.Retries = "500ms", "1m30s", 4
+	p.EnvFile = ""
+	p.Images = map[string]string{"web": "shop-web:20250219-140000", "worker": "registry.local:5000/shop/worker@sha256:abc"}
+	d := parse(t, gen(t, p))
+	w := d.Services["worker"]
+	if _, ok := w.Labels["traefik.http.routers.shop-production.rule"]; ok {
+		t.Error("rule label without a domain")
+	}
+	if w.Labels["traefik.http.routers.shop-production.entrypoints"] != "web" || hasKey(w.Labels, "tls.certresolver") {
+		t.Errorf("labels = %v", w.Labels)
+	}
+	if w.Labels["traefik.http.services.shop-production.loadbalancer.server.port"] != "3000" {
+		t.Errorf("port label = %v", w.Labels)
+	}
+	if hc := w.Healthcheck; hc == nil || !strings.Contains(hc.Test[1], "'http://127.0.0.1:3000/up'") ||
+		hc.Interval != "500ms" || hc.Timeout != "1m30s" || hc.Retries != 4 {
+		t.Errorf("healthcheck = %+v", w.Healthcheck)
+	}
+	if d.Services["web"].Healthcheck != nil || hasTraefik(d.Services["web"].Labels) {
+		t.Error("web is not the web service here")
+	}
+	for name, s := range d.Services {
+		if s.EnvFile != nil {
+			t.Errorf("%s: env_file with EnvFile empty", name)
+		}
+		if s.Image != p.Images[name] {
+			t.Errorf("%s: image = %q, want %q", name, s.Image, p.Images[name])
+		}
+	}
+
+	p = params()
+	p.HealthCmd = `pg_isready -U "$POSTGRES_USER" && test -f '/tmp/ok'`
+	p.CertResolver = "myresolver"
+	out := gen(t, p)
+	d = parse(t, out)
+	web := d.Services["web"]
+	// '$' is doubled for Compose, which turns it back into '$' for the shell.
+	if got, want := web.Healthcheck.Test, []string{"CMD-SHELL", strings.ReplaceAll(p.HealthCmd, "$", "$$")}; !reflect.DeepEqual(got, want) {
+		t.Errorf("test = %q, want %q", got, want)
+	}
+	if web.Labels["traefik.http.routers.shop-production.tls.certresolver"] != "myresolver" {
+		t.Errorf("labels = %v", web.Labels)
+	}
+}
+
+func hasKey(m map[string]string, suffix string) bool {
+	for k := range m {
+		if strings.HasSuffix(k, suffix) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestResetPorts(t *testing.T) {
+	p := params()
+	p.BaseCompose = []byte(basePorts)
+	out := gen(t, p)
+	path, err := yaml.PathString("$.services.web.ports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := path.ReadNode(bytes.NewReader(out))
+	if err != nil {
+		t.Fatalf("ports: %v\n%s", err, out)
+	}
+	tag, ok := n.(*ast.TagNode)
+	if !ok || tag.Start.Value != "!reset" {
+		t.Fatalf("services.web.ports is %T %v, want a !reset tag\n%s", n, n, out)
+	}
+	if seq, ok := tag.Value.(*ast.SequenceNode); !ok || len(seq.Values) != 0 {
+		t.Errorf("!reset value = %v", tag.Value)
+	}
+	// Only the web service: the db's ports are the user's business.
+	if d := parse(t, out); d.Services["db"].Ports != nil {
+		t.Errorf("db ports touched")
+	}
+}
+
+func TestComposeV1PortsError(t *testing.T) {
+	p := params()
+	p.BaseCompose = []byte(basePorts)
+	p.ComposeV1 = true
+	_, err := Generate(p)
+	var oe *Error
+	if !errors.As(err, &oe) {
+		t.Fatalf("err = %T %v", err, err)
+	}
+	for _, s := range []string{`"web" publishes host ports`, "collide", "Traefik", "v1"} {
+		if !strings.Contains(err.Error(), s) {
+			t.Errorf("error %q lacks %q", err, s)
+		}
+	}
+	if h := oe.Hint(); !strings.Contains(h, "remove ports:") || !strings.Contains(h, "Compose v2 plugin") {
+		t.Errorf("hint %q", h)
+	}
+	// Without published ports v1 is fine.
+	p.BaseCompose = []byte(base)
+	if _, err := Generate(p); err != nil {
+		t.Errorf("v1 without ports: %v", err)
+	}
+	// Anchors and merge keys are resolved before looking at ports.
+	p.BaseCompose = []byte("x-web: &w\n  ports: ['80:80']\nservices:\n  web:\n    <<: *w\n    image: nginx\n")
+	if _, err := Generate(p); !errors.As(err, &oe) {
+		t.Errorf("ports through a merge key not seen: %v", err)
+	}
+}
+
+func TestErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Params)
+		want string
+	}{
+		{"missing web service", func(p *Params) { p.WebService = "app" }, `the web service "app" is not defined in docker-compose.yml (services: db, web, worker)`},
+		{"no services", func(p *Params) { p.BaseCompose = []byte("volumes: {}\n") }, "defines no services"},
+		{"bad yaml", func(p *Params) { p.BaseCompose = []byte("services: [\n") }, "cannot parse docker-compose.yml"},
+		{"unknown image service", func(p *Params) { p.Images = map[string]string{"api": "x"} }, `service "api"`},
+		{"network_mode", func(p *Params) { p.BaseCompose = []byte("services:\n  web:\n    network_mode: host\n") }, "network_mode"},
+		{"container_name", func(p *Params) {
+			p.BaseCompose = []byte("services:\n  web:\n    image: a\n  db:\n    image: b\n    container_name: shop-db\n")
+		}, `service "db" sets container_name`},
+		{"bad app", func(p *Params) { p.App = "Shop" }, "invalid app name"},
+		{"bad stage", func(p *Params) { p.Stage = "a.b" }, "invalid stage name"},
+		{"no release", func(p *Params) { p.Release = "" }, "no release"},
+		{"bad interval", func(p *Params) { p.Interval = "2 s" }, "interval"},
+		{"bad path", func(p *Params) { p.Path = "up" }, "must start with /"},
+		{"domain newline", func(p *Params) { p.Domain = "a.com\n    privileged: true" }, "invalid domain"},
+		{"domain backtick", func(p *Params) { p.Domain = "a.com`) || Host(`b.com" }, "invalid domain"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := params()
+			tc.mod(&p)
+			_, err := Generate(p)
+			var oe *Error
+			if !errors.As(err, &oe) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want *Error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestInjection(t *testing.T) {
+	evil := "x\"\n    privileged: true\n  evil:\n    image: 'x' # $HOME ${X} \\ \u2028 :"
+	p := params()
+	p.Domain = `a-"quoted"-'single'.example.com#frag:x`
+	p.Release = evil
+	p.EnvFile = evil
+	p.Path = "/health?a='b'&c=\"d\" $(touch /tmp/pwned) `id`"
+	p.Images = map[string]string{"web": evil}
+	p.BaseCompose = []byte("services:\n  web:\n    image: a\n  \"we ird: svc\\\"\":\n    image: b\n")
+	out := gen(t, p)
+	d := parse(t, out)
+	if len(d.Services) != 2 {
+		t.Fatalf("services = %v\n%s", reflect.ValueOf(d.Services).MapKeys(), out)
+	}
+	web := d.Services["web"]
+	unescape := func(s string) string { return strings.ReplaceAll(s, "$$", "$") }
+	if got := unescape(web.Labels["shipit.release"]); got != evil {
+		t.Errorf("release label = %q", got)
+	}
+	if got := unescape(web.Image); got != evil {
+		t.Errorf("image = %q", got)
+	}
+	if got := unescape(web.EnvFile[0]); got != evil {
+		t.Errorf("env_file = %q", got)
+	}
+	if got := web.Labels["traefik.http.routers.shop-production.rule"]; got != "Host(`"+p.Domain+"`)" {
+		t.Errorf("rule = %q", got)
+	}
+	if _, ok := d.Services["we ird: svc\""]; !ok {
+		t.Errorf("odd service name lost: %v", reflect.ValueOf(d.Services).MapKeys())
+	}
+	if bytes.Contains(out, []byte("\nprivileged")) || bytes.Contains(out, []byte("\n    privileged")) {
+		t.Errorf("injection reached the structure:\n%s", out)
+	}
+}
+
+// TestHealthCommand runs the generated probe with sh against a local
+// server: with curl and wget on PATH (the curl branch), and with only
+// busybox's wget.
+func TestHealthCommand(t *testing.T) {
+	const okPath = "/health?name='o''k'&x=\"y\""
+	var mu sync.Mutex
+	var hits []string
+	takeHits := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		h := hits
+		hits = nil
+		return h
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits = append(hits, r.UserAgent())
+		mu.Unlock()
+		if r.URL.Path == "/health" && r.URL.Query().Get("name") == "'o''k'" && r.URL.Query().Get("x") == `"y"` {
+			w.WriteHeader(200)
+			return
+		}
+		w.WriteHeader(500)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	port, _ := strconv.Atoi(u.Port())
+
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(pathEnv, hpath string) error {
+		p := Params{Port: port, Path: hpath}
+		cmd := exec.Command(sh, "-c", HealthCommand(p))
+		cmd.Env = []string{"PATH=" + pathEnv}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Logf("%s: %v: %s", hpath, err, out)
+		}
+		return err
+	}
+
+	t.Run("curl", func(t *testing.T) {
+		if _, err := exec.LookPath("curl"); err != nil {
+			t.Fatal("curl is not installed")
+		}
+		takeHits()
+		if err := run(os.Getenv("PATH"), okPath); err != nil {
+			t.Fatalf("probe failed against a healthy server: %v", err)
+		}
+		if hits := takeHits(); len(hits) != 1 || !strings.HasPrefix(hits[0], "curl/") {
+			t.Errorf("hits = %q, want one curl request", hits)
+		}
+		if err := run(os.Getenv("PATH"), "/broken"); err == nil {
+			t.Error("probe passed against a 500")
+		}
+	})
+	t.Run("busybox wget only", func(t *testing.T) {
+		bb, err := exec.LookPath("busybox")
+		if err != nil {
+			t.Fatal("busybox is not installed")
+		}
+		dir := t.TempDir()
+		if err := os.Symlink(bb, filepath.Join(dir, "wget")); err != nil {
+			t.Fatal(err)
+		}
+		takeHits()
+		if err := run(dir, okPath); err != nil {
+			t.Fatalf("probe failed against a healthy server: %v", err)
+		}
+		if hits := takeHits(); len(hits) != 1 || !strings.Contains(strings.ToLower(hits[0]), "wget") {
+			t.Errorf("hits = %q, want one wget request", hits)
+		}
+		if err := run(dir, "/broken"); err == nil {
+			t.Error("probe passed against a 500")
+		}
+		if err := run(t.TempDir(), okPath); err == nil {
+			t.Error("probe passed with neither curl nor wget")
+		}
+	})
+}
