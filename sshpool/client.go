@@ -1,0 +1,386 @@
+package sshpool
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/shipit-dev/shipit/internal/remote"
+)
+
+var _ remote.Conn = (*Client)(nil)
+
+// Client is one pooled SSH connection. It is safe for concurrent use.
+type Client struct {
+	pool    *Pool
+	poolKey string
+	name    string
+	addr    string
+	ssh     *ssh.Client
+	sem     chan struct{}
+
+	sftpMu sync.Mutex
+	sftp   *sftp.Client
+
+	closeOnce sync.Once
+	stop      chan struct{}
+	deadMu    sync.Mutex
+	deadErr   error
+}
+
+func newClient(p *Pool, r *resolved, sc *ssh.Client) *Client {
+	c := &Client{
+		pool: p,
+		name: r.name,
+		addr: r.id(),
+		ssh:  sc,
+		sem:  make(chan struct{}, p.cfg.MaxSessions),
+		stop: make(chan struct{}),
+	}
+	go c.keepalive(p.cfg.KeepAlive)
+	go func() {
+		err := sc.Wait()
+		if err == nil {
+			err = errors.New("connection closed by remote host")
+		}
+		c.close(fmt.Errorf("connection lost: %w", err))
+	}()
+	return c
+}
+
+// Name is the host as the user wrote it.
+func (c *Client) Name() string { return c.name }
+
+// Addr is "user@host:port" after ssh_config resolution.
+func (c *Client) Addr() string { return c.addr }
+
+func (c *Client) close(reason error) error {
+	var err error
+	c.closeOnce.Do(func() {
+		c.deadMu.Lock()
+		c.deadErr = reason
+		c.deadMu.Unlock()
+		close(c.stop)
+		c.pool.forget(c)
+		c.sftpMu.Lock()
+		if c.sftp != nil {
+			c.sftp.Close()
+		}
+		c.sftpMu.Unlock()
+		err = c.ssh.Close()
+	})
+	return err
+}
+
+func (c *Client) isClosed() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// errf wraps err with the host, preferring the reason the connection died.
+func (c *Client) errf(format string, args ...any) error {
+	c.deadMu.Lock()
+	dead := c.deadErr
+	c.deadMu.Unlock()
+	err := fmt.Errorf(format, args...)
+	if dead != nil {
+		return fmt.Errorf("ssh %s: %w (%v)", c.addr, err, dead)
+	}
+	return fmt.Errorf("ssh %s: %w", c.addr, err)
+}
+
+func (c *Client) keepalive(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	missed := 0
+	var reply chan error
+	for {
+		select {
+		case <-c.stop:
+			return
+		case err := <-reply:
+			reply = nil
+			missed = 0
+			if err != nil {
+				c.close(fmt.Errorf("keepalive failed: %w", err))
+				return
+			}
+		case <-t.C:
+			if reply != nil {
+				missed++
+				if missed >= 3 {
+					c.close(fmt.Errorf("no reply to 3 keepalives in %v: connection dead", 3*interval))
+					return
+				}
+				continue
+			}
+			reply = make(chan error, 1)
+			go func(ch chan error) {
+				_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+				ch <- err
+			}(reply)
+		}
+	}
+}
+
+func (c *Client) acquire(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	select {
+	case c.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.stop:
+		return errors.New("connection closed")
+	}
+}
+
+func (c *Client) release() { <-c.sem }
+
+// Run executes cmd via the remote shell. A non-zero exit is (code, nil).
+func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if err := c.acquire(ctx); err != nil {
+		return -1, c.errf("run: %w", err)
+	}
+	// Opening a session waits for the server and ignores ctx, so it runs
+	// in a goroutine that owns the semaphore slot until it is done.
+	type started struct {
+		sess *ssh.Session
+		err  error
+	}
+	startc := make(chan started, 1)
+	go func() {
+		sess, err := c.ssh.NewSession()
+		if err != nil {
+			startc <- started{nil, c.errf("new session: %w", err)}
+			return
+		}
+		sess.Stdin = stdin
+		sess.Stdout = stdout
+		sess.Stderr = stderr
+		if err := sess.Start(cmd); err != nil {
+			sess.Close()
+			startc <- started{nil, c.errf("start: %w", err)}
+			return
+		}
+		startc <- started{sess, nil}
+	}()
+	var st started
+	select {
+	case st = <-startc:
+	case <-ctx.Done():
+		go func() {
+			if st := <-startc; st.sess != nil {
+				_ = st.sess.Signal(ssh.SIGKILL)
+				st.sess.Close()
+			}
+			c.release()
+		}()
+		return -1, ctx.Err()
+	}
+	defer c.release()
+	if st.err != nil {
+		return -1, st.err
+	}
+	sess := st.sess
+	defer sess.Close()
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		_ = sess.Signal(ssh.SIGKILL)
+		sess.Close()
+		return -1, ctx.Err()
+	}
+	if err == nil {
+		return 0, nil
+	}
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitStatus(), nil
+	}
+	return -1, c.errf("run: %w", err)
+}
+
+// SFTP returns the connection's shared SFTP client, creating it on first use.
+func (c *Client) SFTP() (*sftp.Client, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	select {
+	case <-c.stop:
+		return nil, c.errf("sftp: connection closed")
+	default:
+	}
+	if c.sftp != nil {
+		return c.sftp, nil
+	}
+	s, err := sftp.NewClient(c.ssh, sftp.UseConcurrentWrites(true))
+	if err != nil {
+		return nil, c.errf("sftp: %w", err)
+	}
+	c.sftp = s
+	go func() {
+		// Drop a dead sftp client so the next call starts a new subsystem.
+		_ = s.Wait()
+		c.sftpMu.Lock()
+		if c.sftp == s {
+			c.sftp = nil
+		}
+		c.sftpMu.Unlock()
+	}()
+	return s, nil
+}
+
+// ctxReader stops a copy once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (r ctxReader) Read(b []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return r.r.Read(b)
+}
+
+// WriteFile writes r to p atomically: temp file in the same directory,
+// chmod, then posix-rename over p. size may be -1 when unknown.
+func (c *Client) WriteFile(ctx context.Context, p string, r io.Reader, size int64, mode os.FileMode) error {
+	err := c.sftpDo(ctx, func(s *sftp.Client) error { return writeFile(ctx, s, p, r, size, mode) })
+	if err != nil {
+		return c.errf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// writeFile may outlive a cancelled WriteFile call; ctx is re-checked so a
+// cancelled write is never renamed into place.
+func writeFile(ctx context.Context, s *sftp.Client, p string, r io.Reader, size int64, mode os.FileMode) (err error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".shipit-tmp-"+hex.EncodeToString(rnd[:]))
+	f, err := s.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			_ = s.Remove(tmp)
+		}
+	}()
+	cr := ctxReader{ctx, r}
+	if size >= 0 {
+		// A sized reader lets pkg/sftp issue concurrent writes.
+		var n int64
+		n, err = f.ReadFrom(&io.LimitedReader{R: cr, N: size})
+		if err == nil && n != size {
+			err = fmt.Errorf("short input: got %d of %d bytes", n, size)
+		}
+	} else {
+		_, err = f.ReadFromWithConcurrency(cr, 0)
+	}
+	if err != nil {
+		return err
+	}
+	if err = f.Chmod(mode.Perm()); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	if err = ctx.Err(); err != nil {
+		return err
+	}
+	if _, ok := s.HasExtension("posix-rename@openssh.com"); ok {
+		err = s.PosixRename(tmp, p)
+	} else {
+		err = s.Rename(tmp, p)
+	}
+	if err != nil {
+		return fmt.Errorf("rename: %w", err)
+	}
+	return nil
+}
+
+// sftpDo runs fn but returns promptly when ctx is cancelled; sftp calls
+// themselves cannot be interrupted.
+func (c *Client) sftpDo(ctx context.Context, fn func(*sftp.Client) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := c.SFTP()
+	if err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn(s) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Exists reports whether p exists (lstat: a dangling symlink exists).
+func (c *Client) Exists(ctx context.Context, p string) (bool, error) {
+	var exists bool
+	err := c.sftpDo(ctx, func(s *sftp.Client) error {
+		_, err := s.Lstat(p)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		exists = true
+		return nil
+	})
+	if err != nil {
+		return false, c.errf("stat %s: %w", p, err)
+	}
+	return exists, nil
+}
+
+// ReadFile returns the contents of the remote file p.
+func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	var buf bytes.Buffer
+	err := c.sftpDo(ctx, func(s *sftp.Client) error {
+		f, err := s.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		var b bytes.Buffer
+		if _, err := f.WriteTo(&b); err != nil {
+			return err
+		}
+		buf = b
+		return nil
+	})
+	if err != nil {
+		return nil, c.errf("read %s: %w", p, err)
+	}
+	return buf.Bytes(), nil
+}
