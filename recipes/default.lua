@@ -163,6 +163,7 @@ task("deploy:build", function(h)
 end, "Build images on the host, or build locally and transfer them")
 
 task("deploy:start", function(h)
+  h:run(override.ensure_network_cmd)
   h.vars.started = true
   compose_in(h, h.release, "up -d --no-build --remove-orphans")
 end, "Start the new release next to the running one")
@@ -247,6 +248,7 @@ task("rollback:prepare", function(h)
 end, "Find the rollback target")
 
 task("rollback:start", function(h)
+  h:run(override.ensure_network_cmd)
   h.vars.rb_started = true
   compose_in(h, h.release, "up -d --no-build --remove-orphans")
 end, "Start the target release")

@@ -21,7 +21,9 @@ type ScriptError struct {
 
 func (e *ScriptError) Error() string {
 	var b strings.Builder
-	if e.File != "" {
+	// A builtin's error raised from the embedded recipe carries its own
+	// context; the recipe's line number would only be noise for users.
+	if e.File != "" && !(e.Cause != nil && strings.HasPrefix(e.File, "recipes/")) {
 		b.WriteString(e.File)
 		if e.Line > 0 {
 			fmt.Fprintf(&b, ":%d", e.Line)

@@ -30,6 +30,26 @@ type Host struct {
 
 	cacheMu sync.Mutex
 	cache   map[string]any // per-host memo for builtins (e.g. compose flavour)
+	defers  []func()
+}
+
+// Defer registers fn to run when the host's run ends (after on_failure
+// hooks), e.g. to release a remote lock.
+func (h *Host) Defer(fn func()) {
+	h.cacheMu.Lock()
+	defer h.cacheMu.Unlock()
+	h.defers = append(h.defers, fn)
+}
+
+// Finish runs the deferred functions, last registered first.
+func (h *Host) Finish() {
+	h.cacheMu.Lock()
+	ds := h.defers
+	h.defers = nil
+	h.cacheMu.Unlock()
+	for i := len(ds) - 1; i >= 0; i-- {
+		ds[i]()
+	}
 }
 
 // Context is the context the current step runs under.

@@ -84,6 +84,11 @@ func (s *State) runNode(t *Task, idx, total int, timings *[]StepTiming) error {
 	if err != nil {
 		var se *StepError
 		if !errors.As(err, &se) {
+			// The StepError names the step; the script error need not repeat it.
+			var sce *ScriptError
+			if errors.As(err, &sce) && sce.Task == t.Name {
+				sce.Task = ""
+			}
 			err = &StepError{Host: h.Name, Step: t.Name, Err: err}
 			h.Emit(Event{Kind: StepFailed, Index: idx, Total: total, Elapsed: el, Err: err})
 		}

@@ -3,6 +3,7 @@ package all
 
 import (
 	_ "github.com/shipit-dev/shipit/builtins/compose"
+	_ "github.com/shipit-dev/shipit/builtins/deploylock"
 	_ "github.com/shipit-dev/shipit/builtins/gitmod"
 	_ "github.com/shipit-dev/shipit/builtins/images"
 	_ "github.com/shipit-dev/shipit/builtins/jsonmod"

@@ -90,11 +90,19 @@ func open(L *lua.LState) *lua.LTable {
 func waitHealthy(L *lua.LState) int {
 	h := runtime.CheckHost(L, 1)
 	o := L.CheckTable(2)
+	interval := duration(L, o, "interval", 2*time.Second)
+	probe := duration(L, o, "timeout", 3*time.Second)
+	retries := int(lua.LVAsNumber(o.RawGetString("retries")))
+	if retries <= 0 {
+		retries = 15
+	}
+	// Docker marks a container unhealthy after `retries` failed probes; wait
+	// that long plus a grace period for the container to boot.
 	opts := health.Options{
 		Project:  lua.LVAsString(o.RawGetString("project")),
 		Service:  lua.LVAsString(o.RawGetString("service")),
-		Interval: duration(L, o, "interval", time.Second),
-		Timeout:  duration(L, o, "timeout", time.Minute),
+		Interval: min(interval, time.Second),
+		Timeout:  time.Duration(retries+1)*(interval+probe) + 30*time.Second,
 	}
 	if opts.Project == "" || opts.Service == "" {
 		L.ArgError(2, "project and service are required")

@@ -135,7 +135,13 @@ func explain(ctx context.Context, run Exec, o Options, id, status string) error 
 	}
 	probe, err := run(ctx, o.Docker+" "+shell.Join("inspect", "--format", `{{if .State.Health}}{{range .State.Health.Log}}exit {{.ExitCode}}: {{.Output}}{{"\n"}}{{end}}{{end}}`, id))
 	if err == nil {
-		e.Probe = lastLines(strings.TrimSpace(probe), 5)
+		var lines []string
+		for _, l := range strings.Split(probe, "\n") {
+			if l = strings.TrimSpace(l); l != "" {
+				lines = append(lines, l)
+			}
+		}
+		e.Probe = lastLines(strings.Join(lines, "\n"), 5)
 	}
 	return e
 }

@@ -11,14 +11,17 @@ import (
 
 func init() {
 	runtime.RegisterModule(runtime.Module{Name: "shipit.override", Open: open,
-		Doc: "generate{app, stage, release, web_service, compose_v1, domain, tls, port, path, health_cmd, interval, timeout, retries, env_file, images, base} -> YAML text"})
+		Doc: "ensure_network_cmd (shell command); generate{app, stage, release, web_service, compose_v1, domain, tls, port, path, health_cmd, interval, timeout, retries, env_file, images, base} -> YAML text"})
 }
 
 var keys = []string{"app", "stage", "release", "web_service", "compose_v1", "domain", "tls", "port", "path",
 	"health_cmd", "interval", "timeout", "retries", "env_file", "images", "base", "cert_resolver"}
 
 func open(L *lua.LState) *lua.LTable {
-	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+	mod := L.NewTable()
+	// ensure_network_cmd creates the external traefik network if missing.
+	mod.RawSetString("ensure_network_cmd", lua.LString(override.EnsureNetworkCmd))
+	return L.SetFuncs(mod, map[string]lua.LGFunction{
 		"generate": func(L *lua.LState) int {
 			t := L.CheckTable(1)
 			t.ForEach(func(k, _ lua.LValue) {

@@ -17,8 +17,14 @@ type ExecCmd struct {
 	Command  []string `arg:"" passthrough:"" help:"Command and arguments, after --. A single argument is run as a shell command line."`
 }
 
-// ExecError reports the hosts where the command failed.
-type ExecError struct{ Failed []string }
+// ExecError reports the hosts where the command failed; Errs keeps the
+// connection errors so their hints reach the user.
+type ExecError struct {
+	Failed []string
+	Errs   []error
+}
+
+func (e *ExecError) Unwrap() []error { return e.Errs }
 
 func (e *ExecError) Error() string {
 	return fmt.Sprintf("command failed on %d host(s): %s", len(e.Failed), strings.Join(e.Failed, ", "))
@@ -44,6 +50,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 	var mu sync.Mutex
 	codes := make([]string, len(targets))
 	var failed []string
+	var errs []error
 	sem := make(chan struct{}, max(1, min(len(targets), orAll(c.Parallel, len(targets)))))
 	for i, t := range targets {
 		wg.Add(1)
@@ -57,12 +64,13 @@ func (c *ExecCmd) Run(g *Globals) error {
 			if err != nil {
 				emit(runtime.Warn, err.Error())
 				mu.Lock()
+				errs = append(errs, err)
 				failed, codes[i] = append(failed, name), "unreachable"
 				mu.Unlock()
 				return
 			}
 			var out lineWriter
-			out.emit = func(s string) { emit(runtime.Output, s) }
+			out.emit = func(s string) { emit(runtime.Info, s) }
 			printer.Emit(runtime.Event{Host: name, Kind: runtime.Command, Text: cmdline})
 			code, err := conn.Run(g.ctx, cmdline, nil, &out, &out)
 			out.Flush()
@@ -71,6 +79,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 			switch {
 			case err != nil:
 				emit(runtime.Warn, err.Error())
+				errs = append(errs, err)
 				failed, codes[i] = append(failed, name), "error"
 			case code != 0:
 				failed, codes[i] = append(failed, name), fmt.Sprintf("exit %d", code)
@@ -84,7 +93,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 		fmt.Fprintf(g.stdout, "%s: %s\n", h.Address, codes[i])
 	}
 	if len(failed) > 0 {
-		return &ExecError{Failed: failed}
+		return &ExecError{Failed: failed, Errs: errs}
 	}
 	return nil
 }

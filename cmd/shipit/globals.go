@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/fleet"
@@ -23,9 +24,11 @@ type Globals struct {
 	KnownHosts        []string `help:"known_hosts file(s) to check host keys against (default ~/.ssh/known_hosts)." type:"path"`
 	Identity          []string `short:"i" help:"Private key file(s) to try after the agent and ~/.ssh keys." type:"path"`
 	SSHConfig         string   `help:"ssh_config file (default ~/.ssh/config)." type:"path"`
+	SSHStats          bool     `hidden:"" help:"Print SSH handshakes per host at exit (benchmarks)."`
 
 	ctx            context.Context
 	stdout, stderr io.Writer
+	pools          []*sshpool.Pool
 }
 
 // project is everything a command needs that comes from the project dir.
@@ -81,12 +84,33 @@ func (p *project) env(g *Globals, stage string) *runtime.Env {
 }
 
 func (g *Globals) pool() *sshpool.Pool {
-	return sshpool.New(sshpool.Config{
+	p := sshpool.New(sshpool.Config{
 		KnownHostsFiles:   g.KnownHosts,
 		AcceptNewHostKeys: g.AcceptNewHostKeys,
 		IdentityFiles:     g.Identity,
 		SSHConfigPath:     g.SSHConfig,
 	})
+	g.pools = append(g.pools, p)
+	return p
+}
+
+// printStats reports SSH handshakes per host (proof of one connection per
+// host per command).
+func (g *Globals) printStats() {
+	if !g.SSHStats {
+		return
+	}
+	for _, p := range g.pools {
+		hs := p.Handshakes()
+		keys := make([]string, 0, len(hs))
+		for k := range hs {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(g.stderr, "ssh handshakes %s: %d\n", k, hs[k])
+		}
+	}
 }
 
 // stageRun prepares a fleet run of a stage with a printer for its hosts.

@@ -65,7 +65,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	defer stop()
 	cli.Globals.ctx = ctx
 	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
-	if err := kctx.Run(&cli.Globals); err != nil {
+	err = kctx.Run(&cli.Globals)
+	cli.Globals.printStats()
+	if err != nil {
 		ui.PrintError(stderr, err)
 		return 1
 	}

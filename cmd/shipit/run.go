@@ -15,6 +15,7 @@ func (c *RunCmd) Run(g *Globals) error {
 		return err
 	}
 	defer pool.Close()
+	run.CurrentRelease = true
 	results := run.Task(g.ctx, c.Task)
 	if err := fleet.Failed(results); err != nil {
 		printer.Summary("run "+c.Task, results)

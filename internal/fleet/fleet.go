@@ -6,14 +6,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/runtime"
 	"github.com/shipit-dev/shipit/sshpool"
 )
@@ -30,6 +33,9 @@ type Run struct {
 	Pool     Dialer
 	Parallel int    // 0 = all hosts at once
 	Release  string // initial h.release (new name for deploy, target for rollback)
+	// CurrentRelease makes h.release the release `current` points at (for
+	// tasks run with `shipit run`).
+	CurrentRelease bool
 }
 
 // HostResult is the outcome on one host.
@@ -104,12 +110,16 @@ func (r *Run) onHost(ctx context.Context, t sshpool.Target, name, task string) H
 		return res
 	}
 	h := r.newHost(conn, name)
+	if r.CurrentRelease {
+		h.Release = currentRelease(ctx, conn, h.AppPath)
+	}
 	s, err := runtime.NewState(r.Env, h, r.Scripts...)
 	if err != nil {
 		res.Err = err
 		return res
 	}
 	defer s.Close()
+	defer h.Finish()
 	res.Steps, res.Err = s.RunTask(ctx, task)
 	res.Release = h.Release
 	res.Elapsed = time.Since(start)
@@ -143,4 +153,14 @@ func Failed(results []HostResult) error {
 		return errs[0]
 	}
 	return fmt.Errorf("%d of %d hosts failed: %w", len(errs), len(results), errors.Join(errs...))
+}
+
+// currentRelease reads the name `current` points at; "" when none.
+func currentRelease(ctx context.Context, conn remote.Conn, appPath string) string {
+	var out strings.Builder
+	code, err := conn.Run(ctx, "readlink "+shell.Quote(path.Join(appPath, "current")), nil, &out, io.Discard)
+	if err != nil || code != 0 {
+		return ""
+	}
+	return path.Base(strings.TrimSpace(out.String()))
 }
