@@ -16,6 +16,7 @@ local HC = D.health_check
 
 local OVERRIDE = "docker-compose.override.yml"
 local REVISION = ".shipit-revision"
+local DEPLOYED_AT = ".shipit-deployed-at"
 
 -- Each release is its own compose project so old and new run side by side.
 local function project(h, release)
@@ -185,6 +186,7 @@ task("deploy:symlink", function(h)
 end, "Point current at the new release (atomic rename)")
 
 task("deploy:lockfile", function(h)
+  h:put(h.release_path .. "/" .. DEPLOYED_AT, releases.timestamp() .. "\n", "0644")
   write_lock(h, h.release, h.previous_release, h.vars.git_sha)
   h.vars.locked = true
 end, "Write shipit.lock")
@@ -297,10 +299,12 @@ task("releases", function(h)
   if #names == 0 then print("no releases") return end
   for _, name in ipairs(names) do
     local dir = release_dir(h, name)
-    local sha = h:run("cat " .. q(dir .. "/" .. REVISION) .. " 2>/dev/null || true", { quiet = true }):gsub("%s+$", "")
+    local meta = h:run("cat " .. q(dir .. "/" .. REVISION) .. " 2>/dev/null; echo; cat " ..
+      q(dir .. "/" .. DEPLOYED_AT) .. " 2>/dev/null || true", { quiet = true })
+    local sha, at = meta:match("^(%x*)%s*\n%s*(%S*)")
     local mark = "  "
     if name == l.current_release then mark = "* " elseif name == l.previous_release then mark = "< " end
-    print(string.format("%s%s  %s%s", mark, name, sha ~= "" and sha:sub(1, 12) or "(no sha)",
-      name == l.current_release and ("  deployed " .. (l.deployed_at or "")) or ""))
+    print(string.format("%s%s  %s  %s", mark, name, (sha and sha ~= "") and sha:sub(1, 12) or "(no sha)     ",
+      (at and at ~= "") and ("deployed " .. at) or "(not completed)"))
   end
 end, "List releases (* current, < rollback target)")

@@ -39,7 +39,7 @@ type project struct {
 }
 
 func (g *Globals) loadProject() (*project, error) {
-	cfg, err := config.Load(g.Config)
+	cfg, err := config.Load(relName(g.Config))
 	if err != nil {
 		return nil, err
 	}
