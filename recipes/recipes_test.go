@@ -60,7 +60,7 @@ func TestDefinitionsMatchRuntime(t *testing.T) {
 	for _, m := range regexp.MustCompile(`(?m)^([a-z_]+) = `).FindAllStringSubmatch(string(recipes.Definitions), -1) {
 		declared[m[1]] = true
 	}
-	api := []string{"before", "after", "on_failure", "task", "invoke", "run_local", "fail", "config", "log"}
+	api := []string{"before", "after", "on_failure", "task", "invoke", "run_local", "fail", "config", "log", "params"}
 	for _, name := range api {
 		if !declared[name] {
 			t.Errorf("shipit.d.lua does not declare %s", name)

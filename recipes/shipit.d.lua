@@ -88,6 +88,11 @@ function fail(msg) end
 ---@type table
 config = {}
 
+--- Command-line values for the running command (e.g. `shipit logs --tail 50`
+--- gives params.tail == "50"); read-only; absent keys are nil.
+---@type table<string, string>
+params = {}
+
 log = {}
 ---@param fmt string
 ---@param ... any

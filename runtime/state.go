@@ -23,6 +23,9 @@ type Env struct {
 	Sink       Sink
 	// Redact rewrites every line before it is emitted (secrets -> ***).
 	Redact func(string) string
+	// Params are command-line values for tasks (e.g. `logs --tail`), seen in
+	// Lua as the read-only table `params`.
+	Params map[string]string
 
 	shared sync.Map // process-wide memo for builtins (e.g. one local build for all hosts)
 }
@@ -194,6 +197,11 @@ func (s *State) openAPI() {
 		return 1
 	})
 	L.SetGlobal("config", configView(L, s.Env.Config))
+	params := map[string]string{}
+	for k, v := range s.Env.Params {
+		params[k] = v
+	}
+	L.SetGlobal("params", configView(L, params))
 	L.SetGlobal("log", s.logTable())
 	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
 		parts := make([]string, L.GetTop())

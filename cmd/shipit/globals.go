@@ -45,11 +45,13 @@ func (g *Globals) loadProject() (*project, error) {
 	}
 	dir := filepath.Dir(g.Config)
 	p := &project{cfg: cfg, dir: dir}
-	recipe, err := runtime.Compile(runtime.Script{Name: recipes.DefaultName, Source: recipes.Default})
-	if err != nil {
-		return nil, fmt.Errorf("embedded recipe: %w", err)
+	for _, r := range recipes.All() {
+		c, err := runtime.Compile(runtime.Script{Name: r.Name, Source: r.Source})
+		if err != nil {
+			return nil, fmt.Errorf("embedded recipe: %w", err)
+		}
+		p.scripts = append(p.scripts, c)
 	}
-	p.scripts = append(p.scripts, recipe)
 	luaPath := filepath.Join(dir, "shipit.lua")
 	if src, err := os.ReadFile(luaPath); err == nil {
 		c, err := runtime.Compile(runtime.Script{Name: relName(luaPath), Source: src})

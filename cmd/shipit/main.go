@@ -29,7 +29,18 @@ type CLI struct {
 	Run      RunCmd      `cmd:"" help:"Run a Lua task (built-in or from shipit.lua) on every host."`
 	Exec     ExecCmd     `cmd:"" help:"Run an ad-hoc shell command on every host."`
 	Tasks    TasksCmd    `cmd:"" help:"List every step and task in run order, with their hooks."`
-	Version  VersionCmd  `cmd:"" help:"Print the version."`
+
+	Init      InitCmd      `cmd:"" help:"Scaffold shipit.toml, shipit.lua and editor support for this project."`
+	Setup     SetupCmd     `cmd:"" help:"Provision the hosts of a stage (idempotent)."`
+	Doctor    DoctorCmd    `cmd:"" help:"Preflight checklist for every host of a stage."`
+	Logs      LogsCmd      `cmd:"" help:"Logs of the current release from every host."`
+	App       AppCmd       `cmd:"" help:"Run commands in the app's containers."`
+	Accessory AccessoryCmd `cmd:"" help:"Manage accessories (databases, caches...) from [accessories]."`
+	Monitor   MonitorCmd   `cmd:"" help:"Live dashboard of every host of a stage."`
+	Secrets   SecretsCmd   `cmd:"" help:"Age-encrypted secrets kept in the repository."`
+	ConfigCmd ConfigCmd    `cmd:"" name:"config" help:"Plain environment kept on the hosts."`
+
+	Version VersionCmd `cmd:"" help:"Print the version."`
 }
 
 func main() {
