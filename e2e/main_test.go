@@ -43,6 +43,7 @@ type app struct {
 	dir  string
 	home string
 	name string
+	env2 []string // extra environment for the shipit process
 }
 
 // appFiles is a busybox httpd web app and a worker, with a health file.
@@ -108,7 +109,7 @@ func (a *app) shipit(args ...string) (string, int) {
 	full := append([]string{"--known-hosts", a.env.KnownHosts, "-i", a.env.ClientKey, "--ssh-config", a.env.SSHConfig}, args...)
 	cmd := exec.Command(shipitBin, full...)
 	cmd.Dir = a.dir
-	cmd.Env = append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1")
+	cmd.Env = append(append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1"), a.env2...)
 	out, err := cmd.CombinedOutput()
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {

@@ -9,6 +9,7 @@ local override = require("shipit.override")
 local lockfile = require("shipit.lock")
 local releases = require("shipit.releases")
 local deploylock = require("shipit.deploylock")
+local env      = require("shipit.env")
 
 local q = shell.quote
 local D = config.deploy
@@ -148,10 +149,19 @@ task("deploy:override", function(h)
 end, "Generate docker-compose.override.yml")
 
 task("deploy:env", function(h)
-  local env = h.shared_path .. "/.env"
-  h:run("test -e " .. q(env) .. " || (umask 077 && : > " .. q(env) .. ")")
+  -- shipit.toml env < `shipit config` < secrets, written to shared/.env
+  -- (0600) only when a source changed; each release keeps a snapshot.
+  local r = env.sync(h)
+  h.vars.secrets_hash = r.secrets_hash
+  if r.written then
+    h.vars.env_written = true
+    log.info("env written (%d keys)", r.keys)
+  else
+    log.info("env unchanged, not rewritten")
+  end
   h:run({ "ln", "-sfn", "../../shared/.env", h.release_path .. "/.env" })
-end, "Link the shared .env into the release")
+  env.snapshot(h)
+end, "Write the merged env to shared/.env and link it into the release")
 
 task("deploy:build", function(h)
   if D.build == "local" then
@@ -217,16 +227,32 @@ on_failure(function(h, err)
   local v = h.vars
   if not v.release_created or v.locked then return end
   local prev = h.previous_release
+  -- Each action is tried on its own: one failing must not skip the rest.
+  local function try(f)
+    local ok, e = pcall(f)
+    if not ok then log.warn("clean-up: %s", tostring(e)) end
+  end
   if v.switched then
-    if prev ~= "" then switch_current(h, prev) else h:run({ "rm", "-f", h.app_path .. "/current" }) end
+    try(function()
+      if prev ~= "" then switch_current(h, prev) else h:run({ "rm", "-f", h.app_path .. "/current" }) end
+    end)
+  end
+  if v.env_written and prev ~= "" then
+    -- The previous release keeps the env it was deployed with.
+    try(function()
+      if h:exists(release_dir(h, prev) .. "/.env.snapshot") then
+        env.restore(h, prev)
+        h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
+      end
+    end)
   end
   if v.previous_stopped then
-    compose_in(h, prev, "up -d --no-build", { check = false })
+    try(function() compose_in(h, prev, "up -d --no-build", { check = false }) end)
   end
   if v.started then
-    compose_in(h, h.release, "down --rmi local --remove-orphans", { check = false })
+    try(function() compose_in(h, h.release, "down --rmi local --remove-orphans", { check = false }) end)
   end
-  h:run({ "rm", "-rf", h.release_path }, { check = false })
+  try(function() h:run({ "rm", "-rf", h.release_path }, { check = false }) end)
   log.warn("rolled back: release %s removed%s", h.release, prev ~= "" and (", " .. prev .. " still serving") or "")
 end)
 
@@ -247,10 +273,19 @@ task("rollback:prepare", function(h)
   end
   h.vars.git_sha = h:exists(h.release_path .. "/" .. REVISION)
     and h:read(h.release_path .. "/" .. REVISION):gsub("%s+$", "") or ""
+  local sources = h.release_path .. "/.env.sources"
+  if h:exists(sources) then
+    h.vars.secrets_hash = h:read(sources):match("age:(%x*)") or ""
+  end
 end, "Find the rollback target")
 
 task("rollback:start", function(h)
   h:run(override.ensure_network_cmd)
+  if h:exists(h.release_path .. "/.env.snapshot") then
+    -- Old code runs with the env it was deployed with, never with new settings.
+    env.restore(h, h.release)
+    h.vars.rb_env_restored = true
+  end
   h.vars.rb_started = true
   compose_in(h, h.release, "up -d --no-build --remove-orphans")
 end, "Start the target release")
@@ -273,6 +308,7 @@ end, "Point current at the target")
 task("rollback:lockfile", function(h)
   write_lock(h, h.release, h.previous_release, h.vars.git_sha)
   h.vars.rb_locked = true
+  h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
 end, "Write shipit.lock")
 
 task("rollback", { "rollback:prepare", "rollback:start", "rollback:health",
@@ -281,6 +317,7 @@ task("rollback", { "rollback:prepare", "rollback:start", "rollback:health",
 
 on_failure(function(h, err)
   local v = h.vars
+  if v.rb_env_restored and not v.rb_locked then env.undo_restore(h) end
   if v.rb_started and not v.rb_locked then
     compose_in(h, h.release, "down --remove-orphans", { check = false })
     local cur = h.previous_release

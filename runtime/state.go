@@ -23,6 +23,12 @@ type Env struct {
 	Sink       Sink
 	// Redact rewrites every line before it is emitted (secrets -> ***).
 	Redact func(string) string
+	// Secrets are the stage's decrypted secrets (nil without any), the
+	// SHA-256 of their .age file, and why decryption failed if it did: a
+	// deploy needs them, other commands only use them for redaction.
+	Secrets     map[string]string
+	SecretsHash string
+	SecretsErr  error
 	// Params are command-line values for tasks (e.g. `logs --tail`), seen in
 	// Lua as the read-only table `params`.
 	Params map[string]string

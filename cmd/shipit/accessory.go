@@ -1,8 +1,261 @@
 package main
 
-import "errors"
+import (
+	"fmt"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
 
-// AccessoryCmd is not built yet (stub so the command tree compiles).
-type AccessoryCmd struct{}
+	"github.com/shipit-dev/shipit/builtins/accessory"
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/ui"
+)
 
-func (c *AccessoryCmd) Run(g *Globals) error { return errors.New("not implemented yet") }
+// AccessoryCmd groups the accessory actions. Each runs the Lua task
+// accessory:<action> (recipes/accessory.lua) once per accessory, on the
+// hosts that accessory lives on.
+type AccessoryCmd struct {
+	Boot    AccessoryBootCmd    `cmd:"" help:"Boot accessories: start them, or recreate them when shipit.toml changed (idempotent)."`
+	Stop    AccessoryStopCmd    `cmd:"" help:"Stop accessories' containers (kept, with their volumes)."`
+	Restart AccessoryRestartCmd `cmd:"" help:"Restart accessories' containers."`
+	Logs    AccessoryLogsCmd    `cmd:"" help:"Show accessories' logs, prefixed per host."`
+	Details AccessoryDetailsCmd `cmd:"" help:"Show accessories' state, image, ports and volumes."`
+	Remove  AccessoryRemoveCmd  `cmd:"" help:"Remove accessories' containers (named volumes only with --volumes)."`
+}
+
+// accessoryTarget is what every action takes.
+type accessoryTarget struct {
+	Name  string `arg:"" optional:"" help:"Accessory name from [accessories.NAME] (default: all, in name order)."`
+	Stage string `short:"s" help:"Stage whose SSH settings (user, port, proxy) and hosts are used (may be omitted when shipit.toml has one stage)."`
+}
+
+type AccessoryBootCmd struct{ accessoryTarget }
+type AccessoryStopCmd struct{ accessoryTarget }
+type AccessoryRestartCmd struct{ accessoryTarget }
+type AccessoryDetailsCmd struct{ accessoryTarget }
+
+type AccessoryLogsCmd struct {
+	accessoryTarget
+	Follow bool   `short:"f" help:"Follow the logs until Ctrl-C."`
+	Tail   string `short:"n" default:"100" help:"Lines from the end of each log (a number, or \"all\")."`
+	Since  string `help:"Only logs since a timestamp (2026-11-25T20:00:00) or a duration (10m)."`
+}
+
+type AccessoryRemoveCmd struct {
+	accessoryTarget
+	Volumes bool `help:"Also delete the accessory's named volumes (their data is lost)."`
+}
+
+func (c *AccessoryBootCmd) Run(g *Globals) error {
+	return runAccessories(g, c.accessoryTarget, "boot", nil, false)
+}
+
+func (c *AccessoryStopCmd) Run(g *Globals) error {
+	return runAccessories(g, c.accessoryTarget, "stop", nil, false)
+}
+
+func (c *AccessoryRestartCmd) Run(g *Globals) error {
+	return runAccessories(g, c.accessoryTarget, "restart", nil, false)
+}
+
+func (c *AccessoryDetailsCmd) Run(g *Globals) error {
+	return runAccessories(g, c.accessoryTarget, "details", nil, false)
+}
+
+func (c *AccessoryLogsCmd) Run(g *Globals) error {
+	if c.Tail != "all" {
+		if n, err := strconv.Atoi(c.Tail); err != nil || n < 0 {
+			return &accessory.Error{Msg: fmt.Sprintf("--tail %q is not a number of lines", c.Tail), Fix: "use --tail 100, or --tail all"}
+		}
+	}
+	params := map[string]string{"tail": c.Tail, "since": c.Since, "follow": strconv.FormatBool(c.Follow)}
+	err := runAccessories(g, c.accessoryTarget, "logs", params, c.Follow)
+	if c.Follow && g.ctx.Err() != nil {
+		return nil // Ctrl-C ends following; that is not a failure
+	}
+	return err
+}
+
+func (c *AccessoryRemoveCmd) Run(g *Globals) error {
+	return runAccessories(g, c.accessoryTarget, "remove", map[string]string{"volumes": strconv.FormatBool(c.Volumes)}, false)
+}
+
+// AccessoryError lists the accessories whose action failed; Errs keeps the
+// causes so their hints reach the user.
+type AccessoryError struct {
+	Action string
+	Failed []string
+	Errs   []error
+}
+
+func (e *AccessoryError) Unwrap() []error { return e.Errs }
+
+func (e *AccessoryError) Error() string {
+	if len(e.Errs) == 1 {
+		return fmt.Sprintf("accessory %s %s: %v", e.Action, e.Failed[0], e.Errs[0])
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "accessory %s failed for %s:", e.Action, strings.Join(e.Failed, ", "))
+	for i, err := range e.Errs {
+		fmt.Fprintf(&b, "\n%s: %v", e.Failed[i], err)
+	}
+	return b.String()
+}
+
+// runAccessories runs accessory:<action> for the named accessory (or all
+// of them, sorted) on the hosts each one lives on. Accessories go one after
+// the other, hosts in parallel; with concurrent (logs -f) all at once.
+func runAccessories(g *Globals, t accessoryTarget, action string, params map[string]string, concurrent bool) error {
+	p, err := g.loadProject()
+	if err != nil {
+		return err
+	}
+	cfg := p.cfg
+	stage, err := pickStage(cfg, t.Stage)
+	if err != nil {
+		return err
+	}
+	st, err := cfg.Stage(stage)
+	if err != nil {
+		return err
+	}
+	names, err := accessoryNames(cfg, t.Name)
+	if err != nil {
+		return err
+	}
+	// Validate every accessory before connecting anywhere.
+	hostsOf := map[string][]config.Host{}
+	var width []string
+	for _, n := range names {
+		if _, err := accessory.Build(cfg.App.Name, stage, n, cfg.Accessories[n]); err != nil {
+			return err
+		}
+		hostsOf[n] = accessoryHosts(st, cfg.Accessories[n].Host)
+		for _, h := range hostsOf[n] {
+			width = append(width, h.Address)
+		}
+	}
+	printer := ui.New(g.stdout, g.Verbose, width)
+	pool := g.pool()
+	defer pool.Close()
+
+	run := func(name string) error {
+		// The fleet runs a task on every host of the stage: give it a copy of
+		// the config whose stage holds only this accessory's hosts.
+		c := *cfg
+		sc := *st
+		sc.Hosts = hostsOf[name]
+		c.Stages = map[string]*config.Stage{}
+		for k, v := range cfg.Stages {
+			c.Stages[k] = v
+		}
+		c.Stages[stage] = &sc
+		env := p.env(g, stage)
+		env.Config = &c
+		env.Sink = printer
+		env.Params = map[string]string{"accessory": name, "multi": strconv.FormatBool(len(names) > 1)}
+		for k, v := range params {
+			env.Params[k] = v
+		}
+		r := &fleet.Run{Env: env, Scripts: p.scripts, Pool: pool}
+		return fleet.Failed(r.Task(g.ctx, "accessory:"+action))
+	}
+
+	errs := make([]error, len(names))
+	if concurrent {
+		done := make(chan struct{})
+		for i, n := range names {
+			go func() {
+				defer func() { done <- struct{}{} }()
+				errs[i] = run(n)
+			}()
+		}
+		for range names {
+			<-done
+		}
+	} else {
+		for i, n := range names {
+			if g.ctx.Err() != nil {
+				errs[i] = g.ctx.Err()
+				continue
+			}
+			errs[i] = run(n)
+		}
+	}
+	ae := &AccessoryError{Action: action}
+	for i, err := range errs {
+		if err != nil {
+			ae.Failed = append(ae.Failed, names[i])
+			ae.Errs = append(ae.Errs, err)
+		}
+	}
+	if len(ae.Errs) > 0 {
+		return ae
+	}
+	return nil
+}
+
+// pickStage returns the stage to use: the one given, or the only one.
+func pickStage(cfg *config.Config, given string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	var stages []string
+	for s := range cfg.Stages {
+		stages = append(stages, s)
+	}
+	sort.Strings(stages)
+	if len(stages) == 1 {
+		return stages[0], nil
+	}
+	return "", &accessory.Error{Msg: "which stage? shipit.toml defines " + strings.Join(stages, ", "),
+		Fix: "pass -s STAGE: it gives the SSH settings (user, port, proxy) and, for accessories without host, the hosts"}
+}
+
+// accessoryNames resolves the name argument: one accessory, or all sorted.
+func accessoryNames(cfg *config.Config, name string) ([]string, error) {
+	var all []string
+	for n := range cfg.Accessories {
+		all = append(all, n)
+	}
+	sort.Strings(all)
+	if len(all) == 0 {
+		return nil, &accessory.Error{Msg: "shipit.toml defines no accessories",
+			Fix: "add one, e.g. [accessories.db] with image = \"postgres:16\", volumes = [\"data:/var/lib/postgresql/data\"]"}
+	}
+	if name == "" {
+		return all, nil
+	}
+	if _, ok := cfg.Accessories[name]; !ok {
+		return nil, &accessory.Error{Msg: fmt.Sprintf("no accessory %q in shipit.toml", name),
+			Fix: "defined accessories: " + strings.Join(all, ", ")}
+	}
+	return []string{name}, nil
+}
+
+// accessoryHosts is where an accessory runs: every host of the stage when
+// host is empty; the stage's host with that address (keeping its user and
+// port); or else that address, reached with the stage's user, port and proxy.
+func accessoryHosts(st *config.Stage, host string) []config.Host {
+	if host == "" {
+		return st.Hosts
+	}
+	for _, h := range st.Hosts {
+		if h.Address == host {
+			return []config.Host{h}
+		}
+	}
+	// "10.0.0.5" names the stage host "10.0.0.5:2222" when only one matches.
+	var same []config.Host
+	for _, h := range st.Hosts {
+		if hn, _, err := net.SplitHostPort(h.Address); err == nil && hn == host {
+			same = append(same, h)
+		}
+	}
+	if len(same) == 1 {
+		return same
+	}
+	return []config.Host{{Address: host}}
+}

@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/secrets"
 	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/recipes"
 	"github.com/shipit-dev/shipit/runtime"
@@ -22,13 +24,15 @@ type Globals struct {
 	Verbose           bool     `short:"v" help:"Show every remote command and its output."`
 	AcceptNewHostKeys bool     `help:"Trust and record host keys not yet in known_hosts (like StrictHostKeyChecking=accept-new). Changed keys are always refused."`
 	KnownHosts        []string `help:"known_hosts file(s) to check host keys against (default ~/.ssh/known_hosts)." type:"path"`
-	Identity          []string `short:"i" help:"Private key file(s) to try after the agent and ~/.ssh keys." type:"path"`
+	SSHKey            []string `short:"i" name:"ssh-key" help:"SSH private key file(s) to try after the agent and ~/.ssh keys." type:"path"`
+	Identity          string   `help:"age identity for secrets (age key file or SSH private key); after SHIPIT_AGE_KEY and ~/.config/shipit/keys/<app>.key." type:"path"`
 	SSHConfig         string   `help:"ssh_config file (default ~/.ssh/config)." type:"path"`
 	SSHStats          bool     `hidden:"" help:"Print SSH handshakes per host at exit (benchmarks)."`
 
 	ctx            context.Context
 	stdout, stderr io.Writer
 	pools          []*sshpool.Pool
+	redact         func(string) string
 }
 
 // project is everything a command needs that comes from the project dir.
@@ -89,7 +93,7 @@ func (g *Globals) pool() *sshpool.Pool {
 	p := sshpool.New(sshpool.Config{
 		KnownHostsFiles:   g.KnownHosts,
 		AcceptNewHostKeys: g.AcceptNewHostKeys,
-		IdentityFiles:     g.Identity,
+		IdentityFiles:     g.SSHKey,
 		SSHConfigPath:     g.SSHConfig,
 	})
 	g.pools = append(g.pools, p)
@@ -132,6 +136,80 @@ func (g *Globals) stageRun(stage string, parallel int) (*fleet.Run, *ui.Printer,
 	printer := ui.New(g.stdout, g.Verbose, names)
 	env := p.env(g, stage)
 	env.Sink = printer
+	g.loadSecrets(p, stage, env)
+	printer.Redact = g.redact
 	pool := g.pool()
 	return &fleet.Run{Env: env, Scripts: p.scripts, Pool: pool, Parallel: parallel}, printer, pool, nil
+}
+
+// secretStore is the project's encrypted secrets directory.
+func (p *project) secretStore() *secrets.Store {
+	return &secrets.Store{Dir: filepath.Join(p.dir, ".shipit", "secrets"), Recipients: p.cfg.Secrets.Recipients, App: p.cfg.App.Name}
+}
+
+// loadSecrets decrypts the stage's secrets, if it has any, into env and
+// turns on redaction of their values in everything shipit prints. A
+// failure is kept in env.SecretsErr: a deploy needs the secrets, other
+// commands do without.
+func (g *Globals) loadSecrets(p *project, stage string, env *runtime.Env) {
+	store := p.secretStore()
+	if !store.Exists(stage) {
+		return
+	}
+	hash, err := store.Hash(stage)
+	if err != nil {
+		env.SecretsErr = err
+		return
+	}
+	env.SecretsHash = hash
+	ids, err := secrets.Identities(p.cfg.App.Name, g.Identity)
+	if err != nil {
+		env.SecretsErr = err
+		return
+	}
+	vals, _, err := store.Load(stage, ids)
+	if err != nil {
+		env.SecretsErr = err
+		return
+	}
+	env.Secrets = vals
+	g.redact = redactor(vals)
+	env.Redact = g.redact
+}
+
+// stageSecrets returns the stage's decrypted secrets (nil when it has none).
+func (g *Globals) stageSecrets(stage string) (map[string]string, error) {
+	p, err := g.loadProject()
+	if err != nil {
+		return nil, err
+	}
+	env := p.env(g, stage)
+	g.loadSecrets(p, stage, env)
+	return env.Secrets, env.SecretsErr
+}
+
+// minSecretLen: shorter values would turn ordinary output into stars.
+const minSecretLen = 3
+
+// redactor replaces every known secret value (and each line of a
+// multi-line one) with ***, longest first.
+func redactor(vals map[string]string) func(string) string {
+	var needles []string
+	for _, v := range vals {
+		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
+			if len(strings.TrimSpace(part)) >= minSecretLen {
+				needles = append(needles, part)
+			}
+		}
+	}
+	if len(needles) == 0 {
+		return nil
+	}
+	sort.Slice(needles, func(i, j int) bool { return len(needles[i]) > len(needles[j]) })
+	pairs := make([]string, 0, 2*len(needles))
+	for _, n := range needles {
+		pairs = append(pairs, n, "***")
+	}
+	r := strings.NewReplacer(pairs...)
+	return r.Replace
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -78,6 +79,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	cli.Globals.stdout, cli.Globals.stderr = stdout, stderr
 	err = kctx.Run(&cli.Globals)
 	cli.Globals.printStats()
+	if err != nil && cli.Globals.redact != nil {
+		err = &redactedError{err: err, redact: cli.Globals.redact}
+	}
 	if err != nil {
 		ui.PrintError(stderr, err)
 		return 1
@@ -91,4 +95,20 @@ type VersionCmd struct{}
 func (VersionCmd) Run(g *Globals) error {
 	fmt.Fprintln(g.stdout, "shipit", version)
 	return nil
+}
+
+// redactedError hides secret values in an error's text, keeping its hint.
+type redactedError struct {
+	err    error
+	redact func(string) string
+}
+
+func (e *redactedError) Error() string { return e.redact(e.err.Error()) }
+func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) Hint() string {
+	var h ui.Hinter
+	if errors.As(e.err, &h) {
+		return e.redact(h.Hint())
+	}
+	return ""
 }

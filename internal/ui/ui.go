@@ -17,6 +17,9 @@ import (
 
 // Printer is the one renderer all host goroutines report to.
 type Printer struct {
+	// Redact, when set, rewrites every line before it is printed.
+	Redact func(string) string
+
 	mu      sync.Mutex
 	out     io.Writer
 	verbose bool
@@ -88,6 +91,9 @@ func (p *Printer) Emit(e runtime.Event) {
 		line = p.paint("33", "! "+e.Text)
 	default:
 		line = e.Text
+	}
+	if p.Redact != nil {
+		line = p.Redact(line)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,0 +1,247 @@
+// Package envsync builds a host's environment from its three sources and
+// writes it to shared/.env only when something changed.
+//
+// Precedence (later wins): [stages.<name>.env] in shipit.toml, then
+// `shipit config set` values kept on the host (shared/config.env), then
+// age-encrypted secrets. Each source is stored on its own, so changing one
+// never loses a value set through another.
+package envsync
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/shipit-dev/shipit/internal/dotenv"
+	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/shell"
+)
+
+// Source names, as `shipit config list` shows them.
+const (
+	FromStage   = "shipit.toml"
+	FromConfig  = "config"
+	FromSecrets = "secret"
+)
+
+// Files on the host, relative to the app path.
+const (
+	EnvFile     = "shared/.env"
+	ConfigFile  = "shared/config.env"
+	SourcesFile = "shared/.env.sources"
+	Snapshot    = ".env.snapshot" // in each release directory
+	SnapSources = ".env.sources"  // in each release directory
+)
+
+// Merged is one key of the effective environment.
+type Merged struct {
+	Key, Value, Source string
+	Shadows            []string // sources this key also has and that lose
+}
+
+// Merge applies the precedence; the result is sorted by key.
+func Merge(stage, config, secrets map[string]string) []Merged {
+	byKey := map[string]*Merged{}
+	for _, src := range []struct {
+		name string
+		m    map[string]string
+	}{{FromStage, stage}, {FromConfig, config}, {FromSecrets, secrets}} {
+		for k, v := range src.m {
+			if old, ok := byKey[k]; ok {
+				old.Shadows = append(old.Shadows, old.Source)
+				old.Value, old.Source = v, src.name
+				continue
+			}
+			byKey[k] = &Merged{Key: k, Value: v, Source: src.name}
+		}
+	}
+	out := make([]Merged, 0, len(byKey))
+	for _, m := range byKey {
+		out = append(out, *m)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+// Sources is what the developer machine knows.
+type Sources struct {
+	Stage       map[string]string
+	Secrets     map[string]string
+	SecretsHash string // SHA-256 of the .age file, "" without secrets
+	SecretsErr  error  // why secrets could not be decrypted, if they exist
+	ComposeV1   bool   // the host's compose cannot carry every value
+}
+
+// Result says what Sync did.
+type Result struct {
+	Written     bool
+	SecretsHash string
+	Keys        int
+}
+
+// Sync makes <appPath>/shared/.env the merge of the sources, writing it
+// (0600, atomically) only when the sources changed or the file is missing.
+func Sync(ctx context.Context, c remote.Conn, appPath string, src Sources) (Result, error) {
+	res := Result{SecretsHash: src.SecretsHash}
+	cfg, err := ReadConfig(ctx, c, appPath)
+	if err != nil {
+		return res, err
+	}
+	plain := plainHash(src.Stage, cfg)
+	want := fmt.Sprintf("age:%s plain:%s\n", src.SecretsHash, plain)
+	have, haveErr := readFile(ctx, c, path.Join(appPath, SourcesFile))
+	exists, err := c.Exists(ctx, path.Join(appPath, EnvFile))
+	if err != nil {
+		return res, err
+	}
+	if haveErr == nil && string(have) == want && exists {
+		return res, nil
+	}
+	if src.SecretsErr != nil {
+		return res, src.SecretsErr
+	}
+	merged := Merge(src.Stage, cfg, src.Secrets)
+	entries := make([]dotenv.Entry, len(merged))
+	for i, m := range merged {
+		entries[i] = dotenv.Entry{Key: m.Key, Value: m.Value}
+	}
+	if src.ComposeV1 {
+		if err := dotenv.CompatV1(entries); err != nil {
+			return res, fmt.Errorf("host %s: %w", c.Name(), err)
+		}
+	}
+	body := dotenv.Serialize(entries)
+	if err := mkdirShared(ctx, c, appPath); err != nil {
+		return res, err
+	}
+	if err := c.WriteFile(ctx, path.Join(appPath, EnvFile), bytes.NewReader(body), int64(len(body)), 0o600); err != nil {
+		return res, fmt.Errorf("host %s: write %s: %w", c.Name(), EnvFile, err)
+	}
+	if err := c.WriteFile(ctx, path.Join(appPath, SourcesFile), strings.NewReader(want), int64(len(want)), 0o600); err != nil {
+		return res, fmt.Errorf("host %s: write %s: %w", c.Name(), SourcesFile, err)
+	}
+	res.Written, res.Keys = true, len(entries)
+	return res, nil
+}
+
+// SnapshotCmd copies the shared env and its sources into a release (0600)
+// so a rollback can restore the env the release was deployed with.
+func SnapshotCmd(appPath, releasePath string) string {
+	return fmt.Sprintf("install -m 600 %s %s && install -m 600 %s %s",
+		shell.Quote(path.Join(appPath, EnvFile)), shell.Quote(path.Join(releasePath, Snapshot)),
+		shell.Quote(path.Join(appPath, SourcesFile)), shell.Quote(path.Join(releasePath, SnapSources)))
+}
+
+// RestoreCmd puts a release's snapshot back as the shared env, keeping the
+// replaced files as *.before-rollback for an undo.
+func RestoreCmd(appPath, releasePath string) string {
+	env, src := path.Join(appPath, EnvFile), path.Join(appPath, SourcesFile)
+	q := shell.Quote
+	return fmt.Sprintf("if [ -e %[1]s ]; then "+
+		"cp -p %[2]s %[2]s.before-rollback && cp -p %[3]s %[3]s.before-rollback 2>/dev/null; "+
+		"install -m 600 %[1]s %[2]s.tmp && mv -f %[2]s.tmp %[2]s && "+
+		"install -m 600 %[4]s %[3]s.tmp && mv -f %[3]s.tmp %[3]s; fi",
+		q(path.Join(releasePath, Snapshot)), q(env), q(src), q(path.Join(releasePath, SnapSources)))
+}
+
+// UndoRestoreCmd puts back what RestoreCmd replaced.
+func UndoRestoreCmd(appPath string) string {
+	env, src := path.Join(appPath, EnvFile), path.Join(appPath, SourcesFile)
+	q := shell.Quote
+	return fmt.Sprintf("if [ -e %[1]s.before-rollback ]; then mv -f %[1]s.before-rollback %[1]s; fi; "+
+		"if [ -e %[2]s.before-rollback ]; then mv -f %[2]s.before-rollback %[2]s; fi", q(env), q(src))
+}
+
+// ReadConfig returns the host's `shipit config` values.
+func ReadConfig(ctx context.Context, c remote.Conn, appPath string) (map[string]string, error) {
+	b, err := readFile(ctx, c, path.Join(appPath, ConfigFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	entries, err := dotenv.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: %s: %w", c.Name(), path.Join(appPath, ConfigFile), err)
+	}
+	m := map[string]string{}
+	for _, e := range entries {
+		m[e.Key] = e.Value
+	}
+	return m, nil
+}
+
+// WriteConfig stores the host's `shipit config` values (0600, atomic).
+func WriteConfig(ctx context.Context, c remote.Conn, appPath string, values map[string]string) error {
+	keys := make([]string, 0, len(values))
+	for k := range values {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	entries := make([]dotenv.Entry, len(keys))
+	for i, k := range keys {
+		entries[i] = dotenv.Entry{Key: k, Value: values[k]}
+	}
+	body := dotenv.Serialize(entries)
+	if err := mkdirShared(ctx, c, appPath); err != nil {
+		return err
+	}
+	return c.WriteFile(ctx, path.Join(appPath, ConfigFile), bytes.NewReader(body), int64(len(body)), 0o600)
+}
+
+func plainHash(stage, cfg map[string]string) string {
+	h := sha256.New()
+	for _, part := range []map[string]string{stage, cfg} {
+		keys := make([]string, 0, len(part))
+		for k := range part {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(part[k]), part[k])
+		}
+		h.Write([]byte{0})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// readFile reads a remote file; a missing file is os.ErrNotExist.
+func readFile(ctx context.Context, c remote.Conn, p string) ([]byte, error) {
+	if r, ok := c.(interface {
+		ReadFile(context.Context, string) ([]byte, error)
+	}); ok {
+		return r.ReadFile(ctx, p)
+	}
+	ok, err := c.Exists(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fs.ErrNotExist
+	}
+	var out, errb bytes.Buffer
+	code, err := c.Run(ctx, "cat "+shell.Quote(p), nil, &out, &errb)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return nil, fmt.Errorf("host %s: cat %s: exit %d: %s", c.Name(), p, code, strings.TrimSpace(errb.String()))
+	}
+	return out.Bytes(), nil
+}
+
+func mkdirShared(ctx context.Context, c remote.Conn, appPath string) error {
+	if code, err := c.Run(ctx, "mkdir -p "+shell.Quote(path.Join(appPath, "shared")), nil, io.Discard, io.Discard); err != nil || code != 0 {
+		return fmt.Errorf("host %s: cannot create %s/shared (exit %d): %v", c.Name(), appPath, code, err)
+	}
+	return nil
+}
