@@ -103,6 +103,17 @@ func cleanupApp(t *testing.T, env *harness.Env, s *harness.SSHD, app string) {
 		if len(ids) > 0 {
 			env.Docker(t, s, append([]string{"rm", "-f"}, ids...)...)
 		}
+		// Each release's compose network takes an address pool; the shared
+		// engine runs out of pools if tests leave them behind.
+		var nets []string
+		for _, n := range strings.Fields(env.Docker(t, s, "network", "ls", "--format", "{{.Name}}", "--filter", "name="+app+"-")) {
+			if strings.HasPrefix(n, app+"-") {
+				nets = append(nets, n)
+			}
+		}
+		if len(nets) > 0 {
+			env.Docker(t, s, append([]string{"network", "rm"}, nets...)...)
+		}
 	})
 }
 

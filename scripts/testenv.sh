@@ -50,7 +50,9 @@ if ! timeout 20 docker info >/dev/null 2>&1; then
 		rm -f /var/run/docker.sock /var/run/docker.pid
 	fi
 	if ! pgrep -x dockerd >/dev/null; then
-		setsid nohup dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+		# /24 pools: every release is its own compose project with its own
+		# network, and the default /16 pools run out after ~30 of them.
+		setsid nohup dockerd --default-address-pool base=172.20.0.0/14,size=24 >>"$DOCKERD_LOG" 2>&1 </dev/null &
 	fi
 	ok=
 	for _ in $(seq 1 60); do

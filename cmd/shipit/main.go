@@ -49,14 +49,26 @@ func main() {
 }
 
 // Main runs the CLI and returns the exit code; tests call it directly.
-func Main(args []string, stdout, stderr io.Writer) int {
+func Main(args []string, stdout, stderr io.Writer) (code int) {
+	// kong exits after --help; turn that into a return so nothing runs after
+	// the help text and tests can call Main.
+	type exitCode int
+	defer func() {
+		if r := recover(); r != nil {
+			c, ok := r.(exitCode)
+			if !ok {
+				panic(r)
+			}
+			code = int(c)
+		}
+	}()
 	var cli CLI
 	parser, err := kong.New(&cli,
 		kong.Name("shipit"),
 		kong.Description("Zero-downtime Docker Compose deploys over SSH, scripted in Lua."),
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
-		kong.Exit(func(int) {}),
+		kong.Exit(func(c int) { panic(exitCode(c)) }),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "shipit: internal error:", err)
