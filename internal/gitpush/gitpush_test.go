@@ -59,7 +59,7 @@ func setup(t *testing.T) *env {
 			t.Fatal(err)
 		}
 	}
-	e.conn = &localConn{name: "web1.example", dir: e.work}
+	e.conn = &localConn{HostName: "web1.example", Dir: e.work}
 	git(t, e.local, "init", "-q", "-b", "main")
 	writeFile(t, filepath.Join(e.local, "big.bin"), randomBytes(256<<10))
 	writeFile(t, filepath.Join(e.local, "docker-compose.yml"), []byte("services: {}\n"))
@@ -216,8 +216,8 @@ func TestPushRejectsBadBranches(t *testing.T) {
 			t.Errorf("Push(%q) error %q does not mention the branch", b, err)
 		}
 	}
-	if len(e.conn.commands()) != 0 {
-		t.Fatalf("remote commands ran for invalid branches: %q", e.conn.commands())
+	if len(e.conn.Commands()) != 0 {
+		t.Fatalf("remote commands ran for invalid branches: %q", e.conn.Commands())
 	}
 	if _, err := os.Stat(filepath.Join(e.work, "pwned")); err == nil {
 		t.Fatal("shell injection")
@@ -234,7 +234,7 @@ func TestPushMissingBranch(t *testing.T) {
 
 func TestPushGitMissingOnHost(t *testing.T) {
 	e := setup(t)
-	e.conn.env = []string{"PATH=" + t.TempDir()}
+	e.conn.Env = []string{"PATH=" + t.TempDir()}
 	_, err := Push(context.Background(), e.conn, Options{LocalRepo: e.local, Branch: "main", RemoteRepo: e.remoteRepo})
 	if !errors.Is(err, ErrGitMissing) || !strings.Contains(err.Error(), "git is not installed on web1.example") {
 		t.Fatalf("err = %v", err)

@@ -108,7 +108,7 @@ func setLocalDocker(t *testing.T, p string) {
 }
 
 func newConn(t *testing.T) *localConn {
-	return &localConn{name: "web1.example", dir: t.TempDir()}
+	return &localConn{HostName: "web1.example", Dir: t.TempDir()}
 }
 
 func imageIDOrEmpty(ref string) string {
@@ -147,7 +147,7 @@ func TestTransferSkipsImagesTheHostHas(t *testing.T) {
 	if got := imageIDOrEmpty(newRef); got != id {
 		t.Fatalf("%s on host = %q, want %s", newRef, got, id)
 	}
-	for _, cmd := range c.commands() {
+	for _, cmd := range c.Commands() {
 		if strings.Contains(cmd, " load") {
 			t.Fatalf("docker load ran: %q", cmd)
 		}
@@ -240,7 +240,7 @@ func TestTransferSaveFails(t *testing.T) {
 
 func TestTransferDockerMissingOnHost(t *testing.T) {
 	c := newConn(t)
-	c.env = []string{"PATH=" + t.TempDir()}
+	c.Env = []string{"PATH=" + t.TempDir()}
 	_, err := Transfer(context.Background(), c, []Image{{Ref: "a:b", ID: "sha256:" + strings.Repeat("1", 64)}}, "docker", nil)
 	if !errors.Is(err, ErrDockerMissing) || !strings.Contains(err.Error(), "web1.example") {
 		t.Fatalf("err = %v", err)
@@ -270,7 +270,7 @@ func TestTransferRejectsBadInput(t *testing.T) {
 			t.Errorf("Transfer(%+v) succeeded", im)
 		}
 	}
-	if len(c.commands()) != 0 {
-		t.Fatalf("commands ran: %q", c.commands())
+	if len(c.Commands()) != 0 {
+		t.Fatalf("commands ran: %q", c.Commands())
 	}
 }

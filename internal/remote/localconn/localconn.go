@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -17,12 +18,25 @@ import (
 type Conn struct {
 	HostName string
 	Dir      string
-	Env      []string
+	Env      []string // added to this process's environment (later entries win)
+
+	mu   sync.Mutex
+	cmds []string
+}
+
+// Commands returns every command Run was given, in order.
+func (c *Conn) Commands() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.cmds...)
 }
 
 func (c *Conn) Name() string { return c.HostName }
 
 func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	c.mu.Lock()
+	c.cmds = append(c.cmds, cmd)
+	c.mu.Unlock()
 	x := exec.CommandContext(ctx, "sh", "-c", cmd)
 	x.Dir = c.Dir
 	x.Env = append(os.Environ(), c.Env...)
@@ -33,6 +47,9 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	x.Cancel = func() error { return syscall.Kill(-x.Process.Pid, syscall.SIGKILL) }
 	x.WaitDelay = time.Second
 	err := x.Run()
+	if ctx.Err() != nil {
+		return -1, ctx.Err() // as sshpool reports a cancelled command
+	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ctx.Err() == nil {
 		return ee.ExitCode(), nil
