@@ -41,20 +41,7 @@ type Result struct {
 }
 
 // CommandError is a command that ran but exited non-zero, locally or on a host.
-type CommandError struct {
-	Host   string // c.Name(), or "local"
-	Cmd    string
-	Code   int
-	Stderr string // tail of stderr
-}
-
-func (e *CommandError) Error() string {
-	msg := fmt.Sprintf("%s: command %q exited with code %d", e.Host, e.Cmd, e.Code)
-	if e.Stderr != "" {
-		msg += ": " + e.Stderr
-	}
-	return msg
-}
+type CommandError = remote.CommandError
 
 // ErrGitMissing is wrapped by the error returned when the host has no git.
 var ErrGitMissing = errors.New("git is not installed")

@@ -37,20 +37,7 @@ type Result struct {
 }
 
 // CommandError is a command that ran but exited non-zero, locally or on a host.
-type CommandError struct {
-	Host   string // c.Name(), or "local"
-	Cmd    string
-	Code   int
-	Stderr string // tail of stderr
-}
-
-func (e *CommandError) Error() string {
-	msg := fmt.Sprintf("%s: command %q exited with code %d", e.Host, e.Cmd, e.Code)
-	if e.Stderr != "" {
-		msg += ": " + e.Stderr
-	}
-	return msg
-}
+type CommandError = remote.CommandError
 
 // ErrDockerMissing is wrapped by the error returned when the host has no docker.
 var ErrDockerMissing = errors.New("docker is not installed")
