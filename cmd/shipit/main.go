@@ -23,6 +23,7 @@ var version = "dev"
 // method that takes the shared globals.
 type CLI struct {
 	Globals
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
 	Deploy   DeployCmd   `cmd:"" help:"Deploy the current branch to every host of a stage."`
 	Rollback RollbackCmd `cmd:"" help:"Switch back to the previous (or a named) release."`
@@ -69,6 +70,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		kong.UsageOnError(),
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
+		kong.Vars{"version": "shipit " + version},
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "shipit: internal error:", err)
@@ -76,9 +78,6 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
-		if len(args) > 0 && (args[len(args)-1] == "--help" || args[len(args)-1] == "-h") {
-			return 0
-		}
 		ui.PrintError(stderr, err)
 		return 2
 	}
