@@ -151,18 +151,18 @@ func TestLogsAndAppExec(t *testing.T) {
 	if ids := strings.Fields(env.Docker(t, host, "ps", "-aq", "--filter", "label=com.docker.compose.project="+project, "--filter", "label=com.docker.compose.oneoff=True")); len(ids) != 0 {
 		t.Fatalf("--new left its container behind: %v", ids)
 	}
-	out = a.mustShipit("app", "exec", "-s", "production", "--host", host.Addr, "echo one shell line")
+	out = a.mustShipit("app", "exec", "-s", "production", "--hosts", host.Addr, "echo one shell line")
 	mustContain(t, "app exec shell line", out, prefix+"one shell line")
 	out, code = a.shipit("app", "exec", "-s", "production", "--", "sh", "-c", "exit 3")
 	if code == 0 {
 		t.Fatal("app exec of a failing command exited 0")
 	}
 	mustContain(t, "failing app exec", out, "exited with code 3")
-	out, code = a.shipit("app", "exec", "-s", "production", "--host", "nope", "--", "true")
+	out, code = a.shipit("app", "exec", "-s", "production", "--hosts", "nope", "--", "true")
 	if code == 0 {
 		t.Fatal("app exec --host nope exited 0")
 	}
-	mustContain(t, "app exec --host nope", out, `host "nope" is not in stage production`, "shipit: hint:")
+	mustContain(t, "app exec --hosts nope", out, "--hosts nope matches no host of stage production", "shipit: hint:")
 
 	// --interactive: a real PTY, driven through tmux.
 	script := filepath.Join(env.Dir, "tty.sh")

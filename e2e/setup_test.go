@@ -143,12 +143,12 @@ func TestSetupAndDoctor(t *testing.T) {
 		t.Fatalf("setup failed (exit %d)", code)
 	}
 	mustContain(t, "first setup", out,
-		"ok       docker engine", "ok       docker compose", "ok       docker group     root is root",
-		"changed  traefik network  created network traefik",
-		"changed  directory        created "+appPath,
-		"changed  git repo         created bare repository "+appPath+"/repo",
-		"changed  env file         created "+appPath+"/shared/.env (empty, 0600)",
-		"changed  traefik          started container traefik ("+traefikStandin+")",
+		"✓ docker engine", "✓ docker compose", "✓ docker group       root is root",
+		"~ traefik network    changed: created network traefik",
+		"~ directory          changed: created "+appPath,
+		"~ git repo           changed: created bare repository "+appPath+"/repo",
+		"~ env file           changed: created "+appPath+"/shared/.env (empty, 0600)",
+		"~ traefik            changed: started container traefik ("+traefikStandin+")",
 		"change(s) made")
 
 	c := inspectTraefik(t, env, host)
@@ -208,9 +208,9 @@ func TestSetupAndDoctor(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second setup failed (exit %d)", code)
 	}
-	mustContain(t, "second setup", out, "(--install-docker: already installed)", "ok       traefik          traefik running",
+	mustContain(t, "second setup", out, "(--install-docker: already installed)", "✓ traefik            traefik running",
 		"ok, nothing changed", "nothing changed: every host was already set up")
-	if strings.Contains(out, "changed ") {
+	if strings.Contains(out, "changed: ") {
 		t.Fatalf("second setup changed something:\n%s", out)
 	}
 	if got := env.HostRun(t, host, "cat "+appPath+"/shared/.env"); got != "SECRET=kept\n" {
@@ -224,7 +224,7 @@ func TestSetupAndDoctor(t *testing.T) {
 	// the change is named.
 	a.commit(map[string]string{"shipit.toml": setupToml(name, host.Addr, broken, false)})
 	out = mustShipitEnv(t, a, ports, "setup", "-s", "production")
-	mustContain(t, "setup after tls=false", out, "changed  traefik          recreated container traefik: args, mounts", "1 change(s) made")
+	mustContain(t, "setup after tls=false", out, "~ traefik            changed: recreated container traefik: args, mounts", "1 change(s) made")
 	c2 := inspectTraefik(t, env, host)
 	for _, arg := range c2.Config.Cmd {
 		if strings.Contains(arg, "certificatesresolvers") {

@@ -1,14 +1,19 @@
--- The default shipit recipe: the 12 deploy steps, rollback, and built-in
--- tasks. A project's shipit.lua runs after this file and may hook or
--- replace any of these with before/after/on_failure/task.
+-- The default shipit recipe: the 12 deploy steps, rollback and `releases`.
+-- A project's shipit.lua runs after this file and may hook or replace any
+-- of these with before/after/on_failure/task.
+--
+-- Reading order: the deploy pipeline and its contract, the undo of a
+-- failed deploy, the 12 steps in order; then rollback the same way; then
+-- the helpers they share.
+
 local shell    = require("shipit.shell")
 local compose  = require("shipit.compose")
 local git      = require("shipit.git")
 local images   = require("shipit.images")
 local override = require("shipit.override")
-local lockfile = require("shipit.lock")
+local lockfile = require("shipit.lockfile")
 local releases = require("shipit.releases")
-local deploylock = require("shipit.deploylock")
+local hostlock = require("shipit.hostlock")
 local env      = require("shipit.env")
 
 local q = shell.quote
@@ -19,83 +24,82 @@ local OVERRIDE = "docker-compose.override.yml"
 local REVISION = ".shipit-revision"
 local DEPLOYED_AT = ".shipit-deployed-at"
 
--- Each release is its own compose project so old and new run side by side.
-local function project(h, release)
-  return h.app .. "-" .. release
-end
-
-local function release_dir(h, release)
-  return h.releases_path .. "/" .. release
-end
-
--- compose_in runs `<compose> -p <project> -f <file> -f <override> ARGS` in
--- the release's directory.
-local function compose_in(h, release, args, opts)
-  local cmd = "cd " .. q(release_dir(h, release)) .. " && " .. compose.command(h) .. " " ..
-    shell.join({ "-p", project(h, release), "-f", D.compose_file, "-f", OVERRIDE }) .. " " .. args
-  return h:run(cmd, opts)
-end
-
-local function read_lock(h)
-  local path = h.app_path .. "/shipit.lock"
-  if not h:exists(path) then return nil end
-  return lockfile.decode(h:read(path))
-end
-
--- The release `current` points at, from the lock or else the symlink.
-local function current_release(h)
-  local l = read_lock(h)
-  if l and l.current_release ~= "" then return l.current_release end
-  local r = h:run({ "readlink", h.app_path .. "/current" }, { check = false, quiet = true })
-  if r.code == 0 then return (r.stdout:gsub("%s+$", ""):match("([^/]+)$")) or "" end
-  return ""
-end
-
-local function switch_current(h, release)
-  local tmp = h.app_path .. "/.current-" .. release
-  h:run(shell.join({ "ln", "-sfn", "releases/" .. release, tmp }) .. " && " ..
-        shell.join({ "mv", "-Tf", tmp, h.app_path .. "/current" }))
-end
-
-local function write_lock(h, current, previous, sha)
-  local old = read_lock(h) or {}
-  h:put(h.app_path .. "/shipit.lock", lockfile.encode({
-    current_release = current,
-    previous_release = previous or "",
-    git_sha = sha or "",
-    secrets_hash = h.vars.secrets_hash or old.secrets_hash or "",
-    deployed_at = releases.timestamp(),
-  }), "0644")
-end
-
-local function health_opts(h, release)
-  return { project = project(h, release), service = D.web_service,
-           interval = HC.interval, timeout = HC.timeout, retries = HC.retries }
-end
-
-local function list_releases(h)
-  local out = h:run("ls -1 " .. q(h.releases_path) .. " 2>/dev/null || true", { quiet = true })
-  local names = {}
-  for name in out:gmatch("[^\n]+") do table.insert(names, name) end
-  return releases.sort(names)
-end
+-- Helpers, defined at the end of the file.
+local project, release_dir, compose_in, read_lock, current_release, switch_current,
+      write_lock, health_opts, list_releases, try
 
 ---------------------------------------------------------------------------
 -- Deploy
+--
+-- The contract: what each step hands to the steps after it and to the
+-- undo. `sets`: fields the step must set (a step replaced in shipit.lua is
+-- checked for them); `marks`: what the step may change on the host,
+-- recorded in h.state before the step runs, so the undo knows what to put
+-- back even when the step is replaced or interrupted.
+--
+--   h.previous_release  the release serving before this deploy ("" if none)
+--   h.state.git_sha      the commit being deployed
+--   h.state.images       service -> image, for build = "local" ({} otherwise)
+--   h.state.secrets_hash SHA-256 of the stage's secrets file ("" if none)
+--   h.state.release_created, env_written, started, previous_stopped,
+--   switched, locked     the marks
 ---------------------------------------------------------------------------
 
+task("deploy", {
+  { "deploy:release", sets = { "release", "previous_release" }, marks = "release_created" },
+  { "deploy:push", sets = { "git_sha" } },
+  "deploy:checkout",
+  { "deploy:override", sets = { "images" } },
+  { "deploy:env", sets = { "secrets_hash" }, marks = "env_written" },
+  "deploy:build",
+  { "deploy:start", marks = "started" },
+  "deploy:health",
+  { "deploy:stop_previous", marks = "previous_stopped" },
+  { "deploy:symlink", marks = "switched" },
+  { "deploy:lockfile", marks = "locked" },
+  "deploy:cleanup",
+}, "Deploy the branch to every host of the stage")
+
+-- Undo a failed deploy so the host is exactly as before: the previous
+-- release running, current and shipit.lock untouched. Once the lock names
+-- the new release, the deploy has happened: nothing is undone.
+on_failure("deploy", function(h, err)
+  local st = h.state
+  if not st.release_created or st.locked then return end
+  local prev = h.previous_release
+  if st.switched then
+    try(function()
+      if prev ~= "" then switch_current(h, prev) else h:run({ "rm", "-f", h.app_path .. "/current" }) end
+    end)
+  end
+  if st.env_written and prev ~= "" then
+    -- The previous release keeps the env it was deployed with.
+    try(function()
+      if h:exists(release_dir(h, prev) .. "/.env.snapshot") then
+        env.restore(h, prev)
+        h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
+      end
+    end)
+  end
+  if st.previous_stopped then
+    try(function() compose_in(h, prev, "up -d --no-build", { check = false }) end)
+  end
+  if st.started then
+    try(function() compose_in(h, h.release, "down --rmi local --remove-orphans", { check = false }) end)
+  end
+  try(function() h:run({ "rm", "-rf", h.release_path }, { check = false }) end)
+  log.warn("rolled back: release %s removed%s", h.release, prev ~= "" and (", " .. prev .. " still serving") or "")
+end)
+
 task("deploy:release", function(h)
-  deploylock.acquire(h, "deploy")
+  hostlock.acquire(h, "deploy")
   h:run({ "mkdir", "-p", h.releases_path, h.shared_path })
   h.previous_release = current_release(h)
   -- mkdir without -p fails when the name exists: a second deploy in the
   -- same second gets the next free name instead of clobbering a release.
   for _ = 1, 60 do
     local r = h:run({ "mkdir", h.release_path }, { check = false })
-    if r.code == 0 then
-      h.vars.release_created = true
-      return
-    end
+    if r.code == 0 then return end
     if not h:exists(h.release_path) then
       fail("cannot create " .. h.release_path .. ": " .. r.stderr)
     end
@@ -110,7 +114,7 @@ task("deploy:push", function(h)
     log.warn("uncommitted changes are not deployed: shipit deploys the committed HEAD of %s", config.app.branch)
   end
   local r = git.push(h, { branch = config.app.branch, repo = h.app_path .. "/repo" })
-  h.vars.git_sha = r.sha
+  h.state.git_sha = r.sha
   if r.skipped then
     log.info("repo already at %s", r.sha:sub(1, 12))
   else
@@ -120,8 +124,8 @@ end, "Push the branch to the bare repo on the host")
 
 task("deploy:checkout", function(h)
   h:run(shell.join({ "git", "--work-tree=" .. h.release_path, "--git-dir=" .. h.app_path .. "/repo",
-                     "checkout", "-f", h.vars.git_sha, "--", "." }))
-  h:put(h.release_path .. "/" .. REVISION, h.vars.git_sha .. "\n", "0644")
+                     "checkout", "-f", h.state.git_sha, "--", "." }))
+  h:put(h.release_path .. "/" .. REVISION, h.state.git_sha .. "\n", "0644")
 end, "Check the code out into the release")
 
 task("deploy:override", function(h)
@@ -129,10 +133,10 @@ task("deploy:override", function(h)
   if D.build == "local" then
     imgs = images.plan_local(h, { compose_file = D.compose_file })
   end
-  h.vars.images = imgs
+  h.state.images = imgs
   local base = h.release_path .. "/" .. D.compose_file
   if not h:exists(base) then
-    fail(D.compose_file .. " is not in commit " .. h.vars.git_sha:sub(1, 12) ..
+    fail(D.compose_file .. " is not in commit " .. h.state.git_sha:sub(1, 12) ..
       ": shipit.toml and the compose file must be at the root of the git repository, and committed")
   end
   local yml = override.generate({
@@ -152,9 +156,8 @@ task("deploy:env", function(h)
   -- shipit.toml env < `shipit config` < secrets, written to shared/.env
   -- (0600) only when a source changed; each release keeps a snapshot.
   local r = env.sync(h)
-  h.vars.secrets_hash = r.secrets_hash
+  h.state.secrets_hash = r.secrets_hash
   if r.written then
-    h.vars.env_written = true
     log.info("env written (%d keys)", r.keys)
   else
     log.info("env unchanged, not rewritten")
@@ -166,7 +169,7 @@ end, "Write the merged env to shared/.env and link it into the release")
 task("deploy:build", function(h)
   if D.build == "local" then
     images.build_local(h, { compose_file = D.compose_file })
-    local r = images.transfer(h, h.vars.images)
+    local r = images.transfer(h, h.state.images)
     log.info("images: %d sent, %d already on host", #r.sent, #r.skipped)
   else
     compose_in(h, h.release, "build")
@@ -175,7 +178,6 @@ end, "Build images on the host, or build locally and transfer them")
 
 task("deploy:start", function(h)
   h:run(override.ensure_network_cmd)
-  h.vars.started = true
   compose_in(h, h.release, "up -d --no-build --remove-orphans")
 end, "Start the new release next to the running one")
 
@@ -186,19 +188,16 @@ end, "Wait until the web service is healthy")
 task("deploy:stop_previous", function(h)
   local prev = h.previous_release
   if prev == "" or prev == h.release or not h:exists(release_dir(h, prev) .. "/" .. OVERRIDE) then return end
-  h.vars.previous_stopped = true
   compose_in(h, prev, "down --remove-orphans")
 end, "Stop the previous release (only after the new one is healthy)")
 
 task("deploy:symlink", function(h)
-  h.vars.switched = true
   switch_current(h, h.release)
 end, "Point current at the new release (atomic rename)")
 
 task("deploy:lockfile", function(h)
   h:put(h.release_path .. "/" .. DEPLOYED_AT, releases.timestamp() .. "\n", "0644")
-  write_lock(h, h.release, h.previous_release, h.vars.git_sha)
-  h.vars.locked = true
+  write_lock(h, h.release, h.previous_release, h.state.git_sha)
 end, "Write shipit.lock")
 
 task("deploy:cleanup", function(h)
@@ -215,53 +214,39 @@ task("deploy:cleanup", function(h)
   end
 end, "Remove releases beyond keep_releases")
 
-task("deploy", {
-  "deploy:release", "deploy:push", "deploy:checkout", "deploy:override",
-  "deploy:env", "deploy:build", "deploy:start", "deploy:health",
-  "deploy:stop_previous", "deploy:symlink", "deploy:lockfile", "deploy:cleanup",
-}, "Deploy the branch to every host of the stage")
-
--- Undo a failed deploy so the host is exactly as before: the previous
--- release running, current and shipit.lock untouched.
-on_failure(function(h, err)
-  local v = h.vars
-  if not v.release_created or v.locked then return end
-  local prev = h.previous_release
-  -- Each action is tried on its own: one failing must not skip the rest.
-  local function try(f)
-    local ok, e = pcall(f)
-    if not ok then log.warn("clean-up: %s", tostring(e)) end
-  end
-  if v.switched then
-    try(function()
-      if prev ~= "" then switch_current(h, prev) else h:run({ "rm", "-f", h.app_path .. "/current" }) end
-    end)
-  end
-  if v.env_written and prev ~= "" then
-    -- The previous release keeps the env it was deployed with.
-    try(function()
-      if h:exists(release_dir(h, prev) .. "/.env.snapshot") then
-        env.restore(h, prev)
-        h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
-      end
-    end)
-  end
-  if v.previous_stopped then
-    try(function() compose_in(h, prev, "up -d --no-build", { check = false }) end)
-  end
-  if v.started then
-    try(function() compose_in(h, h.release, "down --rmi local --remove-orphans", { check = false }) end)
-  end
-  try(function() h:run({ "rm", "-rf", h.release_path }, { check = false }) end)
-  log.warn("rolled back: release %s removed%s", h.release, prev ~= "" and (", " .. prev .. " still serving") or "")
-end)
-
 ---------------------------------------------------------------------------
 -- Rollback: start the target next to current, health-check, then switch.
+--
+--   h.release            the target (--release, or the lock's previous)
+--   h.previous_release   the release that was current
+--   h.state.git_sha, secrets_hash   what the target was deployed with
+--   h.state.rb_started, rb_locked   the marks (starting the target
+--                        restores its env snapshot first)
 ---------------------------------------------------------------------------
 
+task("rollback", {
+  { "rollback:prepare", sets = { "previous_release", "git_sha", "secrets_hash" } },
+  { "rollback:start", marks = "rb_started" },
+  "rollback:health",
+  "rollback:stop_current",
+  "rollback:symlink",
+  { "rollback:lockfile", marks = "rb_locked" },
+}, "Switch back to the previous (or a named) release")
+
+-- Undo a failed rollback: the release that was current keeps serving with
+-- its env.
+on_failure("rollback", function(h, err)
+  local st = h.state
+  if st.rb_locked or not st.rb_started then return end
+  try(function() env.undo_restore(h) end)
+  try(function() compose_in(h, h.release, "down --remove-orphans", { check = false }) end)
+  local cur = h.previous_release
+  if cur ~= "" then try(function() compose_in(h, cur, "up -d --no-build", { check = false }) end) end
+  log.warn("rollback failed: %s still current", cur)
+end)
+
 task("rollback:prepare", function(h)
-  deploylock.acquire(h, "rollback")
+  hostlock.acquire(h, "rollback")
   local l = read_lock(h)
   if not l then fail("no shipit.lock on this host: nothing to roll back") end
   h.previous_release = l.current_release
@@ -271,11 +256,12 @@ task("rollback:prepare", function(h)
   if not h:exists(h.release_path .. "/" .. OVERRIDE) then
     fail("release " .. h.release .. " is not on this host (see `shipit releases`)")
   end
-  h.vars.git_sha = h:exists(h.release_path .. "/" .. REVISION)
+  h.state.git_sha = h:exists(h.release_path .. "/" .. REVISION)
     and h:read(h.release_path .. "/" .. REVISION):gsub("%s+$", "") or ""
+  h.state.secrets_hash = ""
   local sources = h.release_path .. "/.env.sources"
   if h:exists(sources) then
-    h.vars.secrets_hash = h:read(sources):match("age:(%x*)") or ""
+    h.state.secrets_hash = h:read(sources):match("age:(%x*)") or ""
   end
 end, "Find the rollback target")
 
@@ -284,9 +270,7 @@ task("rollback:start", function(h)
   if h:exists(h.release_path .. "/.env.snapshot") then
     -- Old code runs with the env it was deployed with, never with new settings.
     env.restore(h, h.release)
-    h.vars.rb_env_restored = true
   end
-  h.vars.rb_started = true
   compose_in(h, h.release, "up -d --no-build --remove-orphans")
 end, "Start the target release")
 
@@ -306,25 +290,9 @@ task("rollback:symlink", function(h)
 end, "Point current at the target")
 
 task("rollback:lockfile", function(h)
-  write_lock(h, h.release, h.previous_release, h.vars.git_sha)
-  h.vars.rb_locked = true
+  write_lock(h, h.release, h.previous_release, h.state.git_sha)
   h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
 end, "Write shipit.lock")
-
-task("rollback", { "rollback:prepare", "rollback:start", "rollback:health",
-                   "rollback:stop_current", "rollback:symlink", "rollback:lockfile" },
-  "Switch back to the previous (or a named) release")
-
-on_failure(function(h, err)
-  local v = h.vars
-  if v.rb_env_restored and not v.rb_locked then env.undo_restore(h) end
-  if v.rb_started and not v.rb_locked then
-    compose_in(h, h.release, "down --remove-orphans", { check = false })
-    local cur = h.previous_release
-    if cur ~= "" then compose_in(h, cur, "up -d --no-build", { check = false }) end
-    log.warn("rollback failed: %s still current", cur)
-  end
-end)
 
 ---------------------------------------------------------------------------
 -- Inspection
@@ -345,3 +313,74 @@ task("releases", function(h)
       (at and at ~= "") and ("deployed " .. at) or "(not completed)"))
   end
 end, "List releases (* current, < rollback target)")
+
+---------------------------------------------------------------------------
+-- Helpers
+---------------------------------------------------------------------------
+
+-- Each release is its own compose project so old and new run side by side.
+function project(h, release)
+  return h.app .. "-" .. release
+end
+
+function release_dir(h, release)
+  return h.releases_path .. "/" .. release
+end
+
+-- compose_in runs `<compose> -p <project> -f <file> -f <override> ARGS` in
+-- the release's directory.
+function compose_in(h, release, args, opts)
+  local cmd = "cd " .. q(release_dir(h, release)) .. " && " .. compose.command(h) .. " " ..
+    shell.join({ "-p", project(h, release), "-f", D.compose_file, "-f", OVERRIDE }) .. " " .. args
+  return h:run(cmd, opts)
+end
+
+function read_lock(h)
+  local path = h.app_path .. "/shipit.lock"
+  if not h:exists(path) then return nil end
+  return lockfile.decode(h:read(path))
+end
+
+-- The release `current` points at, from the lock or else the symlink.
+function current_release(h)
+  local l = read_lock(h)
+  if l and l.current_release ~= "" then return l.current_release end
+  local r = h:run({ "readlink", h.app_path .. "/current" }, { check = false, quiet = true })
+  if r.code == 0 then return (r.stdout:gsub("%s+$", ""):match("([^/]+)$")) or "" end
+  return ""
+end
+
+function switch_current(h, release)
+  local tmp = h.app_path .. "/.current-" .. release
+  h:run(shell.join({ "ln", "-sfn", "releases/" .. release, tmp }) .. " && " ..
+        shell.join({ "mv", "-Tf", tmp, h.app_path .. "/current" }))
+end
+
+function write_lock(h, current, previous, sha)
+  local old = read_lock(h) or {}
+  h:put(h.app_path .. "/shipit.lock", lockfile.encode({
+    current_release = current,
+    previous_release = previous or "",
+    git_sha = sha or "",
+    secrets_hash = h.state.secrets_hash or old.secrets_hash or "",
+    deployed_at = releases.timestamp(),
+  }), "0644")
+end
+
+function health_opts(h, release)
+  return { project = project(h, release), service = D.web_service,
+           interval = HC.interval, timeout = HC.timeout, retries = HC.retries }
+end
+
+function list_releases(h)
+  local out = h:run("ls -1 " .. q(h.releases_path) .. " 2>/dev/null || true", { quiet = true })
+  local names = {}
+  for name in out:gmatch("[^\n]+") do table.insert(names, name) end
+  return releases.sort(names)
+end
+
+-- try runs one undo action; one failing must not skip the rest.
+function try(f)
+  local ok, e = pcall(f)
+  if not ok then log.warn("clean-up: %s", tostring(e)) end
+end

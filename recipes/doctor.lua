@@ -1,12 +1,12 @@
--- `shipit doctor`: a preflight checklist per host. Every check prints one
--- line per item, "✓ item  detail", "! item  detail" (a warning) or
--- "✗ item  detail" followed by "    fix: ...". A failed check does not stop
--- the others; the last step fails the host when any item failed. Each check
--- is a task of the "doctor" pipeline, so shipit.lua can hook, replace or add
--- checks (call the same print format to take part in the report).
+-- `shipit doctor`: a preflight checklist per host. Every check reports its
+-- items with require("shipit.report"): ok, warn or fail (with the fix). A
+-- failed check does not stop the others; `shipit doctor` fails when any
+-- item failed. Each check is a task of the "doctor" pipeline, so shipit.lua
+-- can hook, replace or add checks (report items the same way).
 local shell    = require("shipit.shell")
 local json     = require("shipit.json")
-local lockfile = require("shipit.lock")
+local lockfile = require("shipit.lockfile")
+local report   = require("shipit.report")
 
 local q = shell.quote
 
@@ -16,23 +16,6 @@ local MIN_FREE_PCT = 5
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
-end
-
-local function line(mark, item, detail)
-  print(string.format("%s %-18s %s", mark, item, detail or ""))
-end
-
-local function pass(item, detail) line("✓", item, detail) end
-
-local function warn(h, item, detail, fix)
-  line("!", item, detail)
-  if fix then print("    fix: " .. fix) end
-end
-
-local function bad(h, item, detail, fix)
-  h.vars.doctor_failed = (h.vars.doctor_failed or 0) + 1
-  line("✗", item, detail)
-  if fix then print("    fix: " .. fix) end
 end
 
 local function setup_fix(h)
@@ -45,7 +28,7 @@ local function check(item, fn)
   return function(h)
     local okk, err = pcall(fn, h)
     if not okk then
-      bad(h, item, tostring(err):gsub("\n.*", ""), "rerun with -v to see the failing command")
+      report.fail(item, tostring(err):gsub("\n.*", ""), "rerun with -v to see the failing command")
     end
   end
 end
@@ -57,31 +40,31 @@ end
 task("doctor:ssh", check("ssh", function(h)
   -- Connecting at all proves the host is reachable, its key is known (or
   -- was accepted with --accept-new-host-keys) and authentication worked.
-  pass("reachable", h.host)
-  pass("host key known", "matches known_hosts")
-  pass("auth", "logged in as " .. trim(h:run("id -un", { quiet = true })))
+  report.ok("reachable", h.host)
+  report.ok("host key known", "matches known_hosts")
+  report.ok("auth", "logged in as " .. trim(h:run("id -un", { quiet = true })))
 end), "Reachable, host key known, authenticated")
 
 task("doctor:docker", check("docker", function(h)
   if quiet(h, "command -v docker >/dev/null 2>&1").code ~= 0 then
-    bad(h, "docker", "not installed", "run `shipit setup -s " .. h.stage .. " --install-docker`, or install Docker Engine")
+    report.fail("docker", "not installed", "run `shipit setup -s " .. h.stage .. " --install-docker`, or install Docker Engine")
     return
   end
   local r = quiet(h, "docker version --format '{{.Server.Version}}'")
   if r.code ~= 0 then
-    bad(h, "docker", "engine not answering: " .. trim(r.stderr):gsub("\n.*", ""),
+    report.fail("docker", "engine not answering: " .. trim(r.stderr):gsub("\n.*", ""),
       "start it (`systemctl start docker`); a non-root user needs the docker group: " .. setup_fix(h))
     return
   end
-  pass("docker", "engine " .. trim(r.stdout))
+  report.ok("docker", "engine " .. trim(r.stdout))
 end), "Docker engine version")
 
 task("doctor:compose", check("compose", function(h)
   local r = quiet(h, "docker compose version --short")
-  if r.code == 0 then pass("compose", "v2 plugin " .. trim(r.stdout)) return end
+  if r.code == 0 then report.ok("compose", "v2 plugin " .. trim(r.stdout)) return end
   r = quiet(h, "docker-compose version --short")
-  if r.code == 0 then pass("compose", "v1 " .. trim(r.stdout)) return end
-  bad(h, "compose", "neither `docker compose` nor docker-compose found",
+  if r.code == 0 then report.ok("compose", "v1 " .. trim(r.stdout)) return end
+  report.fail("compose", "neither `docker compose` nor docker-compose found",
     "run `shipit setup -s " .. h.stage .. " --install-docker`, or install the compose plugin")
 end), "Compose flavor and version")
 
@@ -92,16 +75,16 @@ local function disk(h, item, path)
   local r = quiet(h, cmd)
   local size, avail = r.stdout:match("^%S+%s+(%d+)%s+%d+%s+(%d+)")
   if r.code ~= 0 or not size then
-    bad(h, item, "cannot read free space of " .. path .. ": " .. trim(r.stderr), "check `df " .. path .. "` on the host")
+    report.fail(item, "cannot read free space of " .. path .. ": " .. trim(r.stderr), "check `df " .. path .. "` on the host")
     return
   end
   size, avail = tonumber(size), tonumber(avail)
   local pct = size > 0 and math.floor(avail * 100 / size) or 0
   local detail = string.format("%.1f GiB free (%d%%) under %s", avail / 1048576, pct, path)
   if avail < MIN_FREE_KB or pct < MIN_FREE_PCT then
-    warn(h, item, detail, "free space: `docker system prune`, fewer keep_releases, or a bigger disk")
+    report.warn(item, detail, "free space: `docker system prune`, fewer keep_releases, or a bigger disk")
   else
-    pass(item, detail)
+    report.ok(item, detail)
   end
 end
 
@@ -109,7 +92,7 @@ task("doctor:disk", check("disk", function(h)
   disk(h, "disk deploy_to", config.deploy.deploy_to)
   local r = quiet(h, "docker info --format '{{.DockerRootDir}}'")
   if r.code ~= 0 or trim(r.stdout) == "" then
-    bad(h, "disk docker", "cannot read Docker's root dir: " .. trim(r.stderr):gsub("\n.*", ""), "see the docker item above")
+    report.fail("disk docker", "cannot read Docker's root dir: " .. trim(r.stderr):gsub("\n.*", ""), "see the docker item above")
     return
   end
   disk(h, "disk docker", trim(r.stdout))
@@ -125,57 +108,57 @@ task("doctor:dirs", check("directories", function(h)
     end
   end
   if #missing > 0 then
-    bad(h, "directories", "missing: " .. table.concat(missing, ", "), setup_fix(h))
+    report.fail("directories", "missing: " .. table.concat(missing, ", "), setup_fix(h))
   elseif #readonly > 0 then
-    bad(h, "directories", "not writable: " .. table.concat(readonly, ", "),
+    report.fail("directories", "not writable: " .. table.concat(readonly, ", "),
       "give the SSH user write access (chown -R USER " .. h.app_path .. ")")
   else
-    pass("directories", h.app_path .. " (repo, releases, shared) writable")
+    report.ok("directories", h.app_path .. " (repo, releases, shared) writable")
   end
 end), "Deploy directories exist and are writable")
 
 task("doctor:network", check("traefik network", function(h)
   if quiet(h, { "docker", "network", "inspect", "traefik" }).code == 0 then
-    pass("traefik network", "traefik")
+    report.ok("traefik network", "traefik")
   else
-    bad(h, "traefik network", "missing", setup_fix(h) .. " (or `docker network create traefik`)")
+    report.fail("traefik network", "missing", setup_fix(h) .. " (or `docker network create traefik`)")
   end
 end), "External traefik network present")
 
 task("doctor:traefik", check("traefik", function(h)
   local r = quiet(h, "docker inspect --type container -f '{{.State.Status}} {{.Config.Image}}' traefik")
   if r.code ~= 0 then
-    bad(h, "traefik", "no container named traefik", setup_fix(h))
+    report.fail("traefik", "no container named traefik", setup_fix(h))
     return
   end
   local state, image = trim(r.stdout):match("^(%S+)%s*(.*)$")
   if state ~= "running" then
-    bad(h, "traefik", "container traefik is " .. tostring(state), "`docker logs traefik` to see why, then " .. setup_fix(h))
+    report.fail("traefik", "container traefik is " .. tostring(state), "`docker logs traefik` to see why, then " .. setup_fix(h))
     return
   end
-  pass("traefik", "running " .. image)
+  report.ok("traefik", "running " .. image)
 end), "Traefik container running")
 
 task("doctor:lock", check("shipit.lock", function(h)
   local path = h.app_path .. "/shipit.lock"
   if not h:exists(path) then
-    warn(h, "shipit.lock", "none: nothing deployed yet", "`shipit deploy -s " .. h.stage .. "`")
+    report.warn("shipit.lock", "none: nothing deployed yet", "`shipit deploy -s " .. h.stage .. "`")
     return
   end
   local text = quiet(h, { "cat", path })
   if text.code ~= 0 then
-    bad(h, "shipit.lock", "unreadable: " .. trim(text.stderr), "give the SSH user read access to " .. path)
+    report.fail("shipit.lock", "unreadable: " .. trim(text.stderr), "give the SSH user read access to " .. path)
     return
   end
   local okk, l = pcall(lockfile.decode, text.stdout)
   if not okk or type(l) ~= "table" then
     local msg = tostring(l):gsub("\n.*", ""):gsub("^[^:]*:%d+: ", "")
-    bad(h, "shipit.lock", "not valid: " .. msg,
+    report.fail("shipit.lock", "not valid: " .. msg,
       "the next `shipit deploy -s " .. h.stage .. "` rewrites it (releases stay on the host; `shipit releases` lists them)")
     return
   end
   h.vars.doctor_lock = l
-  pass("shipit.lock", "current " .. (l.current_release ~= "" and l.current_release or "(none)"))
+  report.ok("shipit.lock", "current " .. (l.current_release ~= "" and l.current_release or "(none)"))
 end), "shipit.lock readable")
 
 task("doctor:release", check("current release", function(h)
@@ -185,7 +168,7 @@ task("doctor:release", check("current release", function(h)
     if r.code == 0 then rel = trim(r.stdout):match("([^/]+)$") or "" end
   end
   if rel == "" then
-    warn(h, "current release", "none deployed", "`shipit deploy -s " .. h.stage .. "`")
+    report.warn("current release", "none deployed", "`shipit deploy -s " .. h.stage .. "`")
     return
   end
   local project = h.app .. "-" .. rel
@@ -198,7 +181,7 @@ task("doctor:release", check("current release", function(h)
     if service == config.deploy.web_service then table.insert(web, name) end
   end
   if n == 0 then
-    bad(h, "current release", rel .. ": no containers", "`shipit deploy -s " .. h.stage .. "` or `shipit rollback -s " .. h.stage .. "`")
+    report.fail("current release", rel .. ": no containers", "`shipit deploy -s " .. h.stage .. "` or `shipit rollback -s " .. h.stage .. "`")
     return
   end
   for _, name in ipairs(web) do
@@ -207,19 +190,14 @@ task("doctor:release", check("current release", function(h)
   end
   if #web == 0 then table.insert(problems, "no " .. config.deploy.web_service .. " container") end
   if #problems > 0 then
-    bad(h, "current release", rel .. ": " .. table.concat(problems, ", "),
+    report.fail("current release", rel .. ": " .. table.concat(problems, ", "),
       "`shipit logs -s " .. h.stage .. "` to see why; `shipit rollback -s " .. h.stage .. "` to go back")
     return
   end
-  pass("current release", rel .. " healthy (" .. n .. " containers)")
+  report.ok("current release", rel .. " healthy (" .. n .. " containers)")
 end), "Containers of the current release running and healthy")
-
-task("doctor:result", function(h)
-  local n = h.vars.doctor_failed or 0
-  if n > 0 then fail(n .. " check(s) failed") end
-end, "Fail the host when any check failed")
 
 task("doctor", {
   "doctor:ssh", "doctor:docker", "doctor:compose", "doctor:disk", "doctor:dirs",
-  "doctor:network", "doctor:traefik", "doctor:lock", "doctor:release", "doctor:result",
+  "doctor:network", "doctor:traefik", "doctor:lock", "doctor:release",
 }, "Preflight checklist: SSH, Docker, compose, disk, directories, Traefik, current release, shipit.lock")

@@ -1,10 +1,11 @@
 -- `shipit setup`: idempotent host provisioning. Every step reports each item
--- it looked at as "ok" (already as wanted) or "changed" (and what it did);
--- `shipit setup` counts the "changed" lines to say whether anything changed.
+-- it looked at with require("shipit.report"): ok (already as wanted) or
+-- changed (and what it did); `shipit setup` counts the changed items.
 -- Each step is a task of the "setup" pipeline, so shipit.lua can hook or
 -- replace any of them (e.g. before("setup:traefik", ...)).
 local shell = require("shipit.shell")
 local json  = require("shipit.json")
+local report = require("shipit.report")
 
 local q = shell.quote
 
@@ -18,13 +19,7 @@ local DEFAULT_TRAEFIK_IMAGE = "traefik:v3.3"
 local CERT_RESOLVER = "letsencrypt"
 local ACME_VOLUME = "traefik-letsencrypt"
 
-local function ok(item, detail)
-  print(string.format("ok       %-16s %s", item, detail or ""))
-end
-
-local function changed(item, what)
-  print(string.format("changed  %-16s %s", item, what))
-end
+local ok, changed = report.ok, report.changed
 
 local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))

@@ -15,6 +15,7 @@ const (
 	Info
 	Warn
 	Debug
+	Report // a structured report item (Item is set)
 )
 
 // Event is reported by a host's goroutine to the one renderer.
@@ -27,6 +28,7 @@ type Event struct {
 	Elapsed time.Duration
 	Text    string
 	Err     error
+	Item    *ReportItem // for Report events
 }
 
 // Sink receives events; implementations must be safe for concurrent use.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path"
-	"strings"
 	"sync"
 
 	"github.com/shipit-dev/shipit/internal/remote"
@@ -23,6 +22,8 @@ type Host struct {
 	AppPath         string // deploy_to/app
 	Release         string
 	PreviousRelease string
+	Primary         bool              // the stage's primary host (once-per-stage hooks run here)
+	Params          map[string]string // task parameters; nil: the Env's
 
 	ctx  context.Context
 	env  *Env
@@ -31,6 +32,51 @@ type Host struct {
 	cacheMu sync.Mutex
 	cache   map[string]any // per-host memo for builtins (e.g. compose flavour)
 	defers  []func()
+	report  []ReportItem
+	journal Journal
+	prevSet bool // PreviousRelease was assigned during this run
+}
+
+// Journal records a host's in-flight change on the host itself, so that
+// it can be undone or completed even when shipit dies (see hostlock).
+type Journal interface {
+	Record(ctx context.Context, state map[string]string) error
+}
+
+// SetJournal makes the host record every contract mark in j.
+func (h *Host) SetJournal(j Journal) { h.journal = j }
+
+// ReportItem is one line of a task's structured report: a doctor check, a
+// setup item. Commands decide exit codes from these values, never from
+// printed text.
+type ReportItem struct {
+	Status string // ReportOK, ReportChanged, ReportWarn or ReportFail
+	Item   string // what was looked at, e.g. "docker engine"
+	Detail string
+	Fix    string // for warn and fail: what to do
+}
+
+// Report statuses.
+const (
+	ReportOK      = "ok"
+	ReportChanged = "changed"
+	ReportWarn    = "warn"
+	ReportFail    = "fail"
+)
+
+// AddReport records it and shows it live.
+func (h *Host) AddReport(it ReportItem) {
+	h.cacheMu.Lock()
+	h.report = append(h.report, it)
+	h.cacheMu.Unlock()
+	h.Emit(Event{Kind: Report, Item: &it})
+}
+
+// Report returns what the host's run reported, in order.
+func (h *Host) Report() []ReportItem {
+	h.cacheMu.Lock()
+	defer h.cacheMu.Unlock()
+	return append([]ReportItem(nil), h.report...)
 }
 
 // Defer registers fn to run when the host's run ends (after on_failure
@@ -95,22 +141,6 @@ func (h *Host) Emit(e Event) {
 	h.env.emit(e)
 }
 
-// RemoteError is a remote command that exited non-zero.
-type RemoteError struct {
-	Host   string
-	Cmd    string
-	Code   int
-	Stderr string // tail
-}
-
-func (e *RemoteError) Error() string {
-	msg := fmt.Sprintf("host %s: command exited with code %d: %s", e.Host, e.Code, e.Cmd)
-	if e.Stderr != "" {
-		msg += "\n" + indent(e.Stderr)
-	}
-	return msg
-}
-
 // Result is a finished command.
 type Result struct {
 	Stdout, Stderr string
@@ -124,7 +154,7 @@ type RunOpts struct {
 }
 
 // Exec runs cmd on the host and returns its output. A non-zero exit is a
-// *RemoteError unless allowFail. Output lines are streamed as events with -v.
+// *remote.CommandError unless allowFail. Output lines are streamed as events with -v.
 func (h *Host) Exec(cmd string, allowFail bool, o RunOpts) (Result, error) {
 	if !o.Quiet {
 		h.Emit(Event{Kind: Command, Text: cmd})
@@ -141,16 +171,9 @@ func (h *Host) Exec(cmd string, allowFail bool, o RunOpts) (Result, error) {
 		return res, fmt.Errorf("host %s: %s: %w", h.Name, cmd, err)
 	}
 	if code != 0 && !allowFail {
-		return res, &RemoteError{Host: h.Name, Cmd: cmd, Code: code, Stderr: Tail(res.Stderr+tailIfNoErr(res), 15)}
+		return res, remote.Failed(h.Name, cmd, code, res.Stderr, res.Stdout)
 	}
 	return res, nil
-}
-
-func tailIfNoErr(r Result) string {
-	if strings.TrimSpace(r.Stderr) == "" {
-		return r.Stdout
-	}
-	return ""
 }
 
 // Put writes content to p on the host atomically.
@@ -176,18 +199,4 @@ func (w *lineEmitter) Write(p []byte) (int, error) {
 		w.buf = w.buf[i+1:]
 	}
 	return len(p), nil
-}
-
-// Tail returns the last n lines of s.
-func Tail(s string, n int) string {
-	s = strings.TrimRight(s, "\n")
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func indent(s string) string {
-	return "  | " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  | ")
 }

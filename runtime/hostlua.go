@@ -9,6 +9,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/shipit-dev/shipit/internal/shell"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 const hostType = "shipit.host"
@@ -30,17 +31,54 @@ func registerHostType(L *lua.LState) {
 	}))
 }
 
-// hostValue wraps h for Lua; vars is a scratch table steps share.
+// hostValue wraps h for Lua: vars is a free scratch table, state the
+// strict table of the fields the pipelines' contracts declare.
 type hostValue struct {
-	h    *Host
-	vars *lua.LTable
+	h     *Host
+	vars  *lua.LTable
+	state *lua.LTable
 }
 
 func (s *State) hostUserData() *lua.LUserData {
 	ud := s.L.NewUserData()
-	ud.Value = &hostValue{h: s.Host, vars: s.L.NewTable()}
+	ud.Value = &hostValue{h: s.Host, vars: s.L.NewTable(), state: s.strictState()}
 	s.L.SetMetatable(ud, s.L.GetTypeMetatable(hostType))
 	return ud
+}
+
+// hostValue returns the Lua side of the state's host.
+func (s *State) hostValue() *hostValue {
+	if s.hostUD == nil {
+		s.hostUD = s.hostUserData()
+	}
+	return s.hostUD.Value.(*hostValue)
+}
+
+// strictState is h.state: reading or writing a field no contract declares
+// is an error (a typo must not read as nil).
+func (s *State) strictState() *lua.LTable {
+	L := s.L
+	t := L.NewTable()
+	mt := L.NewTable()
+	check := func(L *lua.LState) {
+		k := L.CheckString(2)
+		if !s.Plan.State[k] {
+			L.RaiseError("h.state has no field %q%s (declared by the pipelines' contracts: %s; use h.vars for your own values)",
+				k, text.DidYouMean(k, s.Plan.StateNames()), strings.Join(s.Plan.StateNames(), ", "))
+		}
+	}
+	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
+		check(L)
+		L.Push(lua.LNil)
+		return 1
+	}))
+	L.SetField(mt, "__newindex", L.NewFunction(func(L *lua.LState) int {
+		check(L)
+		L.RawSet(L.CheckTable(1), L.Get(2), L.Get(3))
+		return 0
+	}))
+	L.SetMetatable(t, mt)
+	return t
 }
 
 // CheckHost returns the *Host passed as argument n (the `h` of a hook).
@@ -86,8 +124,14 @@ func hostIndex(L *lua.LState) int {
 	case "vars":
 		L.Push(hv.vars)
 		return 1
+	case "state":
+		L.Push(hv.state)
+		return 1
+	case "primary":
+		L.Push(lua.LBool(h.Primary))
+		return 1
 	}
-	L.RaiseError("host has no field %q (fields: host, stage, app, app_path, release, release_path, previous_release, shared_path, releases_path, vars; methods: run, put, exists, read)", key)
+	L.RaiseError("host has no field %q (fields: host, stage, app, app_path, release, release_path, previous_release, shared_path, releases_path, primary, state, vars; methods: run, put, exists, read)", key)
 	return 0
 }
 
@@ -99,6 +143,7 @@ func hostNewIndex(L *lua.LState) int {
 		h.Release = L.CheckString(3)
 	case "previous_release":
 		h.PreviousRelease = L.CheckString(3)
+		h.prevSet = true
 	default:
 		L.RaiseError("host field %q is read-only (writable: release, previous_release; use h.vars for your own values)", key)
 	}

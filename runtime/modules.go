@@ -10,9 +10,21 @@ import (
 // Module is a Lua module a recipe can require. Modules are registered once
 // at init time and opened lazily in each state that requires them.
 type Module struct {
-	Name string                          // require name, e.g. "shipit.compose"
-	Open func(L *lua.LState) *lua.LTable // builds the module table; HostOf(L) gives the host
-	Doc  string
+	Name  string                          // require name, e.g. "shipit.compose"
+	Open  func(L *lua.LState) *lua.LTable // builds the module table; HostOf(L) gives the host
+	Doc   string                          // one line: what the module is for
+	Funcs []Func                          // every member of the table Open returns
+}
+
+// Func documents one member of a module: the single source from which
+// recipes/shipit.d.lua and docs/lua-api.md are generated (see
+// cmd/luaapi), and which a test checks against the table Open returns.
+type Func struct {
+	Name    string // member name
+	Args    string // LuaLS parameter list, e.g. "h: shipit.Host, opts?: {tail?: number}"
+	Returns string // LuaLS return type(s), "" for none
+	Doc     string // one sentence or two
+	Value   bool   // a constant, not a function (Returns is its type)
 }
 
 var (
@@ -30,16 +42,16 @@ func RegisterModule(m Module) {
 	modules[m.Name] = m
 }
 
-// Modules lists the registered module names, sorted.
-func Modules() []string {
+// Modules lists the registered modules, sorted by name.
+func Modules() []Module {
 	modMu.RLock()
 	defer modMu.RUnlock()
-	names := make([]string, 0, len(modules))
-	for n := range modules {
-		names = append(names, n)
+	list := make([]Module, 0, len(modules))
+	for _, m := range modules {
+		list = append(list, m)
 	}
-	sort.Strings(names)
-	return names
+	sort.Slice(list, func(i, j int) bool { return list[i].Name < list[j].Name })
+	return list
 }
 
 func preloadModules(L *lua.LState) {

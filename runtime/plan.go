@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/shipit-dev/shipit/internal/text"
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -13,14 +14,27 @@ type Task struct {
 	Desc     string
 	Fn       *lua.LFunction
 	Steps    []string
-	Source   string // file:line where it was (last) defined
-	Replaced string // file:line of the definition it replaced, if any
+	Contract map[string]StepContract // for a pipeline: what its steps promise
+	Source   string                  // file:line where it was (last) defined
+	Replaced string                  // file:line of the definition it replaced, if any
+}
+
+// StepContract is what a step of a pipeline hands on. Marks is recorded in
+// h.state (and the host's journal, when one is open) before the step runs,
+// so the pipeline's on_failure undo knows what to reverse even when the
+// step is replaced or interrupted; Sets are the fields the step must set,
+// checked after it runs (h.state fields, or the host fields release and
+// previous_release).
+type StepContract struct {
+	Sets  []string
+	Marks string
 }
 
 // Hook is a before/after/on_failure function.
 type Hook struct {
 	Fn     *lua.LFunction
 	Source string
+	Task   string // on_failure only: the task it is scoped to ("" = any)
 }
 
 // Plan is what the scripts declared: tasks, pipelines and hooks.
@@ -30,7 +44,9 @@ type Plan struct {
 	Before    map[string][]*Hook
 	After     map[string][]*Hook
 	OnFailure []*Hook
-	hookRefs  []hookRef
+	// State is every h.state field a contract declares (sets and marks).
+	State    map[string]bool
+	hookRefs []hookRef
 }
 
 type hookRef struct {
@@ -38,7 +54,7 @@ type hookRef struct {
 }
 
 func newPlan() *Plan {
-	return &Plan{Tasks: map[string]*Task{}, Before: map[string][]*Hook{}, After: map[string][]*Hook{}}
+	return &Plan{Tasks: map[string]*Task{}, Before: map[string][]*Hook{}, After: map[string][]*Hook{}, State: map[string]bool{}}
 }
 
 func (p *Plan) define(t *Task) {
@@ -53,6 +69,29 @@ func (p *Plan) define(t *Task) {
 		p.Order = append(p.Order, t.Name)
 	}
 	p.Tasks[t.Name] = t
+	for _, c := range t.Contract {
+		for _, f := range c.Sets {
+			if !hostFields[f] {
+				p.State[f] = true
+			}
+		}
+		if c.Marks != "" {
+			p.State[c.Marks] = true
+		}
+	}
+}
+
+// hostFields are the host fields a step contract may name in sets.
+var hostFields = map[string]bool{"release": true, "previous_release": true}
+
+// StateNames lists the declared h.state fields, sorted.
+func (p *Plan) StateNames() []string {
+	names := make([]string, 0, len(p.State))
+	for n := range p.State {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // validate reports hooks attached to names no script defined, and
@@ -61,6 +100,11 @@ func (p *Plan) validate() error {
 	for _, r := range p.hookRefs {
 		if _, ok := p.Tasks[r.target]; !ok {
 			return &ScriptError{Msg: fmt.Sprintf("%s(%q): no step or task has that name%s", r.kind, r.target, p.suggest(r.target)), File: fileOf(r.source), Line: lineOf(r.source)}
+		}
+	}
+	for _, r := range p.OnFailure {
+		if _, ok := p.Tasks[r.Task]; r.Task != "" && !ok {
+			return &ScriptError{Msg: fmt.Sprintf("on_failure(%q): no task has that name%s", r.Task, p.suggest(r.Task)), File: fileOf(r.Source), Line: lineOf(r.Source)}
 		}
 	}
 	for _, name := range p.Order {
@@ -75,16 +119,12 @@ func (p *Plan) validate() error {
 }
 
 func (p *Plan) suggest(name string) string {
-	best, bestD := "", 4
+	names := make([]string, 0, len(p.Tasks))
 	for n := range p.Tasks {
-		if d := levenshtein(name, n); d < bestD {
-			best, bestD = n, d
-		}
+		names = append(names, n)
 	}
-	if best != "" {
-		return fmt.Sprintf(" (did you mean %q?)", best)
-	}
-	return ""
+	sort.Strings(names)
+	return text.DidYouMean(name, names)
 }
 
 // Names returns every task name, pipelines and their steps first in run
@@ -112,24 +152,4 @@ func (p *Plan) Names() []string {
 	}
 	sort.Strings(rest)
 	return append(out, rest...)
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
 }

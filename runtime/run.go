@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -46,7 +47,7 @@ func (s *State) RunTask(ctx context.Context, name string) ([]StepTiming, error) 
 	s.Host.ctx = ctx
 	s.L.SetContext(ctx)
 	var timings []StepTiming
-	err := s.runNode(t, 0, 0, &timings)
+	err := s.runNode(t, 0, 0, nil, &timings)
 	if err == nil {
 		return timings, nil
 	}
@@ -54,28 +55,43 @@ func (s *State) RunTask(ctx context.Context, name string) ([]StepTiming, error) 
 	if !errors.As(err, &se) {
 		se = &StepError{Host: s.Host.Name, Step: name, Err: err}
 	}
-	s.runFailureHooks(ctx, se)
+	s.runFailureHooks(ctx, name, se)
 	return timings, se
 }
 
-func (s *State) runNode(t *Task, idx, total int, timings *[]StepTiming) error {
+// runNode runs a task with its hooks; c is its contract in the pipeline
+// that runs it (nil outside one).
+func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]StepTiming) error {
 	h := s.Host
 	prevStep := h.step
 	h.step = t.Name
 	defer func() { h.step = prevStep }()
 	start := time.Now()
 	h.Emit(Event{Kind: StepStart, Index: idx, Total: total})
-	err := s.runHooks(s.Plan.Before[t.Name], t.Name)
+	var err error
+	if c != nil && c.Marks != "" {
+		err = s.mark(c.Marks)
+	}
+	if err == nil {
+		err = s.runHooks(s.Plan.Before[t.Name], t.Name)
+	}
 	if err == nil {
 		if len(t.Steps) > 0 {
 			for i, name := range t.Steps {
-				if err = s.runNode(s.Plan.Tasks[name], i+1, len(t.Steps), timings); err != nil {
+				var sc *StepContract
+				if x, ok := t.Contract[name]; ok {
+					sc = &x
+				}
+				if err = s.runNode(s.Plan.Tasks[name], i+1, len(t.Steps), sc, timings); err != nil {
 					break
 				}
 			}
 		} else {
 			err = s.call(t.Fn, t.Name)
 		}
+	}
+	if err == nil && c != nil {
+		err = s.checkSets(t, c)
 	}
 	if err == nil {
 		err = s.runHooks(s.Plan.After[t.Name], t.Name)
@@ -114,9 +130,7 @@ func (s *State) runHooks(hooks []*Hook, task string) error {
 }
 
 func (s *State) call(fn *lua.LFunction, task string, args ...lua.LValue) error {
-	if s.hostUD == nil {
-		s.hostUD = s.hostUserData()
-	}
+	s.hostValue()
 	all := append([]lua.LValue{s.hostUD}, args...)
 	err := s.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, all...)
 	if err != nil {
@@ -128,8 +142,17 @@ func (s *State) call(fn *lua.LFunction, task string, args ...lua.LValue) error {
 	return nil
 }
 
-func (s *State) runFailureHooks(ctx context.Context, se *StepError) {
-	if len(s.Plan.OnFailure) == 0 {
+// runFailureHooks runs the on_failure hooks for a failure of task: the
+// global ones and those scoped to it, on a fresh context so that an
+// interrupted host is still put back in order.
+func (s *State) runFailureHooks(ctx context.Context, task string, se *StepError) {
+	var hooks []*Hook
+	for _, hk := range s.Plan.OnFailure {
+		if hk.Task == "" || hk.Task == task {
+			hooks = append(hooks, hk)
+		}
+	}
+	if len(hooks) == 0 {
 		return
 	}
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), failureTimeout)
@@ -139,7 +162,7 @@ func (s *State) runFailureHooks(ctx context.Context, se *StepError) {
 	prev := s.Host.step
 	s.Host.step = "on_failure"
 	defer func() { s.Host.step = prev }()
-	for _, hk := range s.Plan.OnFailure {
+	for _, hk := range hooks {
 		if err := s.call(hk.Fn, "on_failure", lua.LString(se.Error())); err != nil {
 			s.Host.Emit(Event{Kind: Warn, Text: fmt.Sprintf("on_failure hook %s failed: %v", hk.Source, err)})
 		}
@@ -154,8 +177,79 @@ func (s *State) invoke(L *lua.LState) int {
 		L.RaiseError("invoke: no task named %q%s", name, s.Plan.suggest(name))
 	}
 	var timings []StepTiming
-	if err := s.runNode(t, 0, 0, &timings); err != nil {
+	if err := s.runNode(t, 0, 0, nil, &timings); err != nil {
 		return Raise(L, err)
 	}
 	return 0
+}
+
+// mark records that the step about to run may change what field names,
+// in h.state and in the host's journal.
+func (s *State) mark(field string) error {
+	s.hostValue().state.RawSetString(field, lua.LTrue)
+	if j := s.Host.journal; j != nil {
+		if err := j.Record(s.Host.Context(), s.StateSnapshot()); err != nil {
+			return fmt.Errorf("host %s: journal: %w", s.Host.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkSets fails a step that did not set what its contract promises.
+func (s *State) checkSets(t *Task, c *StepContract) error {
+	var missing []string
+	for _, f := range c.Sets {
+		switch f {
+		case "release":
+			if s.Host.Release == "" {
+				missing = append(missing, "h.release")
+			}
+		case "previous_release":
+			if !s.Host.prevSet {
+				missing = append(missing, "h.previous_release")
+			}
+		default:
+			if s.hostValue().state.RawGetString(f) == lua.LNil {
+				missing = append(missing, "h.state."+f)
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	where := ""
+	if t.Replaced != "" {
+		where = " (replaced at " + t.Source + ")"
+	}
+	return &ContractError{Step: t.Name, Where: where, Missing: missing}
+}
+
+// StateSnapshot is the host's deploy state as plain strings: h.state's
+// scalar fields plus release and previous_release. It is what the journal
+// records.
+func (s *State) StateSnapshot() map[string]string {
+	out := map[string]string{"release": s.Host.Release, "previous_release": s.Host.PreviousRelease}
+	s.hostValue().state.ForEach(func(k, v lua.LValue) {
+		switch v.Type() {
+		case lua.LTString, lua.LTNumber, lua.LTBool:
+			out[k.String()] = v.String()
+		}
+	})
+	return out
+}
+
+// ContractError is a step that did not provide what the steps after it and
+// the undo of its pipeline need: typically a step replaced in shipit.lua.
+type ContractError struct {
+	Step, Where string
+	Missing     []string
+}
+
+func (e *ContractError) Error() string {
+	return fmt.Sprintf("step %s%s did not set %s, which the steps after it and the undo of a failed run need",
+		e.Step, e.Where, strings.Join(e.Missing, ", "))
+}
+
+func (e *ContractError) Hint() string {
+	return "a step replaced with task(name, fn) must set the same fields as the built-in one: see the pipeline's contract in recipes/default.lua (`shipit tasks` shows it)"
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/remote/localconn"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -108,7 +109,7 @@ on_failure(function(h, err) print("user-failure") end)
 	if !errors.As(err, &se) || se.Step != "b" || se.Host != "h1" {
 		t.Fatalf("want StepError on step b, got %v", err)
 	}
-	var re *runtime.RemoteError
+	var re *remote.CommandError
 	if !errors.As(err, &re) || re.Code != 3 || !strings.Contains(re.Stderr, "boom") {
 		t.Fatalf("want RemoteError code 3 with stderr, got %#v", re)
 	}

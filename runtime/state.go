@@ -12,6 +12,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/remote"
 )
 
 // Env is shared by all hosts of one command run: configuration and output.
@@ -39,6 +40,11 @@ type Env struct {
 func (e *Env) emit(ev Event) {
 	if e.Redact != nil {
 		ev.Text = e.Redact(ev.Text)
+		if ev.Item != nil {
+			it := *ev.Item
+			it.Item, it.Detail, it.Fix = e.Redact(it.Item), e.Redact(it.Detail), e.Redact(it.Fix)
+			ev.Item = &it
+		}
 	}
 	if e.Sink != nil {
 		e.Sink.Emit(ev)
@@ -157,8 +163,15 @@ func (s *State) openAPI() {
 	reg("before", func(L *lua.LState) int { return s.hook(L, "before", s.Plan.Before) })
 	reg("after", func(L *lua.LState) int { return s.hook(L, "after", s.Plan.After) })
 	reg("on_failure", func(L *lua.LState) int {
+		// on_failure(fn) runs whatever fails; on_failure("deploy", fn)
+		// only when the deploy task fails.
+		task := ""
+		if L.Get(1).Type() == lua.LTString {
+			task = L.CheckString(1)
+			L.Remove(1)
+		}
 		fn := L.CheckFunction(1)
-		s.Plan.OnFailure = append(s.Plan.OnFailure, &Hook{Fn: fn, Source: sourceOf(fn)})
+		s.Plan.OnFailure = append(s.Plan.OnFailure, &Hook{Fn: fn, Source: sourceOf(fn), Task: task})
 		return 0
 	})
 	reg("task", func(L *lua.LState) int {
@@ -168,13 +181,7 @@ func (s *State) openAPI() {
 		case *lua.LFunction:
 			t.Fn, t.Source = v, sourceOf(v)
 		case *lua.LTable:
-			v.ForEach(func(_, s lua.LValue) {
-				if str, ok := s.(lua.LString); ok {
-					t.Steps = append(t.Steps, string(str))
-				} else {
-					L.ArgError(2, "a pipeline lists step names (strings)")
-				}
-			})
+			t.Steps, t.Contract = pipelineSteps(L, v)
 			t.Source = strings.TrimSuffix(whereLua(L), ": ")
 		default:
 			L.ArgError(2, "expected a function or a list of step names")
@@ -204,7 +211,11 @@ func (s *State) openAPI() {
 	})
 	L.SetGlobal("config", configView(L, s.Env.Config))
 	params := map[string]string{}
-	for k, v := range s.Env.Params {
+	src := s.Env.Params
+	if s.Host != nil && s.Host.Params != nil {
+		src = s.Host.Params
+	}
+	for k, v := range src {
 		params[k] = v
 	}
 	L.SetGlobal("params", configView(L, params))
@@ -279,7 +290,7 @@ func (s *State) runLocal(cmd string) (Result, error) {
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			res.Code = ee.ExitCode()
-			return res, &RemoteError{Host: "local", Cmd: cmd, Code: res.Code, Stderr: Tail(res.Stderr, 15)}
+			return res, remote.Failed("local", cmd, res.Code, res.Stderr, "")
 		}
 		res.Code = -1
 		return res, fmt.Errorf("local: %s: %w", cmd, err)
@@ -328,4 +339,46 @@ func lineOf(src string) int {
 		return atoi(src[i+1:])
 	}
 	return 0
+}
+
+// pipelineSteps reads a pipeline's list: each entry a step name, or a
+// table { "name", sets = { field, ... }, marks = "field" } declaring the
+// step's contract (see StepContract).
+func pipelineSteps(L *lua.LState, list *lua.LTable) ([]string, map[string]StepContract) {
+	var steps []string
+	contract := map[string]StepContract{}
+	for i := 1; i <= list.Len(); i++ {
+		switch e := list.RawGetInt(i).(type) {
+		case lua.LString:
+			steps = append(steps, string(e))
+		case *lua.LTable:
+			name, ok := e.RawGetInt(1).(lua.LString)
+			if !ok {
+				L.ArgError(2, fmt.Sprintf("pipeline entry %d: a step table starts with the step name, e.g. { \"deploy:push\", sets = { \"git_sha\" } }", i))
+			}
+			var c StepContract
+			e.ForEach(func(k, v lua.LValue) {
+				switch k.String() {
+				case "1":
+				case "sets":
+					t, ok := v.(*lua.LTable)
+					if !ok {
+						L.ArgError(2, fmt.Sprintf("%s: sets is a list of field names", name))
+					}
+					for j := 1; j <= t.Len(); j++ {
+						c.Sets = append(c.Sets, lua.LVAsString(t.RawGetInt(j)))
+					}
+				case "marks":
+					c.Marks = lua.LVAsString(v)
+				default:
+					L.ArgError(2, fmt.Sprintf("%s: unknown key %q in a step's contract (keys: sets, marks)", name, k.String()))
+				}
+			})
+			steps = append(steps, string(name))
+			contract[string(name)] = c
+		default:
+			L.ArgError(2, "a pipeline lists step names, or { name, sets = {...}, marks = \"...\" } tables")
+		}
+	}
+	return steps, contract
 }

@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/shipit-dev/shipit/builtins/accessory"
+	"github.com/shipit-dev/shipit/internal/accessory"
 	"github.com/shipit-dev/shipit/internal/config"
-	"github.com/shipit-dev/shipit/internal/fleet"
-	"github.com/shipit-dev/shipit/internal/ui"
+	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
 )
 
 // AccessoryCmd groups the accessory actions. Each runs the Lua task
@@ -27,8 +27,9 @@ type AccessoryCmd struct {
 
 // accessoryTarget is what every action takes.
 type accessoryTarget struct {
-	Name  string `arg:"" optional:"" help:"Accessory name from [accessories.NAME] (default: all, in name order)."`
-	Stage string `short:"s" help:"Stage whose SSH settings (user, port, proxy) and hosts are used (may be omitted when shipit.toml has one stage)."`
+	Name  string   `arg:"" optional:"" help:"Accessory name from [accessories.NAME] (default: all, in name order)."`
+	Stage string   `short:"s" help:"Stage whose SSH settings (user, port, proxy) and hosts are used (may be omitted when shipit.toml has one stage)."`
+	Hosts []string `name:"hosts" sep:"," placeholder:"PATTERN" help:"Only hosts whose address matches a PATTERN (shell glob); comma-separated."`
 }
 
 type AccessoryBootCmd struct{ accessoryTarget }
@@ -67,7 +68,7 @@ func (c *AccessoryDetailsCmd) Run(g *Globals) error {
 func (c *AccessoryLogsCmd) Run(g *Globals) error {
 	if c.Tail != "all" {
 		if n, err := strconv.Atoi(c.Tail); err != nil || n < 0 {
-			return &accessory.Error{Msg: fmt.Sprintf("--tail %q is not a number of lines", c.Tail), Fix: "use --tail 100, or --tail all"}
+			return hint.New(fmt.Sprintf("--tail %q is not a number of lines", c.Tail), "use --tail 100, or --tail all")
 		}
 	}
 	params := map[string]string{"tail": c.Tail, "since": c.Since, "follow": strconv.FormatBool(c.Follow)}
@@ -117,52 +118,33 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 	if err != nil {
 		return err
 	}
-	st, err := cfg.Stage(stage)
-	if err != nil {
-		return err
-	}
 	names, err := accessoryNames(cfg, t.Name)
 	if err != nil {
 		return err
 	}
-	// Validate every accessory before connecting anywhere.
-	hostsOf := map[string][]config.Host{}
-	var width []string
+	// Validate every accessory and find its hosts before connecting anywhere.
+	hostsOf := map[string][]orchestrator.Host{}
+	var all []orchestrator.Host
 	for _, n := range names {
 		if _, err := accessory.Build(cfg.App.Name, stage, n, cfg.Accessories[n]); err != nil {
 			return err
 		}
-		hostsOf[n] = accessoryHosts(st, cfg.Accessories[n].Host)
-		for _, h := range hostsOf[n] {
-			width = append(width, h.Address)
+		if hostsOf[n], err = accessoryHosts(cfg, stage, cfg.Accessories[n].Host, t.Hosts); err != nil {
+			return err
 		}
+		all = append(all, hostsOf[n]...)
 	}
-	printer := ui.New(g.stdout, g.Verbose, width)
-	pool := g.pool()
-	defer pool.Close()
-
+	s := g.session(p, stage, all, 0)
+	defer s.close()
 	run := func(name string) error {
-		// The fleet runs a task on every host of the stage: give it a copy of
-		// the config whose stage holds only this accessory's hosts.
-		c := *cfg
-		sc := *st
-		sc.Hosts = hostsOf[name]
-		c.Stages = map[string]*config.Stage{}
-		for k, v := range cfg.Stages {
-			c.Stages[k] = v
-		}
-		c.Stages[stage] = &sc
-		env := p.env(g, stage)
-		env.Config = &c
-		env.Sink = printer
-		env.Params = map[string]string{"accessory": name, "multi": strconv.FormatBool(len(names) > 1)}
+		fleet := *s.fleet
+		fleet.Hosts = hostsOf[name]
+		ps := map[string]string{"accessory": name, "multi": strconv.FormatBool(len(names) > 1)}
 		for k, v := range params {
-			env.Params[k] = v
+			ps[k] = v
 		}
-		r := &fleet.Run{Env: env, Scripts: p.scripts, Pool: pool}
-		return fleet.Failed(r.Task(g.ctx, "accessory:"+action))
+		return orchestrator.Failed(fleet.RunTask(g.ctx, orchestrator.Task{Name: "accessory:" + action, Env: s.env, Scripts: p.scripts, Params: ps}))
 	}
-
 	errs := make([]error, len(names))
 	if concurrent {
 		done := make(chan struct{})
@@ -210,8 +192,8 @@ func pickStage(cfg *config.Config, given string) (string, error) {
 	if len(stages) == 1 {
 		return stages[0], nil
 	}
-	return "", &accessory.Error{Msg: "which stage? shipit.toml defines " + strings.Join(stages, ", "),
-		Fix: "pass -s STAGE: it gives the SSH settings (user, port, proxy) and, for accessories without host, the hosts"}
+	return "", hint.New("which stage? shipit.toml defines "+strings.Join(stages, ", "),
+		"pass -s STAGE: it gives the SSH settings (user, port, proxy) and, for accessories without host, the hosts")
 }
 
 // accessoryNames resolves the name argument: one accessory, or all sorted.
@@ -222,40 +204,50 @@ func accessoryNames(cfg *config.Config, name string) ([]string, error) {
 	}
 	sort.Strings(all)
 	if len(all) == 0 {
-		return nil, &accessory.Error{Msg: "shipit.toml defines no accessories",
-			Fix: "add one, e.g. [accessories.db] with image = \"postgres:16\", volumes = [\"data:/var/lib/postgresql/data\"]"}
+		return nil, hint.New("shipit.toml defines no accessories",
+			"add one, e.g. [accessories.db] with image = \"postgres:16\", volumes = [\"data:/var/lib/postgresql/data\"]")
 	}
 	if name == "" {
 		return all, nil
 	}
 	if _, ok := cfg.Accessories[name]; !ok {
-		return nil, &accessory.Error{Msg: fmt.Sprintf("no accessory %q in shipit.toml", name),
-			Fix: "defined accessories: " + strings.Join(all, ", ")}
+		return nil, hint.New(fmt.Sprintf("no accessory %q in shipit.toml", name),
+			"defined accessories: "+strings.Join(all, ", "))
 	}
 	return []string{name}, nil
 }
 
-// accessoryHosts is where an accessory runs: every host of the stage when
-// host is empty; the stage's host with that address (keeping its user and
-// port); or else that address, reached with the stage's user, port and proxy.
-func accessoryHosts(st *config.Stage, host string) []config.Host {
+// accessoryHosts is where an accessory runs: the stage's hosts (narrowed
+// by --hosts) when host is empty; else the stage host with that address
+// (keeping its user and port; "10.0.0.5" names "10.0.0.5:2222" when only
+// one matches), or that address reached with the stage's SSH settings.
+func accessoryHosts(cfg *config.Config, stage, host string, patterns []string) ([]orchestrator.Host, error) {
+	stageHosts, err := orchestrator.Select(cfg, stage, nil)
+	if err != nil {
+		return nil, err
+	}
 	if host == "" {
-		return st.Hosts
+		return orchestrator.Select(cfg, stage, patterns)
 	}
-	for _, h := range st.Hosts {
-		if h.Address == host {
-			return []config.Host{h}
+	var picked []orchestrator.Host
+	for _, h := range stageHosts {
+		if h.Name == host {
+			picked = []orchestrator.Host{h}
+			break
+		}
+		if hn, _, err := net.SplitHostPort(h.Name); err == nil && hn == host {
+			picked = append(picked, h)
 		}
 	}
-	// "10.0.0.5" names the stage host "10.0.0.5:2222" when only one matches.
-	var same []config.Host
-	for _, h := range st.Hosts {
-		if hn, _, err := net.SplitHostPort(h.Address); err == nil && hn == host {
-			same = append(same, h)
+	if len(picked) != 1 {
+		h, err := orchestrator.Address(cfg, stage, host)
+		if err != nil {
+			return nil, err
 		}
+		picked = []orchestrator.Host{h}
 	}
-	if len(same) == 1 {
-		return same
+	if len(patterns) > 0 && !orchestrator.Matches(picked[0].Name, patterns) {
+		return nil, nil
 	}
-	return []config.Host{{Address: host}}
+	return picked, nil
 }

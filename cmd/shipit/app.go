@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
 
@@ -15,9 +16,8 @@ type AppCmd struct {
 
 // AppExecCmd runs the app:exec task of recipes/ops.lua.
 type AppExecCmd struct {
-	Stage       string   `short:"s" required:"" help:"Stage to run on."`
-	Host        string   `help:"Only this host (as written in shipit.toml; default: every host)."`
-	Interactive bool     `short:"t" aliases:"tty" help:"Interactive terminal (one host: needs --host or a single-host stage). -i is the global identity flag, so the short form is -t."`
+	hostFlags
+	Interactive bool     `short:"t" aliases:"tty" help:"Interactive terminal (one host: select it with --hosts, or a single-host stage). -i is the global identity flag, so the short form is -t."`
 	New         bool     `help:"Run in a fresh container of the web service (compose run --rm, the release's env) instead of the running one."`
 	Command     []string `arg:"" passthrough:"" help:"Command and arguments, after --. A single argument with spaces is run with sh -c."`
 }
@@ -28,24 +28,21 @@ func (c *AppExecCmd) Run(g *Globals) error {
 		args = args[1:]
 	}
 	if len(args) == 0 {
-		return opsHint{fmt.Errorf("no command given"), "shipit app exec -s STAGE -- CMD [ARGS...]"}
+		return hint.New("no command given", "shipit app exec -s STAGE -- CMD [ARGS...]")
 	}
 	// One argument with spaces is a shell line, as in `shipit exec`;
 	// otherwise the words are the command, each quoted.
 	if len(args) == 1 && strings.ContainsAny(args[0], " \t\n") {
 		args = []string{"sh", "-c", args[0]}
 	}
-	run, _, pool, err := g.stageRun(c.Stage, 0)
+	s, err := g.open(c.hostFlags)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if err := onlyHost(run, c.Host); err != nil {
-		return err
-	}
-	if n := len(run.Env.Config.Stages[c.Stage].Hosts); c.Interactive && n != 1 {
-		return opsHint{fmt.Errorf("--interactive opens a terminal on one host, and stage %s has %d", c.Stage, n),
-			"pick one with --host HOST"}
+	defer s.close()
+	if n := len(s.fleet.Hosts); c.Interactive && n != 1 {
+		return hint.New(fmt.Sprintf("--interactive opens a terminal on one host, and %d are selected", n),
+			"pick one with --hosts HOST")
 	}
 	params := map[string]string{"cmd": shell.Join(args...)}
 	if c.New {
@@ -54,7 +51,6 @@ func (c *AppExecCmd) Run(g *Globals) error {
 	if c.Interactive {
 		params["interactive"] = "1"
 	}
-	run.Env.Params = params
-	run.CurrentRelease = true
-	return fleet.Failed(run.Task(g.ctx, "app:exec"))
+	s.env.Params = params
+	return orchestrator.Failed(s.task(g.ctx, orchestrator.Task{Name: "app:exec", AtCurrent: true}))
 }

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/shipit-dev/shipit/internal/dotenv"
 	"github.com/shipit-dev/shipit/internal/envsync"
-	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -23,28 +26,26 @@ type ConfigCmd struct {
 
 // ConfigSetCmd sets values.
 type ConfigSetCmd struct {
-	Stage string   `short:"s" required:"" help:"Stage whose hosts to change."`
+	hostFlags
 	Pairs []string `arg:"" help:"KEY=VALUE pairs (the value may contain '=')."`
 }
 
 // ConfigUnsetCmd removes keys.
 type ConfigUnsetCmd struct {
-	Stage string   `short:"s" required:"" help:"Stage whose hosts to change."`
-	Keys  []string `arg:"" help:"Keys to remove."`
+	hostFlags
+	Keys []string `arg:"" help:"Keys to remove."`
 }
 
 // ConfigListCmd shows the merged environment.
 type ConfigListCmd struct {
-	Stage  string `short:"s" required:"" help:"Stage to show."`
-	Reveal bool   `help:"Show secret values instead of ***."`
+	hostFlags
+	Reveal bool `help:"Show secret values instead of ***."`
 }
 
-// BadPairError is a malformed KEY=VALUE argument.
-type BadPairError struct{ Arg, Why string }
-
-func (e *BadPairError) Error() string { return fmt.Sprintf("%q: %s", e.Arg, e.Why) }
-func (e *BadPairError) Hint() string {
-	return "write KEY=VALUE with KEY made of letters, digits and _ (not starting with a digit); quote the whole pair for your shell"
+// badPair is a malformed KEY=VALUE argument.
+func badPair(arg, why string) error {
+	return hint.New(fmt.Sprintf("%q: %s", arg, why),
+		"write KEY=VALUE with KEY made of letters, digits and _ (not starting with a digit); quote the whole pair for your shell")
 }
 
 func parsePairs(args []string) (map[string]string, []string, error) {
@@ -53,10 +54,14 @@ func parsePairs(args []string) (map[string]string, []string, error) {
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
-			return nil, nil, &BadPairError{Arg: a, Why: "missing '='"}
+			return nil, nil, badPair(a, "missing '='")
 		}
 		if !dotenv.ValidKey(k) {
-			return nil, nil, &BadPairError{Arg: a, Why: "invalid key " + k}
+			return nil, nil, badPair(a, "invalid key "+k)
+		}
+		if !utf8.ValidString(v) {
+			return nil, nil, hint.New(fmt.Sprintf("the value of %s is not valid UTF-8", k),
+				"env values are text: encode binary data (base64) before setting it")
 		}
 		if _, dup := vals[k]; !dup {
 			order = append(order, k)
@@ -66,45 +71,33 @@ func parsePairs(args []string) (map[string]string, []string, error) {
 	return vals, order, nil
 }
 
-// eachHost runs fn on every host of the stage in parallel, printing errors
-// per host; it fails if any host failed.
-func (g *Globals) eachHost(stage string, fn func(c remote.Conn, appPath string, emit func(string)) error) error {
-	run, printer, pool, err := g.stageRun(stage, 0)
+// eachHost runs fn on every selected host in parallel; emit prints a line
+// under the host's name. It fails naming the hosts that failed.
+func (g *Globals) eachHost(f hostFlags, fn func(ctx context.Context, c remote.Conn, appPath string, emit func(string)) error) error {
+	s, err := g.open(f)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	st := run.Env.Config.Stages[stage]
-	appPath := run.Env.Config.AppPath()
-	var wg sync.WaitGroup
-	errs := make([]error, len(st.Hosts))
-	for i, t := range fleet.Targets(st) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			name := st.Hosts[i].Address
-			emit := func(s string) { printer.Emit(runtime.Event{Host: name, Kind: runtime.Info, Text: s}) }
-			c, err := pool.Get(g.ctx, t)
-			if err == nil {
-				err = fn(c, appPath, emit)
-			}
-			if err != nil {
-				printer.Emit(runtime.Event{Host: name, Kind: runtime.Warn, Text: err.Error()})
-				errs[i] = err
-			}
-		}()
-	}
-	wg.Wait()
+	defer s.close()
+	appPath := s.env.Config.AppPath()
+	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
+		emit := func(l string) { s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Info, Text: l}) }
+		err := fn(ctx, c, appPath, emit)
+		if err != nil {
+			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: err.Error()})
+		}
+		return orchestrator.Result{Err: err}
+	})
 	var failed []string
-	var all []error
-	for i, e := range errs {
-		if e != nil {
-			failed = append(failed, st.Hosts[i].Address)
-			all = append(all, e)
+	var errs []error
+	for _, r := range results {
+		if r.Err != nil {
+			failed = append(failed, r.Host)
+			errs = append(errs, r.Err)
 		}
 	}
 	if len(failed) > 0 {
-		return &ExecError{Failed: failed, Errs: all}
+		return &HostsError{Failed: failed, Errs: errs}
 	}
 	return nil
 }
@@ -115,7 +108,7 @@ func (c *ConfigSetCmd) Run(g *Globals) error {
 		return err
 	}
 	if len(vals) == 0 {
-		return &BadPairError{Arg: "", Why: "nothing to set"}
+		return badPair("", "nothing to set")
 	}
 	if sec, _ := g.stageSecrets(c.Stage); sec != nil {
 		for _, k := range order {
@@ -124,15 +117,15 @@ func (c *ConfigSetCmd) Run(g *Globals) error {
 			}
 		}
 	}
-	return g.eachHost(c.Stage, func(conn remote.Conn, appPath string, emit func(string)) error {
-		cur, err := envsync.ReadConfig(g.ctx, conn, appPath)
+	return g.eachHost(c.hostFlags, func(ctx context.Context, conn remote.Conn, appPath string, emit func(string)) error {
+		cur, err := envsync.ReadConfig(ctx, conn, appPath)
 		if err != nil {
 			return err
 		}
 		for k, v := range vals {
 			cur[k] = v
 		}
-		if err := envsync.WriteConfig(g.ctx, conn, appPath, cur); err != nil {
+		if err := envsync.WriteConfig(ctx, conn, appPath, cur); err != nil {
 			return err
 		}
 		emit("set " + strings.Join(order, ", ") + " (applied on the next deploy)")
@@ -143,11 +136,11 @@ func (c *ConfigSetCmd) Run(g *Globals) error {
 func (c *ConfigUnsetCmd) Run(g *Globals) error {
 	for _, k := range c.Keys {
 		if !dotenv.ValidKey(k) {
-			return &BadPairError{Arg: k, Why: "invalid key"}
+			return badPair(k, "invalid key")
 		}
 	}
-	return g.eachHost(c.Stage, func(conn remote.Conn, appPath string, emit func(string)) error {
-		cur, err := envsync.ReadConfig(g.ctx, conn, appPath)
+	return g.eachHost(c.hostFlags, func(ctx context.Context, conn remote.Conn, appPath string, emit func(string)) error {
+		cur, err := envsync.ReadConfig(ctx, conn, appPath)
 		if err != nil {
 			return err
 		}
@@ -161,7 +154,7 @@ func (c *ConfigUnsetCmd) Run(g *Globals) error {
 			}
 		}
 		if len(gone) > 0 {
-			if err := envsync.WriteConfig(g.ctx, conn, appPath, cur); err != nil {
+			if err := envsync.WriteConfig(ctx, conn, appPath, cur); err != nil {
 				return err
 			}
 			emit("unset " + strings.Join(gone, ", ") + " (applied on the next deploy)")
@@ -188,8 +181,8 @@ func (c *ConfigListCmd) Run(g *Globals) error {
 	}
 	var mu sync.Mutex
 	out := map[string][]string{}
-	err = g.eachHost(c.Stage, func(conn remote.Conn, appPath string, emit func(string)) error {
-		cfg, err := envsync.ReadConfig(g.ctx, conn, appPath)
+	err = g.eachHost(c.hostFlags, func(ctx context.Context, conn remote.Conn, appPath string, emit func(string)) error {
+		cfg, err := envsync.ReadConfig(ctx, conn, appPath)
 		if err != nil {
 			return err
 		}

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/config"
-	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/secrets"
 	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/recipes"
@@ -119,19 +119,43 @@ func (g *Globals) printStats() {
 	}
 }
 
-// stageRun prepares a fleet run of a stage with a printer for its hosts.
-func (g *Globals) stageRun(stage string, parallel int) (*fleet.Run, *ui.Printer, *sshpool.Pool, error) {
+// hostFlags select the hosts of a stage; every command that touches
+// hosts embeds them.
+type hostFlags struct {
+	Stage    string   `short:"s" required:"" help:"Stage (a [stages.NAME] of shipit.toml)."`
+	Hosts    []string `name:"hosts" sep:"," placeholder:"PATTERN" help:"Only the stage's hosts whose address matches a PATTERN (shell glob, e.g. '10.0.0.*'); comma-separated."`
+	Parallel int      `default:"0" help:"At most N hosts at once (0: all)."`
+}
+
+// session is one command's run against the selected hosts of a stage:
+// the project, the Lua environment, the hosts and the printer.
+type session struct {
+	proj  *project
+	env   *runtime.Env
+	fleet *orchestrator.Fleet
+	out   *ui.Printer
+	pool  *sshpool.Pool
+}
+
+// open loads the project, decrypts the stage's secrets (for redaction and
+// deploys) and selects the hosts.
+func (g *Globals) open(f hostFlags) (*session, error) {
 	p, err := g.loadProject()
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	st, err := p.cfg.Stage(stage)
+	hosts, err := orchestrator.Select(p.cfg, f.Stage, f.Hosts)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	var names []string
-	for _, h := range st.Hosts {
-		names = append(names, h.Address)
+	return g.session(p, f.Stage, hosts, f.Parallel), nil
+}
+
+// session prepares running on hosts of stage.
+func (g *Globals) session(p *project, stage string, hosts []orchestrator.Host, parallel int) *session {
+	names := make([]string, len(hosts))
+	for i, h := range hosts {
+		names[i] = h.Name
 	}
 	printer := ui.New(g.stdout, g.Verbose, names)
 	env := p.env(g, stage)
@@ -139,7 +163,17 @@ func (g *Globals) stageRun(stage string, parallel int) (*fleet.Run, *ui.Printer,
 	g.loadSecrets(p, stage, env)
 	printer.Redact = g.redact
 	pool := g.pool()
-	return &fleet.Run{Env: env, Scripts: p.scripts, Pool: pool, Parallel: parallel}, printer, pool, nil
+	return &session{proj: p, env: env, out: printer, pool: pool,
+		fleet: &orchestrator.Fleet{Hosts: hosts, Dialer: orchestrator.SSH(pool), Parallel: parallel, Sink: printer}}
+}
+
+// close releases the connections.
+func (s *session) close() { s.pool.Close() }
+
+// task runs a Lua task on every selected host.
+func (s *session) task(ctx context.Context, t orchestrator.Task) []orchestrator.Result {
+	t.Env, t.Scripts = s.env, s.proj.scripts
+	return s.fleet.RunTask(ctx, t)
 }
 
 // secretStore is the project's encrypted secrets directory.

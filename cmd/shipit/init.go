@@ -15,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml"
 	"golang.org/x/term"
 
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/recipes"
 )
 
@@ -87,10 +88,10 @@ func (c *InitCmd) Run(g *Globals) error {
 		}
 	}
 	if !reAppName.MatchString(a.Name) {
-		return opsHint{fmt.Errorf("app name %q is not valid", a.Name), "use lowercase letters, digits, '-' and '_', starting with a letter or digit (--name)"}
+		return hint.New(fmt.Sprintf("app name %q is not valid", a.Name), "use lowercase letters, digits, '-' and '_', starting with a letter or digit (--name)")
 	}
 	if !reStage.MatchString(a.Stage) {
-		return opsHint{fmt.Errorf("stage name %q is not valid", a.Stage), "use letters, digits, '-' and '_' (--stage)"}
+		return hint.New(fmt.Sprintf("stage name %q is not valid", a.Stage), "use letters, digits, '-' and '_' (--stage)")
 	}
 
 	contents := map[string][]byte{

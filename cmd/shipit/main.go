@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/alecthomas/kong"
 
 	_ "github.com/shipit-dev/shipit/builtins/all"
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/ui"
 )
 
@@ -116,10 +116,4 @@ type redactedError struct {
 
 func (e *redactedError) Error() string { return e.redact(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
-func (e *redactedError) Hint() string {
-	var h ui.Hinter
-	if errors.As(e.err, &h) {
-		return e.redact(h.Hint())
-	}
-	return ""
-}
+func (e *redactedError) Hint() string  { return e.redact(hint.Of(e.err)) }

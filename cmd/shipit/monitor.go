@@ -9,15 +9,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/monitor"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
 )
 
 // MonitorCmd is the live dashboard (or one snapshot) of a stage.
 type MonitorCmd struct {
-	Stage    string        `short:"s" required:"" help:"Stage to watch."`
-	Once     bool          `xor:"mode" help:"Print one snapshot as text and exit."`
-	JSON     bool          `name:"json" xor:"mode" help:"Print one snapshot as JSON and exit."`
+	hostFlags
+	Once     bool          `help:"Print one snapshot as text and exit."`
+	JSON     bool          `name:"json" help:"Print one snapshot as JSON and exit (with or without --once)."`
 	Interval time.Duration `default:"2s" help:"Refresh interval of the live dashboard."`
 	Timeout  time.Duration `default:"20s" help:"Per-host limit for one collection; a host slower than this is shown as unreachable."`
 }
@@ -38,13 +39,6 @@ func (e *monitorError) Hint() string {
 	return fmt.Sprintf("check that the host is up and that `shipit exec -s %s -- true` can log in", e.stage)
 }
 
-type needTTYError struct{}
-
-func (needTTYError) Error() string { return "the live dashboard needs a terminal (stdin and stdout)" }
-func (needTTYError) Hint() string {
-	return "pass --once for a text snapshot or --json for a machine-readable one"
-}
-
 func (c *MonitorCmd) Run(g *Globals) error {
 	if c.Interval < 100*time.Millisecond {
 		return fmt.Errorf("--interval %s is too short: use at least 100ms (default 2s)", c.Interval)
@@ -57,7 +51,7 @@ func (c *MonitorCmd) Run(g *Globals) error {
 	if live {
 		f, ok := g.stdout.(*os.File)
 		if !ok || !monitor.IsTerminal(f) || !monitor.IsTerminal(os.Stdin) {
-			return needTTYError{}
+			return hint.New("the live dashboard needs a terminal (stdin and stdout)", "pass --once for a text snapshot or --json for a machine-readable one")
 		}
 		out = f
 	}
@@ -65,7 +59,7 @@ func (c *MonitorCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	st, err := p.cfg.Stage(c.Stage)
+	hosts, err := orchestrator.Select(p.cfg, c.Stage, c.Hosts)
 	if err != nil {
 		return err
 	}
@@ -76,19 +70,27 @@ func (c *MonitorCmd) Run(g *Globals) error {
 	sort.Strings(spec.Accessories)
 	pool := g.pool()
 	defer pool.Close()
+	fleet := &orchestrator.Fleet{Hosts: hosts, Dialer: orchestrator.SSH(pool), Parallel: c.Parallel}
 	var srcs []monitor.Source
-	for i, t := range fleet.Targets(st) {
+	index := map[string]int{}
+	for i, h := range hosts {
+		index[h.Name] = i
 		srcs = append(srcs, monitor.Source{
-			Name: st.Hosts[i].Address,
-			Dial: func(ctx context.Context) (monitor.Conn, error) { return pool.Get(ctx, t) },
+			Name: h.Name,
+			Dial: func(ctx context.Context) (monitor.Conn, error) { return fleet.Dial(ctx, h) },
 		})
 	}
-
+	each := func(ctx context.Context, fn func(ctx context.Context, i int)) {
+		fleet.EachHost(ctx, func(ctx context.Context, h orchestrator.Host) orchestrator.Result {
+			fn(ctx, index[h.Name])
+			return orchestrator.Result{}
+		})
+	}
 	if live {
 		w := &monitor.Watcher{Spec: spec, Sources: srcs, Interval: c.Interval, Timeout: c.Timeout, FullEvery: 30 * time.Second}
-		return monitor.RunTUI(g.ctx, w, os.Stdin, out)
+		return monitor.RunTUI(g.ctx, w, each, os.Stdin, out)
 	}
-	snap := monitor.Collect(g.ctx, spec, srcs, c.Timeout)
+	snap := monitor.Collect(g.ctx, each, spec, srcs, c.Timeout)
 	if err := g.ctx.Err(); err != nil {
 		return fmt.Errorf("monitor: %w", err)
 	}

@@ -1,17 +1,17 @@
 package main
 
-import "github.com/shipit-dev/shipit/internal/fleet"
+import "github.com/shipit-dev/shipit/internal/orchestrator"
 
 // ReleasesCmd lists releases on every host.
 type ReleasesCmd struct {
-	Stage string `short:"s" required:"" help:"Stage whose hosts to list."`
+	hostFlags
 }
 
 func (c *ReleasesCmd) Run(g *Globals) error {
-	run, _, pool, err := g.stageRun(c.Stage, 0)
+	s, err := g.open(c.hostFlags)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	return fleet.Failed(run.Task(g.ctx, "releases"))
+	defer s.close()
+	return orchestrator.Failed(s.task(g.ctx, orchestrator.Task{Name: "releases"}))
 }

@@ -1,25 +1,27 @@
 package main
 
-import "github.com/shipit-dev/shipit/internal/fleet"
+import "github.com/shipit-dev/shipit/internal/orchestrator"
 
 // RunCmd runs one Lua task on every host.
 type RunCmd struct {
-	Task     string `arg:"" help:"Task name (see shipit tasks)."`
-	Stage    string `short:"s" required:"" help:"Stage to run on."`
-	Parallel int    `default:"0" help:"Run on at most N hosts at once (0: all)."`
+	Task string `arg:"" help:"Task name (see shipit tasks)."`
+	hostFlags
 }
 
 func (c *RunCmd) Run(g *Globals) error {
-	run, printer, pool, err := g.stageRun(c.Stage, c.Parallel)
+	s, err := g.open(c.hostFlags)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	run.CurrentRelease = true
-	results := run.Task(g.ctx, c.Task)
-	if err := fleet.Failed(results); err != nil {
-		printer.Summary("run "+c.Task, results)
+	defer s.close()
+	results := s.task(g.ctx, orchestrator.Task{Name: c.Task, AtCurrent: true})
+	if err := orchestrator.Failed(results); err != nil {
+		s.out.Summary("run "+c.Task, results)
 		return err
+	}
+	if hasReport(results) {
+		s.out.Reports("run "+c.Task, results)
+		return reportFailed(results)
 	}
 	return nil
 }

@@ -37,12 +37,28 @@ func (c *TasksCmd) Run(g *Globals) error {
 			line += fmt.Sprintf("  [%s]", t.Source)
 		}
 		fmt.Fprintln(g.stdout, strings.TrimRight(line, " "))
+		if c, ok := contractOf(plan, name); ok {
+			var parts []string
+			if len(c.Sets) > 0 {
+				parts = append(parts, "sets "+strings.Join(c.Sets, ", "))
+			}
+			if c.Marks != "" {
+				parts = append(parts, "marks "+c.Marks)
+			}
+			if len(parts) > 0 {
+				fmt.Fprintf(g.stdout, "%s  contract: %s\n", indent, strings.Join(parts, "; "))
+			}
+		}
 		for _, hk := range plan.After[name] {
 			fmt.Fprintf(g.stdout, "%s  after   %s\n", indent, hk.Source)
 		}
 	}
 	for _, hk := range plan.OnFailure {
-		fmt.Fprintf(g.stdout, "on_failure %s\n", hk.Source)
+		scope := ""
+		if hk.Task != "" {
+			scope = " (" + hk.Task + ")"
+		}
+		fmt.Fprintf(g.stdout, "on_failure%s %s\n", scope, hk.Source)
 	}
 	return nil
 }
@@ -56,4 +72,14 @@ func isStepOfPipeline(p *runtime.Plan, name string) bool {
 		}
 	}
 	return false
+}
+
+// contractOf finds the contract a pipeline declares for step name.
+func contractOf(p *runtime.Plan, name string) (runtime.StepContract, bool) {
+	for _, t := range p.Tasks {
+		if c, ok := t.Contract[name]; ok {
+			return c, true
+		}
+	}
+	return runtime.StepContract{}, false
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // Defaults applied by Parse to keys that shipit.toml leaves out.
@@ -65,7 +66,7 @@ func (e *UnknownStageError) Error() string {
 
 func (e *UnknownStageError) Hint() string {
 	h := "pass one of the defined stages with -s: " + strings.Join(e.Defined, ", ")
-	if s := suggest(e.Name, e.Defined); s != "" {
+	if s := text.Closest(e.Name, e.Defined); s != "" {
 		h = fmt.Sprintf("did you mean %q? ", s) + h
 	}
 	return h
@@ -188,7 +189,7 @@ func unknownKeyError(data []byte, file string, de *toml.DecodeError) *Error {
 	}
 	if len(valid) > 0 {
 		e.HintText = fmt.Sprintf("valid keys %s: %s", where, strings.Join(valid, ", "))
-		if s := suggest(name, valid); s != "" {
+		if s := text.Closest(name, valid); s != "" {
 			e.HintText = fmt.Sprintf("did you mean %q? ", s) + e.HintText
 		}
 	}
@@ -355,38 +356,6 @@ func fieldKeys(t reflect.Type) []string {
 	return keys
 }
 
-// suggest returns the closest candidate within edit distance 2, or "".
-func suggest(name string, candidates []string) string {
-	best, bestD := "", 3
-	for _, c := range candidates {
-		if d := levenshtein(strings.ToLower(name), strings.ToLower(c)); d < bestD {
-			best, bestD = c, d
-		}
-	}
-	return best
-}
-
-func levenshtein(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
 // ---- validation and defaults ----
 
 var (
@@ -513,6 +482,7 @@ func (v *validator) check(c *Config) {
 			continue
 		}
 		v.port(st.Port, p.append("port"))
+		primary := -1
 		for i, host := range st.Hosts {
 			hp := p.append("hosts", idx(i))
 			switch {
@@ -524,6 +494,12 @@ func (v *validator) check(c *Config) {
 				v.value(hp.append("address"), `address is "host" or "host:port" (the user goes in user = "...")`, "invalid %s.address %q", hp, host.Address)
 			}
 			v.port(host.Port, hp.append("port"))
+			if host.Primary && primary >= 0 {
+				v.value(hp.append("primary"), "mark one host of the stage primary = true (once-per-stage hooks run there)",
+					"%s and %s are both primary", p.append("hosts", idx(primary)), hp)
+			} else if host.Primary {
+				primary = i
+			}
 		}
 		v.env(st.Env, p.append("env"))
 		if dom := st.Traefik.Domain; dom != "" && !reDomain.MatchString(dom) {

@@ -113,7 +113,7 @@ func TestErrors(t *testing.T) {
 			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = \"10.0.0.1\"\n",
 			prefix: "shipit.toml:4:9: ",
 			msg:    []string{"wrong type for stages.prod.hosts: got a string"},
-			hint:   []string{"expected an array of tables (each with keys address, user, port)"},
+			hint:   []string{"expected an array of tables (each with keys address, user, port, primary)"},
 		},
 		{
 			name:   "host address given an integer",

@@ -58,6 +58,7 @@ type Host struct {
 	Address string `toml:"address"` // required: host or host:port
 	User    string `toml:"user"`    // overrides the stage's
 	Port    int    `toml:"port"`    // overrides the stage's
+	Primary bool   `toml:"primary"` // once-per-stage hooks run here (default: the first host)
 }
 
 // Traefik is [stages.NAME.traefik]: routing for the web service.

@@ -11,7 +11,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/lockfile"
@@ -113,19 +112,18 @@ func (s *Snapshot) Unreachable() []string {
 	return out
 }
 
-// Collect takes one snapshot of every source in parallel, each bounded by
-// timeout, with the slow disk measurements included.
-func Collect(ctx context.Context, spec Spec, srcs []Source, timeout time.Duration) Snapshot {
+// Fanout runs fn once per source index, concurrently, and returns when
+// all have returned. The command provides it from the orchestrator, which
+// owns every per-host fan-out of shipit.
+type Fanout func(ctx context.Context, fn func(ctx context.Context, i int))
+
+// Collect takes one snapshot of every source, each bounded by timeout,
+// with the slow disk measurements included.
+func Collect(ctx context.Context, each Fanout, spec Spec, srcs []Source, timeout time.Duration) Snapshot {
 	snap := Snapshot{App: spec.App, Stage: spec.Stage, Hosts: make([]Host, len(srcs))}
-	var wg sync.WaitGroup
-	for i, src := range srcs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			snap.Hosts[i] = CollectHost(ctx, spec, src, timeout, true)
-		}()
-	}
-	wg.Wait()
+	each(ctx, func(ctx context.Context, i int) {
+		snap.Hosts[i] = CollectHost(ctx, spec, srcs[i], timeout, true)
+	})
 	snap.CollectedAt = time.Now().UTC()
 	return snap
 }

@@ -279,7 +279,7 @@ func TestCollectIsolatesHosts(t *testing.T) {
 		}},
 		{Name: "hung", Dial: func(context.Context) (Conn, error) { return stuckConn{make(chan struct{})}, nil }},
 	}
-	snap := Collect(context.Background(), Spec{App: "shop"}, srcs, 200*time.Millisecond)
+	snap := Collect(context.Background(), goEach(len(srcs)), Spec{App: "shop"}, srcs, 200*time.Millisecond)
 	ok, dead, hung := snap.Hosts[0], snap.Hosts[1], snap.Hosts[2]
 	if !ok.Reachable || ok.CurrentRelease != rel1 {
 		t.Errorf("ok = %+v", ok)
@@ -328,7 +328,7 @@ func TestWatcherKeepsGoingPastAStuckHost(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w := &Watcher{Spec: Spec{App: "shop", Stage: "production"}, Sources: srcs, Interval: 10 * time.Millisecond, Timeout: time.Hour, FullEvery: time.Hour}
-	w.Start(ctx)
+	w.Start(ctx, goEach(len(srcs)))
 	waitFor := func(what string, cond func([]HostState) bool) []HostState {
 		t.Helper()
 		deadline := time.Now().Add(30 * time.Second)
@@ -379,5 +379,17 @@ func TestDurationAndBytes(t *testing.T) {
 		if got := Bytes(n); got != want {
 			t.Errorf("Bytes(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// goEach is a plain fan-out for tests (the CLI uses the orchestrator's).
+func goEach(n int) Fanout {
+	return func(ctx context.Context, fn func(ctx context.Context, i int)) {
+		var wg sync.WaitGroup
+		for i := 0; i < n; i++ {
+			wg.Add(1)
+			go func() { defer wg.Done(); fn(ctx, i) }()
+		}
+		wg.Wait()
 	}
 }

@@ -24,7 +24,7 @@ func Width(f *os.File) int {
 
 // RunTUI shows the live dashboard on out (a terminal) until q, Ctrl-C or
 // ctx is done, then restores the terminal. Keys are read from in.
-func RunTUI(ctx context.Context, w *Watcher, in, out *os.File) error {
+func RunTUI(ctx context.Context, w *Watcher, each Fanout, in, out *os.File) error {
 	old, err := term.MakeRaw(int(in.Fd()))
 	if err != nil {
 		return fmt.Errorf("monitor: cannot switch the terminal to raw mode: %w", err)
@@ -38,7 +38,7 @@ func RunTUI(ctx context.Context, w *Watcher, in, out *os.File) error {
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w.Start(ctx)
+	w.Start(ctx, each)
 
 	quit := make(chan struct{})
 	go func() {

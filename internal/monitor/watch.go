@@ -22,16 +22,16 @@ type Watcher struct {
 	changed chan struct{}
 }
 
-// Start launches one loop per host; they stop when ctx is done. Changed()
-// receives a value (coalesced) after every collection.
-func (w *Watcher) Start(ctx context.Context) {
+// Start launches one loop per host through each; they stop when ctx is
+// done. Changed() receives a value (coalesced) after every collection.
+func (w *Watcher) Start(ctx context.Context, each Fanout) {
 	w.hosts = make([]Host, len(w.Sources))
 	w.busy = make([]time.Time, len(w.Sources))
 	w.changed = make(chan struct{}, 1)
 	for i := range w.Sources {
 		w.hosts[i] = Host{Host: w.Sources[i].Name}
-		go w.loop(ctx, i)
 	}
+	go each(ctx, w.loop)
 }
 
 // Changed signals that some host has a new result.

@@ -3,7 +3,6 @@
 package ui
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/fleet"
+	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -19,6 +19,11 @@ import (
 type Printer struct {
 	// Redact, when set, rewrites every line before it is printed.
 	Redact func(string) string
+	// QuietReports keeps report items off the live output (commands that
+	// print them grouped at the end, like doctor).
+	QuietReports bool
+	// QuietSteps hides step start/done lines.
+	QuietSteps bool
 
 	mu      sync.Mutex
 	out     io.Writer
@@ -61,12 +66,12 @@ func (p *Printer) Emit(e runtime.Event) {
 	}
 	switch e.Kind {
 	case runtime.StepStart:
-		if e.Total == 0 && !p.verbose {
+		if (e.Total == 0 || p.QuietSteps) && !p.verbose {
 			return // pipelines and invoked tasks: the steps say enough
 		}
 		line = p.paint("36", "▸ ") + pos + e.Step
 	case runtime.StepDone:
-		if e.Total == 0 && !p.verbose {
+		if (e.Total == 0 || p.QuietSteps) && !p.verbose {
 			return
 		}
 		line = p.paint("32", "✓ ") + pos + e.Step + p.paint("2", " "+round(e.Elapsed))
@@ -89,6 +94,11 @@ func (p *Printer) Emit(e runtime.Event) {
 		line = p.paint("2", e.Text)
 	case runtime.Warn:
 		line = p.paint("33", "! "+e.Text)
+	case runtime.Report:
+		if p.QuietReports || e.Item == nil {
+			return
+		}
+		line = strings.Join(p.ReportLines(*e.Item), "\n")
 	default:
 		line = e.Text
 	}
@@ -114,7 +124,7 @@ func round(d time.Duration) string {
 }
 
 // Summary prints one block per host: status, release and step timings.
-func (p *Printer) Summary(title string, results []fleet.HostResult) {
+func (p *Printer) Summary(title string, results []orchestrator.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.out, "\n%s\n", title)
@@ -145,15 +155,86 @@ func orDash(s string) string {
 	return s
 }
 
-// Hinter is an error that knows how to fix itself.
-type Hinter interface{ Hint() string }
-
 // PrintError writes `shipit: error: …` and, when known, `shipit: hint: …`.
 func PrintError(w io.Writer, err error) {
 	msg := err.Error()
 	fmt.Fprintf(w, "shipit: error: %s\n", strings.ReplaceAll(msg, "\n", "\n  "))
-	var h Hinter
-	if errors.As(err, &h) && h.Hint() != "" {
-		fmt.Fprintf(w, "shipit: hint: %s\n", h.Hint())
+	if h := hint.Of(err); h != "" {
+		fmt.Fprintf(w, "shipit: hint: %s\n", h)
 	}
+}
+
+// ReportLines renders one report item: a mark, the item, its detail, and
+// for warnings and failures the fix on its own line.
+func (p *Printer) ReportLines(it runtime.ReportItem) []string {
+	mark := map[string]string{
+		runtime.ReportOK:      p.paint("32", "✓"),
+		runtime.ReportChanged: p.paint("36", "~"),
+		runtime.ReportWarn:    p.paint("33", "!"),
+		runtime.ReportFail:    p.paint("31", "✗"),
+	}[it.Status]
+	if mark == "" {
+		mark = " "
+	}
+	word := ""
+	if it.Status == runtime.ReportChanged {
+		word = "changed: "
+	}
+	lines := []string{strings.TrimRight(fmt.Sprintf("%s %-18s %s%s", mark, it.Item, word, it.Detail), " ")}
+	if it.Fix != "" && (it.Status == runtime.ReportWarn || it.Status == runtime.ReportFail) {
+		lines = append(lines, "    fix: "+it.Fix)
+	}
+	if p.Redact != nil {
+		for i := range lines {
+			lines[i] = p.Redact(lines[i])
+		}
+	}
+	return lines
+}
+
+// Reports prints every host's report items grouped under the host, then a
+// count of changes and failures per host.
+func (p *Printer) Reports(title string, results []orchestrator.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.out, "\n%s\n", title)
+	for _, r := range results {
+		fmt.Fprintf(p.out, "%s\n", r.Host)
+		for _, it := range r.Report {
+			for _, l := range p.ReportLines(it) {
+				fmt.Fprintf(p.out, "  %s\n", l)
+			}
+		}
+		if r.Err != nil && !HasFailure(r.Report) {
+			// An error outside the items (a hook raised, the host vanished).
+			msg, _, _ := strings.Cut(r.Err.Error(), "\n")
+			fmt.Fprintf(p.out, "  %s %s\n", p.paint("31", "✗"), msg)
+			if h := hint.Of(r.Err); h != "" {
+				fmt.Fprintf(p.out, "    fix: %s\n", h)
+			}
+		}
+	}
+}
+
+// Count returns how many items of results have status.
+func Count(results []orchestrator.Result, status string) int {
+	n := 0
+	for _, r := range results {
+		for _, it := range r.Report {
+			if it.Status == status {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// HasFailure reports whether items include a failed one.
+func HasFailure(items []runtime.ReportItem) bool {
+	for _, it := range items {
+		if it.Status == runtime.ReportFail {
+			return true
+		}
+	}
+	return false
 }

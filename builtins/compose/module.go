@@ -1,0 +1,78 @@
+// Package compose is require("shipit.compose"): the host's Compose
+// flavour and the wait for a release to become healthy.
+package compose
+
+import (
+	"context"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/shipit-dev/shipit/internal/compose"
+	"github.com/shipit-dev/shipit/internal/health"
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+func init() {
+	runtime.RegisterModule(runtime.Module{Name: "shipit.compose", Open: open,
+		Doc: "The host's Compose (v2 plugin or v1) and the health wait of a release.",
+		Funcs: []runtime.Func{
+			{Name: "command", Args: "h: shipit.Host", Returns: "string",
+				Doc: "`docker compose` or `docker-compose`, detected once per host."},
+			{Name: "flavor", Args: "h: shipit.Host", Returns: `"v2"|"v1"`, Doc: "The host's Compose generation."},
+			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, interval?: number|string, timeout?: number|string, retries?: integer}",
+				Doc: "Waits until every container of the service is healthy; on failure raises with the container's last log lines and health-check output."},
+		}})
+}
+
+// Flavor detects the host's compose once per host run.
+func Flavor(h *runtime.Host) (compose.Flavor, error) {
+	v, err := h.Memo("compose.flavor", func() (any, error) { return compose.Detect(h.Context(), h.Conn) })
+	if err != nil {
+		return compose.Flavor{}, err
+	}
+	return v.(compose.Flavor), nil
+}
+
+func open(L *lua.LState) *lua.LTable {
+	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"command": func(L *lua.LState) int {
+			f, err := Flavor(runtime.CheckHost(L, 1))
+			if err != nil {
+				return runtime.Raise(L, err)
+			}
+			L.Push(lua.LString(f.Command))
+			return 1
+		},
+		"flavor": func(L *lua.LState) int {
+			f, err := Flavor(runtime.CheckHost(L, 1))
+			if err != nil {
+				return runtime.Raise(L, err)
+			}
+			L.Push(lua.LString(f.Name()))
+			return 1
+		},
+		"wait_healthy": waitHealthy,
+	})
+}
+
+func waitHealthy(L *lua.LState) int {
+	h := runtime.CheckHost(L, 1)
+	o := struct {
+		Project, Service  string
+		Interval, Timeout time.Duration
+		Retries           int
+	}{Interval: 2 * time.Second, Timeout: 3 * time.Second, Retries: 15}
+	runtime.Options(L, 2, &o)
+	if o.Project == "" || o.Service == "" {
+		L.ArgError(2, "project and service are required")
+	}
+	run := func(ctx context.Context, cmd string) (string, error) {
+		r, err := h.Exec(cmd, false, runtime.RunOpts{Quiet: true})
+		return r.Stdout, err
+	}
+	if err := health.Wait(h.Context(), run, health.ForCheck(o.Project, o.Service, o.Interval, o.Timeout, o.Retries)); err != nil {
+		return runtime.Raise(L, err)
+	}
+	return 0
+}

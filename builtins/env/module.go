@@ -1,0 +1,69 @@
+// Package env is require("shipit.env"): the host's merged environment
+// (shipit.toml env < `shipit config` < secrets), per-release snapshots and
+// their restore on rollback.
+package env
+
+import (
+	"path"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/shipit-dev/shipit/builtins/compose"
+	"github.com/shipit-dev/shipit/internal/envsync"
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+func init() {
+	runtime.RegisterModule(runtime.Module{Name: "shipit.env", Open: open,
+		Doc: "The app's environment on the host: shared/.env from its three sources, snapshots per release.",
+		Funcs: []runtime.Func{
+			{Name: "sync", Args: "h: shipit.Host", Returns: "{written: boolean, secrets_hash: string, keys: integer}",
+				Doc: "Writes shared/.env (0600) when shipit.toml env, `shipit config` values or secrets changed."},
+			{Name: "snapshot", Args: "h: shipit.Host", Doc: "Copies shared/.env into the release (what a rollback restores)."},
+			{Name: "restore", Args: "h: shipit.Host, release: string",
+				Doc: "Makes a release's snapshot the shared env, keeping the replaced one for undo_restore."},
+			{Name: "undo_restore", Args: "h: shipit.Host", Doc: "Puts back what restore replaced."},
+		}})
+}
+
+func run(L *lua.LState, h *runtime.Host, cmd string) int {
+	if _, err := h.Exec(cmd, false, runtime.RunOpts{}); err != nil {
+		return runtime.Raise(L, err)
+	}
+	return 0
+}
+
+func open(L *lua.LState) *lua.LTable {
+	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
+		"sync": func(L *lua.LState) int {
+			h := runtime.CheckHost(L, 1)
+			env := runtime.StateOf(L).Env
+			src := envsync.Sources{Secrets: env.Secrets, SecretsHash: env.SecretsHash, SecretsErr: env.SecretsErr}
+			if st := env.Config.Stages[h.Stage]; st != nil {
+				src.Stage = st.Env
+			}
+			if f, err := compose.Flavor(h); err == nil {
+				src.ComposeV1 = f.V1
+			}
+			res, err := envsync.Sync(h.Context(), h.Conn, h.AppPath, src)
+			if err != nil {
+				return runtime.Raise(L, err)
+			}
+			L.Push(runtime.ToLua(L, res))
+			return 1
+		},
+		"snapshot": func(L *lua.LState) int {
+			h := runtime.CheckHost(L, 1)
+			return run(L, h, envsync.SnapshotCmd(h.AppPath, h.ReleasePath()))
+		},
+		"restore": func(L *lua.LState) int {
+			h := runtime.CheckHost(L, 1)
+			return run(L, h, envsync.RestoreCmd(h.AppPath, path.Join(h.AppPath, "releases", L.CheckString(2))))
+		},
+		"undo_restore": func(L *lua.LState) int {
+			h := runtime.CheckHost(L, 1)
+			return run(L, h, envsync.UndoRestoreCmd(h.AppPath))
+		},
+	})
+}
+

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/ui"
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+// hasReport says whether any host reported items.
+func hasReport(results []orchestrator.Result) bool {
+	for _, r := range results {
+		if len(r.Report) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// reportFailed is an error when any host reported a failed item.
+func reportFailed(results []orchestrator.Result) error {
+	failed := 0
+	for _, r := range results {
+		if ui.HasFailure(r.Report) {
+			failed++
+		}
+	}
+	if failed == 0 {
+		return nil
+	}
+	return hint.New(fmt.Sprintf("%d failed item(s) on %d of %d host(s)", ui.Count(results, runtime.ReportFail), failed, len(results)),
+		"each ✗ above is followed by its fix")
+}

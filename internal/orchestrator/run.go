@@ -1,0 +1,184 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/shell"
+	"github.com/shipit-dev/shipit/runtime"
+	"github.com/shipit-dev/shipit/sshpool"
+)
+
+// Dialer hands out one connection per host (the pool shares it between
+// everything that runs on that host).
+type Dialer interface {
+	Dial(ctx context.Context, t sshpool.Target) (remote.Conn, error)
+}
+
+// SSH adapts a connection pool to a Dialer.
+func SSH(p *sshpool.Pool) Dialer { return sshDialer{p} }
+
+type sshDialer struct{ p *sshpool.Pool }
+
+func (d sshDialer) Dial(ctx context.Context, t sshpool.Target) (remote.Conn, error) {
+	c, err := d.p.Get(ctx, t)
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Result is the outcome of a command on one host.
+type Result struct {
+	Host    string
+	Release string               // the release the host ran (deploy, rollback, tasks)
+	Steps   []runtime.StepTiming // per step, for the summary
+	Report  []runtime.ReportItem // what the task reported (doctor checks, setup items)
+	Elapsed time.Duration
+	Err     error
+}
+
+// Fleet is a set of selected hosts and how to reach them.
+type Fleet struct {
+	Hosts    []Host
+	Dialer   Dialer
+	Parallel int          // at most this many hosts at once; 0: all
+	Sink     runtime.Sink // where connection failures are reported (may be nil)
+}
+
+// Dial connects to h.
+func (f *Fleet) Dial(ctx context.Context, h Host) (remote.Conn, error) {
+	return f.Dialer.Dial(ctx, h.Target)
+}
+
+// EachHost runs fn for every host, at most Parallel at once, and returns
+// the results in host order. A host still waiting for its turn when ctx is
+// cancelled gets ctx's error.
+func (f *Fleet) EachHost(ctx context.Context, fn func(ctx context.Context, h Host) Result) []Result {
+	results := make([]Result, len(f.Hosts))
+	par := f.Parallel
+	if par <= 0 || par > len(f.Hosts) {
+		par = len(f.Hosts)
+	}
+	sem := make(chan struct{}, max(par, 1))
+	var wg sync.WaitGroup
+	for i, h := range f.Hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case sem <- struct{}{}:
+			case <-ctx.Done():
+				results[i] = Result{Host: h.Name, Err: ctx.Err()}
+				return
+			}
+			defer func() { <-sem }()
+			start := time.Now()
+			r := fn(ctx, h)
+			r.Host = h.Name
+			if r.Elapsed == 0 {
+				r.Elapsed = time.Since(start)
+			}
+			results[i] = r
+		}()
+	}
+	wg.Wait()
+	return results
+}
+
+// Each dials every host and runs fn with its connection; a host that
+// cannot be reached is reported to Sink and gets the dial error.
+func (f *Fleet) Each(ctx context.Context, fn func(ctx context.Context, h Host, c remote.Conn) Result) []Result {
+	return f.EachHost(ctx, func(ctx context.Context, h Host) Result {
+		c, err := f.Dial(ctx, h)
+		if err != nil {
+			if f.Sink != nil {
+				f.Sink.Emit(runtime.Event{Host: h.Name, Kind: runtime.StepFailed, Step: "connect", Err: err})
+			}
+			return Result{Err: err}
+		}
+		return fn(ctx, h, c)
+	})
+}
+
+// Task is a Lua task to run on every host.
+type Task struct {
+	Name    string
+	Env     *runtime.Env
+	Scripts []*runtime.Compiled
+	Release string            // initial h.release (new name for deploy, target for rollback)
+	Params  map[string]string // the task's `params` (nil: Env.Params)
+	// AtCurrent starts h.release at the release `current` points at (tasks
+	// run with `shipit run`, logs, app exec).
+	AtCurrent bool
+}
+
+// RunTask runs t on every host, each with its own Lua state.
+func (f *Fleet) RunTask(ctx context.Context, t Task) []Result {
+	return f.Each(ctx, func(ctx context.Context, h Host, c remote.Conn) Result {
+		return t.onHost(ctx, h, c)
+	})
+}
+
+func (t Task) onHost(ctx context.Context, host Host, c remote.Conn) Result {
+	cfg := t.Env.Config
+	h := &runtime.Host{
+		Conn:    c,
+		Name:    host.Name,
+		Stage:   t.Env.Stage,
+		App:     cfg.App.Name,
+		AppPath: path.Join(cfg.Deploy.DeployTo, cfg.App.Name),
+		Release: t.Release,
+		Primary: host.Primary,
+		Params:  t.Params,
+	}
+	if t.AtCurrent {
+		h.Release = currentRelease(ctx, c, h.AppPath)
+	}
+	s, err := runtime.NewState(t.Env, h, t.Scripts...)
+	if err != nil {
+		return Result{Err: err}
+	}
+	defer s.Close()
+	defer h.Finish()
+	var r Result
+	r.Steps, r.Err = s.RunTask(ctx, t.Name)
+	r.Release = h.Release
+	r.Report = h.Report()
+	return r
+}
+
+// Failed returns nil when every host succeeded, else the error of the one
+// that failed, or one naming how many did.
+func Failed(results []Result) error {
+	var errs []error
+	for _, r := range results {
+		if r.Err != nil {
+			errs = append(errs, r.Err)
+		}
+	}
+	switch len(errs) {
+	case 0:
+		return nil
+	case 1:
+		return errs[0]
+	}
+	return fmt.Errorf("%d of %d hosts failed: %w", len(errs), len(results), errors.Join(errs...))
+}
+
+// currentRelease reads the name `current` points at; "" when none.
+func currentRelease(ctx context.Context, c remote.Conn, appPath string) string {
+	var out strings.Builder
+	code, err := c.Run(ctx, "readlink "+shell.Quote(path.Join(appPath, "current")), nil, &out, io.Discard)
+	if err != nil || code != 0 {
+		return ""
+	}
+	return path.Base(strings.TrimSpace(out.String()))
+}
