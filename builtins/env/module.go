@@ -66,4 +66,3 @@ func open(L *lua.LState) *lua.LTable {
 		},
 	})
 }
-
