@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin/shipit
 
-.PHONY: all build testenv test fmt-check vet bench demo sandbox-down clean
+.PHONY: all build testenv test fmt-check vet bench demo sandbox-down clean api-docs
 
 all: build
 
@@ -30,6 +30,11 @@ vet:
 
 test: testenv fmt-check vet
 	$(GO) test -race -count=1 -timeout 30m ./...
+
+# Regenerates recipes/shipit.d.lua and the reference in docs/lua-api.md
+# from the Go sources (runtime.Globals, HostMembers, each module's Funcs).
+api-docs:
+	SHIPIT_UPDATE_API=1 $(GO) test -count=1 -run TestGeneratedAPIFilesAreUpToDate ./recipes
 
 # Benchmarks live in e2e/ (deploy timings against sandbox hosts).
 bench: testenv

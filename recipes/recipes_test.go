@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -15,17 +14,22 @@ import (
 	"github.com/shipit-dev/shipit/runtime"
 )
 
+func envFor(t *testing.T) *runtime.Env {
+	t.Helper()
+	cfg, err := config.Parse([]byte("[app]\nname = \"x\"\n[stages.p]\nhosts = [{ address = \"h\" }]\n"), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &runtime.Env{Config: cfg, Stage: "p", Sink: runtime.Discard}
+}
+
 func load(t *testing.T) *runtime.State {
 	t.Helper()
 	c, err := runtime.Compile(runtime.Script{Name: recipes.DefaultName, Source: recipes.Default})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse([]byte("[app]\nname = \"x\"\n[stages.p]\nhosts = [{ address = \"h\" }]\n"), "shipit.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := runtime.NewState(&runtime.Env{Config: cfg, Sink: runtime.Discard}, nil, c)
+	s, err := runtime.NewState(envFor(t), nil, c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,30 +49,6 @@ func TestDeployPipelineIsTheContract(t *testing.T) {
 	for _, name := range append(want, "rollback", "releases") {
 		if t2, ok := s.Plan.Tasks[name]; !ok || t2.Desc == "" {
 			t.Errorf("task %s missing or undocumented", name)
-		}
-	}
-}
-
-// Every global the definitions file declares exists, and every API global
-// the runtime offers is declared.
-func TestDefinitionsMatchRuntime(t *testing.T) {
-	s := load(t)
-	declared := map[string]bool{}
-	for _, m := range regexp.MustCompile(`(?m)^function ([a-z_]+)\(`).FindAllStringSubmatch(string(recipes.Definitions), -1) {
-		declared[m[1]] = true
-	}
-	for _, m := range regexp.MustCompile(`(?m)^([a-z_]+) = `).FindAllStringSubmatch(string(recipes.Definitions), -1) {
-		declared[m[1]] = true
-	}
-	api := []string{"before", "after", "on_failure", "task", "invoke", "run_local", "fail", "config", "log", "params"}
-	for _, name := range api {
-		if !declared[name] {
-			t.Errorf("shipit.d.lua does not declare %s", name)
-		}
-	}
-	for name := range declared {
-		if s.L.G.Global.RawGetString(name).Type().String() == "nil" {
-			t.Errorf("shipit.d.lua declares %s, the runtime has no such global", name)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 ---@meta
--- LuaLS definitions for shipit.lua. Copy next to your shipit.lua (or point
--- .luarc.json "workspace.library" at it) for completion and type checks.
--- Runtime: Lua 5.1 (gopher-lua). Reading an undefined global is an error.
+-- LuaLS definitions for shipit.lua, generated from the Go sources of the
+-- runtime and its modules (do not edit: run `make api-docs`). Copy next to
+-- your shipit.lua (or point .luarc.json "workspace.library" at it) for
+-- completion and type checks. Runtime: Lua 5.1 (gopher-lua); reading an
+-- undefined global is an error.
 
 ---@class shipit.RunOpts
 ---@field check? boolean  default true: raise on non-zero exit; false: return a Result
@@ -14,92 +16,419 @@
 ---@field stderr string
 ---@field code integer
 
----@class shipit.Host
----@field host string              host address as written in shipit.toml
----@field stage string
+---@class shipit.StepSpec  a pipeline entry with its contract: { "deploy:push", sets = { "git_sha" } }
+---@field [1] string        the step name
+---@field sets? string[]    fields of h.state (or release, previous_release) the step must set
+---@field marks? string     h.state field set to true before the step runs (and journaled)
+
+---@class shipit.Log
+---@field info fun(fmt: string, ...: any)
+---@field warn fun(fmt: string, ...: any)
+---@field debug fun(fmt: string, ...: any)
+
+---@class shipit.Lock
+---@field current_release string
+---@field previous_release string
+---@field git_sha string
+---@field secrets_hash string
+---@field deployed_at string
+
+---@class shipit.OverrideParams
 ---@field app string
----@field app_path string          <deploy_to>/<app>
----@field release string           release name (YYYYMMDD-HHMMSS, UTC)
----@field release_path string      <app_path>/releases/<release>
----@field previous_release string  release that was current before this deploy ("" on the first)
----@field shared_path string       <app_path>/shared
----@field releases_path string     <app_path>/releases
----@field vars table               scratch table shared by the steps of one run on this host
+---@field stage string
+---@field release string
+---@field web_service string
+---@field compose_v1? boolean
+---@field domain? string
+---@field tls? boolean
+---@field cert_resolver? string
+---@field port? integer
+---@field path? string
+---@field health_cmd? string
+---@field interval? string
+---@field timeout? string
+---@field retries? integer
+---@field env_file? string
+---@field images? table<string, string>
+---@field base string
+
+---@class shipit.AccessorySpec
+---@field name string
+---@field container string
+---@field image string
+---@field hash string
+---@field run string
+---@field env_file string
+---@field volume_create string[]
+---@field named_volumes string[]
+---@field ports string[]
+---@field volumes string[]
+
+---@class shipit.AccessoryState
+---@field managed boolean
+---@field app string
+---@field accessory string
+---@field hash string
+---@field config string
+---@field status string
+---@field running boolean
+---@field started_at string
+---@field finished_at string
+---@field exit_code integer
+---@field restart_count integer
+---@field image string
+---@field restart string
+---@field networks string[]
+---@field ports string[]
+---@field mounts string[]
+
+---@class shipit.Host
+---@field host string  The host's address as written in shipit.toml.
+---@field stage string  The stage name.
+---@field app string  The app name.
+---@field app_path string  <deploy_to>/<app>.
+---@field release string  The release being deployed or rolled back to (for `shipit run`: the current one); writable.
+---@field release_path string  <app_path>/releases/<release>.
+---@field previous_release string  The release that was current before this deploy ("" on the first); writable.
+---@field shared_path string  <app_path>/shared.
+---@field releases_path string  <app_path>/releases.
+---@field primary boolean  True on the stage's primary host (the first, or the one with primary = true).
+---@field state table  The fields the pipelines' contracts declare (git_sha, marks such as started); reading or writing another is an error.
+---@field vars table  A free scratch table the steps of one run share on this host.
 local Host = {}
 
---- Run a command on the host. A string is a shell command line (you quote);
---- a list of words is quoted for you. Returns stdout, or a Result when opts.check == false.
+--- Runs cmd on the host over SSH and returns stdout; raises on a non-zero exit unless opts.check == false, then returns a Result. A string is a shell line (you quote); a list of words is quoted for you.
 ---@param cmd string|string[]
 ---@param opts? shipit.RunOpts
 ---@return string|shipit.Result
 function Host:run(cmd, opts) end
 
---- Write a file on the host atomically (SFTP, temp file + rename).
+--- Writes a file on the host atomically (SFTP, temp file then rename), created with its mode (octal, "0600" or 600; default 0644).
 ---@param path string
 ---@param content string
----@param mode? string|integer  octal, e.g. "0600" or 600 (default 0644)
+---@param mode? string|integer
 function Host:put(path, content, mode) end
 
+--- True if the path exists (a dangling symlink exists).
 ---@param path string
 ---@return boolean
 function Host:exists(path) end
 
---- Read a file on the host.
+--- The file's content.
 ---@param path string
 ---@return string
 function Host:read(path) end
 
---- Run fn before the named step or task, on each host.
+-- Globals
+
+--- Runs fn before the named step or task, on each host.
 ---@param name string
 ---@param fn fun(h: shipit.Host)
 function before(name, fn) end
 
---- Run fn after the named step or task, on each host.
+--- Runs fn after the named step or task, on each host.
 ---@param name string
 ---@param fn fun(h: shipit.Host)
 function after(name, fn) end
 
---- Run fn when a deploy (or any task) fails on a host, after the recipe's own clean-up.
----@param fn fun(h: shipit.Host, err: string)
-function on_failure(fn) end
+--- `on_failure(fn)` runs fn when any command fails on a host; `on_failure("deploy", fn)` only when that task fails (after the recipe's own undo).
+---@param task_or_fn string|fun(h: shipit.Host, err: string)
+---@param fn? fun(h: shipit.Host, err: string)
+function on_failure(task_or_fn, fn) end
 
---- Define a task, or replace a step (its hooks stay attached). A list of
---- names defines a pipeline.
+--- Defines a task, or replaces a step (its hooks stay attached); a list defines a pipeline, whose entries may declare a step's contract.
 ---@param name string
----@param fn fun(h: shipit.Host)|string[]
+---@param body fun(h: shipit.Host)|(string|shipit.StepSpec)[]
 ---@param desc? string
-function task(name, fn, desc) end
+function task(name, body, desc) end
 
---- Run another task (with its hooks) on the current host.
+--- Runs another task (with its hooks) on the current host.
 ---@param name string
 function invoke(name) end
 
---- Run a shell command on this machine, in the project directory.
+--- Runs a shell command on this machine in the project directory; returns stdout, or a Result with check = false.
 ---@param cmd string
 ---@param opts? {check?: boolean}
 ---@return string|shipit.Result
 function run_local(cmd, opts) end
 
---- Abort the current step with a message.
+--- Aborts the current step with a message.
 ---@param msg string
 function fail(msg) end
 
---- Read-only view of shipit.toml (keys as in the file). Misspelled keys are errors.
+--- A message under the host's prefix (same as log.info).
+---@param ... any
+function print(...) end
+
+--- Read-only view of shipit.toml, keys as in the file (config.deploy.health_check.port); a misspelled key is an error.
 ---@type table
 config = {}
 
---- Command-line values for the running command (e.g. `shipit logs --tail 50`
---- gives params.tail == "50"); read-only; absent keys are nil.
+--- Read-only command-line values of the running command (`shipit logs --tail 50` gives params.tail == "50"); absent keys are nil.
 ---@type table<string, string>
 params = {}
 
+--- log.info/warn/debug(fmt, ...): messages under the host's prefix (debug only with -v).
+---@type shipit.Log
 log = {}
----@param fmt string
----@param ... any
-function log.info(fmt, ...) end
----@param fmt string
----@param ... any
-function log.warn(fmt, ...) end
----@param fmt string
----@param ... any
-function log.debug(fmt, ...) end
+
+-- Modules: require("shipit.<name>")
+
+--- Accessories (databases, caches) from [accessories.NAME]: their docker run, state and logs.
+---@class shipit.accessory
+local accessory = {}
+
+--- What boot runs for the accessory: container name, image, docker run command, config hash, volumes.
+---@param name string
+---@return shipit.AccessorySpec
+function accessory.spec(name) end
+
+--- The container's state from docker inspect; nil when there is no such container.
+---@param h shipit.Host
+---@param container string
+---@return shipit.AccessoryState|nil
+function accessory.inspect(h, container) end
+
+--- What changed between the config recorded on a running container and shipit.toml, one line per change.
+---@param name string
+---@param recorded_config string
+---@return string[]
+function accessory.diff(name, recorded_config) end
+
+--- Streams `docker logs` of a container as host output lines, each prefixed.
+---@param h shipit.Host
+---@param opts {container: string, tail?: string, follow?: boolean, since?: string, prefix?: string}
+function accessory.logs(h, opts) end
+
+--- The host's Compose (v2 plugin or v1) and the health wait of a release.
+---@class shipit.compose
+local compose = {}
+
+--- `docker compose` or `docker-compose`, detected once per host.
+---@param h shipit.Host
+---@return string
+function compose.command(h) end
+
+--- The host's Compose generation.
+---@param h shipit.Host
+---@return "v2"|"v1"
+function compose.flavor(h) end
+
+--- Waits until every container of the service is healthy; on failure raises with the container's last log lines and health-check output.
+---@param h shipit.Host
+---@param opts {project: string, service: string, interval?: number|string, timeout?: number|string, retries?: integer}
+function compose.wait_healthy(h, opts) end
+
+--- The app's environment on the host: shared/.env from its three sources, snapshots per release.
+---@class shipit.env
+local env = {}
+
+--- Writes shared/.env (0600) when shipit.toml env, `shipit config` values or secrets changed.
+---@param h shipit.Host
+---@return {written: boolean, secrets_hash: string, keys: integer}
+function env.sync(h) end
+
+--- Copies shared/.env into the release (what a rollback restores).
+---@param h shipit.Host
+function env.snapshot(h) end
+
+--- Makes a release's snapshot the shared env, keeping the replaced one for undo_restore.
+---@param h shipit.Host
+---@param release string
+function env.restore(h, release) end
+
+--- Puts back what restore replaced.
+---@param h shipit.Host
+function env.undo_restore(h) end
+
+--- Code push to the host's bare repository, as an incremental git bundle over SFTP.
+---@class shipit.git
+local git = {}
+
+--- Makes the host's bare repo hold the branch's commit; sends only what the host lacks.
+---@param h shipit.Host
+---@param opts {branch: string, repo: string}
+---@return {sha: string, bytes: integer, incremental: boolean, skipped: boolean}
+function git.push(h, opts) end
+
+--- The per-host deploy lock: one deploy, rollback or setup of an app at a time.
+---@class shipit.hostlock
+local hostlock = {}
+
+--- Takes the app's lock on the host until this host's run ends; raises, naming the holder, when another shipit holds it.
+---@param h shipit.Host
+---@param what? string
+function hostlock.acquire(h, what) end
+
+--- Local image builds and their transfer to hosts over SSH (no registry).
+---@class shipit.images
+local images = {}
+
+--- The image each service with a build: section gets for this release (service -> ref).
+---@param h shipit.Host
+---@param opts {compose_file: string}
+---@return table<string, string>
+function images.plan_local(h, opts) end
+
+--- Builds the services on this machine, once per command run, and tags them for the release.
+---@param h shipit.Host
+---@param opts {compose_file: string}
+function images.build_local(h, opts) end
+
+--- Sends the images the host lacks; images it has are only tagged.
+---@param h shipit.Host
+---@param refs table<string, string>
+---@return {sent: string[], skipped: string[], bytes: integer}
+function images.transfer(h, refs) end
+
+--- JSON encoding and decoding.
+---@class shipit.json
+local json = {}
+
+--- Indented JSON, object keys sorted; a table with keys 1..n is an array.
+---@param value any
+---@return string
+function json.encode(value) end
+
+--- The value of a JSON text; raises on invalid JSON.
+---@param text string
+---@return any
+function json.decode(text) end
+
+--- shipit.lock, the JSON file naming the current and previous release on each host.
+---@class shipit.lockfile
+local lockfile = {}
+
+--- The file's JSON, fields in the spec's order.
+---@param lock shipit.Lock
+---@return string
+function lockfile.encode(lock) end
+
+--- Parses the file; absent fields are ""; raises on invalid JSON.
+---@param text string
+---@return shipit.Lock
+function lockfile.decode(text) end
+
+--- The docker-compose.override.yml of a release: Traefik labels and network, health check, env file, images.
+---@class shipit.override
+local override = {}
+--- Shell command creating the external traefik network when missing (safe to run concurrently).
+---@type string
+override.ensure_network_cmd = nil
+
+--- The override YAML; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...).
+---@param params shipit.OverrideParams
+---@return string
+function override.generate(params) end
+
+--- Release names (UTC timestamps) and pruning.
+---@class shipit.releases
+local releases = {}
+
+--- The release name for this second, e.g. 20250219-140000.
+---@return string
+function releases.now() end
+
+--- The name one second later (for a name already taken).
+---@param name string
+---@return string
+function releases.next(name) end
+
+--- A sorted copy, oldest first.
+---@param names string[]
+---@return string[]
+function releases.sort(names) end
+
+--- The releases to delete: all but the newest `keep`, never one of `protect`.
+---@param names string[]
+---@param keep integer
+---@param protect? string[]
+---@return string[]
+function releases.prune(names, keep, protect) end
+
+--- Now in RFC 3339 UTC, as shipit.lock writes it.
+---@return string
+function releases.timestamp() end
+
+--- Structured results of a task: what `shipit doctor`, `shipit setup` and `shipit run` show and count.
+---@class shipit.report
+local report = {}
+
+--- The item is as wanted.
+---@param item string
+---@param detail? string
+function report.ok(item, detail) end
+
+--- The item was changed (detail says how).
+---@param item string
+---@param detail string
+function report.changed(item, detail) end
+
+--- Worth a look, not a failure.
+---@param item string
+---@param detail string
+---@param fix? string
+function report.warn(item, detail, fix) end
+
+--- The item is wrong: the task keeps going, and the command fails at the end.
+---@param item string
+---@param detail string
+---@param fix? string
+function report.fail(item, detail, fix) end
+
+--- What this host's run has reported so far.
+---@return {status: string, item: string, detail: string, fix: string}[]
+function report.items() end
+
+--- How many items failed so far on this host.
+---@return integer
+function report.failed() end
+
+--- Shell quoting: every value that reaches a remote shell goes through it.
+---@class shipit.shell
+local shell = {}
+
+--- s as one shell word.
+---@param s string
+---@return string
+function shell.quote(s) end
+
+--- The words quoted and joined by spaces.
+---@param words string[]
+---@return string
+function shell.join(words) end
+
+--- Commands whose output is shown live, and interactive terminals.
+---@class shipit.stream
+local stream = {}
+
+--- Runs cmd, showing each output line as it arrives; returns its exit code, or nil, "interrupted" on Ctrl-C. follow: the command is killed when shipit goes away.
+---@param h shipit.Host
+---@param cmd string
+---@param opts? {follow?: boolean}
+---@return integer|nil, string?
+function stream.run(h, cmd, opts) end
+
+--- Runs cmd on a remote pseudo-terminal wired to the local terminal; returns its exit code.
+---@param h shipit.Host
+---@param cmd string
+---@return integer
+function stream.tty(h, cmd) end
+
+--- Loads a module; shipit's own are listed here.
+---@overload fun(name: "shipit.accessory"): shipit.accessory
+---@overload fun(name: "shipit.compose"): shipit.compose
+---@overload fun(name: "shipit.env"): shipit.env
+---@overload fun(name: "shipit.git"): shipit.git
+---@overload fun(name: "shipit.hostlock"): shipit.hostlock
+---@overload fun(name: "shipit.images"): shipit.images
+---@overload fun(name: "shipit.json"): shipit.json
+---@overload fun(name: "shipit.lockfile"): shipit.lockfile
+---@overload fun(name: "shipit.override"): shipit.override
+---@overload fun(name: "shipit.releases"): shipit.releases
+---@overload fun(name: "shipit.report"): shipit.report
+---@overload fun(name: "shipit.shell"): shipit.shell
+---@overload fun(name: "shipit.stream"): shipit.stream
+---@param name string
+---@return any
+function require(name) end

@@ -93,45 +93,34 @@ func CheckHost(L *lua.LState, n int) *Host {
 
 func checkHost(L *lua.LState) *Host { return CheckHost(L, 1) }
 
+// hostGetters are h's fields (HostMembers documents them).
+var hostGetters = map[string]func(hv *hostValue) lua.LValue{
+	"host":             func(hv *hostValue) lua.LValue { return lua.LString(hv.h.Name) },
+	"stage":            func(hv *hostValue) lua.LValue { return lua.LString(hv.h.Stage) },
+	"app":              func(hv *hostValue) lua.LValue { return lua.LString(hv.h.App) },
+	"app_path":         func(hv *hostValue) lua.LValue { return lua.LString(hv.h.AppPath) },
+	"release":          func(hv *hostValue) lua.LValue { return lua.LString(hv.h.Release) },
+	"release_path":     func(hv *hostValue) lua.LValue { return lua.LString(hv.h.ReleasePath()) },
+	"previous_release": func(hv *hostValue) lua.LValue { return lua.LString(hv.h.PreviousRelease) },
+	"shared_path":      func(hv *hostValue) lua.LValue { return lua.LString(path.Join(hv.h.AppPath, "shared")) },
+	"releases_path":    func(hv *hostValue) lua.LValue { return lua.LString(path.Join(hv.h.AppPath, "releases")) },
+	"primary":          func(hv *hostValue) lua.LValue { return lua.LBool(hv.h.Primary) },
+	"state":            func(hv *hostValue) lua.LValue { return hv.state },
+	"vars":             func(hv *hostValue) lua.LValue { return hv.vars },
+}
+
 func hostIndex(L *lua.LState) int {
 	hv := L.CheckUserData(1).Value.(*hostValue)
-	h := hv.h
 	key := L.CheckString(2)
 	if m, ok := hostMethods[key]; ok {
 		L.Push(L.NewFunction(m))
 		return 1
 	}
-	str := func(s string) int { L.Push(lua.LString(s)); return 1 }
-	switch key {
-	case "host":
-		return str(h.Name)
-	case "stage":
-		return str(h.Stage)
-	case "app":
-		return str(h.App)
-	case "app_path":
-		return str(h.AppPath)
-	case "release":
-		return str(h.Release)
-	case "release_path":
-		return str(h.ReleasePath())
-	case "previous_release":
-		return str(h.PreviousRelease)
-	case "shared_path":
-		return str(path.Join(h.AppPath, "shared"))
-	case "releases_path":
-		return str(path.Join(h.AppPath, "releases"))
-	case "vars":
-		L.Push(hv.vars)
-		return 1
-	case "state":
-		L.Push(hv.state)
-		return 1
-	case "primary":
-		L.Push(lua.LBool(h.Primary))
+	if get, ok := hostGetters[key]; ok {
+		L.Push(get(hv))
 		return 1
 	}
-	L.RaiseError("host has no field %q (fields: host, stage, app, app_path, release, release_path, previous_release, shared_path, releases_path, primary, state, vars; methods: run, put, exists, read)", key)
+	L.RaiseError("host has no field %q%s (members: %s)", key, text.DidYouMean(key, hostMemberNames()), strings.Join(hostMemberNames(), ", "))
 	return 0
 }
 

@@ -15,11 +15,7 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
-
-	"github.com/shipit-dev/shipit/internal/remote"
 )
-
-var _ remote.Conn = (*Client)(nil)
 
 // Client is one pooled SSH connection. It is safe for concurrent use.
 type Client struct {

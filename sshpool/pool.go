@@ -1,5 +1,6 @@
 // Package sshpool keeps one SSH connection per host (jump hosts included)
-// and implements remote.Conn on top of golang.org/x/crypto/ssh.
+// on top of golang.org/x/crypto/ssh; *Client is the connection deploys use
+// (the orchestrator checks it satisfies internal/remote.Conn).
 package sshpool
 
 import (

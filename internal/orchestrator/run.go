@@ -22,6 +22,9 @@ type Dialer interface {
 	Dial(ctx context.Context, t sshpool.Target) (remote.Conn, error)
 }
 
+// The pool's connections are the hosts' remote.Conn.
+var _ remote.Conn = (*sshpool.Client)(nil)
+
 // SSH adapts a connection pool to a Dialer.
 func SSH(p *sshpool.Pool) Dialer { return sshDialer{p} }
 
