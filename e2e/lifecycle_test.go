@@ -29,11 +29,13 @@ before("deploy:stop_previous", function(h)
 end)
 after("deploy:symlink", function(h) print("switched to " .. h.release) end)
 
--- A replaced step keeps the hooks attached to its name.
+-- A replaced step keeps the hooks attached to its name, and sets what the
+-- deploy contract asks of it.
 before("deploy:env", function(h) h.vars.env_hook = true end)
 task("deploy:env", function(h)
   h:put(h.shared_path .. "/.env", "GREETING=hello from shipit.lua\n", "0600")
   h:run({"ln", "-sfn", "../../shared/.env", h.release_path .. "/.env"})
+  h.state.secrets_hash = ""
 end)
 after("deploy:env", function(h)
   assert(h.vars.env_hook, "before hook did not run")
