@@ -34,7 +34,28 @@ type Host struct {
 	defers  []func()
 	report  []ReportItem
 	journal Journal
-	prevSet bool // PreviousRelease was assigned during this run
+	guard   string                  // shell prefix of every command (see SetGuard)
+	abort   context.CancelCauseFunc // cancels the running task
+	prevSet bool                    // PreviousRelease was assigned during this run
+}
+
+// SetGuard makes every later command run behind prefix, a shell test that
+// exits non-zero when the command must not run ("" removes it).
+func (h *Host) SetGuard(prefix string) {
+	h.cacheMu.Lock()
+	h.guard = prefix
+	h.cacheMu.Unlock()
+}
+
+// Abort stops the running task on this host with cause (its on_failure
+// hooks still run).
+func (h *Host) Abort(cause error) {
+	h.cacheMu.Lock()
+	abort := h.abort
+	h.cacheMu.Unlock()
+	if abort != nil {
+		abort(cause)
+	}
 }
 
 // Journal records a host's in-flight change on the host itself, so that
@@ -165,7 +186,10 @@ func (h *Host) Exec(cmd string, allowFail bool, o RunOpts) (Result, error) {
 		outW = io.MultiWriter(&stdout, &lineEmitter{h: h})
 		errW = io.MultiWriter(&stderr, &lineEmitter{h: h})
 	}
-	code, err := h.Conn.Run(h.Context(), cmd, o.Stdin, outW, errW)
+	h.cacheMu.Lock()
+	guard := h.guard
+	h.cacheMu.Unlock()
+	code, err := h.Conn.Run(h.Context(), guard+cmd, o.Stdin, outW, errW)
 	res := Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 	if err != nil {
 		return res, fmt.Errorf("host %s: %s: %w", h.Name, cmd, err)

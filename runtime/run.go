@@ -44,6 +44,11 @@ func (s *State) RunTask(ctx context.Context, name string) ([]StepTiming, error) 
 	if s.Host == nil {
 		return nil, errors.New("runtime: RunTask needs a host")
 	}
+	ctx, abort := context.WithCancelCause(ctx)
+	defer abort(nil)
+	s.Host.cacheMu.Lock()
+	s.Host.abort = abort
+	s.Host.cacheMu.Unlock()
 	s.Host.ctx = ctx
 	s.L.SetContext(ctx)
 	var timings []StepTiming
@@ -134,8 +139,11 @@ func (s *State) call(fn *lua.LFunction, task string, args ...lua.LValue) error {
 	all := append([]lua.LValue{s.hostUD}, args...)
 	err := s.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, all...)
 	if err != nil {
-		if ctxErr := s.Host.Context().Err(); ctxErr != nil {
-			return &ScriptError{Msg: "interrupted", Task: task, Cause: ctxErr}
+		if ctx := s.Host.Context(); ctx.Err() != nil {
+			if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
+				return &ScriptError{Msg: cause.Error(), Task: task, Cause: cause}
+			}
+			return &ScriptError{Msg: "interrupted", Task: task, Cause: ctx.Err()}
 		}
 		return mapError(err, task)
 	}

@@ -30,6 +30,9 @@ type Env struct {
 	Secrets     map[string]string
 	SecretsHash string
 	SecretsErr  error
+	// LockWait is how long a command queues behind another holder of a
+	// host's deploy lock (--lock-wait).
+	LockWait time.Duration
 	// Params are command-line values for tasks (e.g. `logs --tail`), seen in
 	// Lua as the read-only table `params`.
 	Params map[string]string

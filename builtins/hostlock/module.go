@@ -1,9 +1,12 @@
-// Package hostlock is require("shipit.hostlock"): the per-host deploy lock.
+// Package hostlock is require("shipit.hostlock"): the per-host deploy lock
+// and the journal that lets the host settle an interrupted change itself.
 package hostlock
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -14,29 +17,104 @@ import (
 
 func init() {
 	runtime.RegisterModule(runtime.Module{Name: "shipit.hostlock", Open: open,
-		Doc: "The per-host deploy lock: one deploy, rollback or setup of an app at a time.",
+		Doc: "The per-host lock (one deploy, rollback or setup of an app at a time) and the journal of the change in flight.",
 		Funcs: []runtime.Func{
 			{Name: "acquire", Args: "h: shipit.Host, what?: string",
-				Doc: "Takes the app's lock on the host until this host's run ends; raises, naming the holder, when another shipit holds it."},
+				Doc: "Takes the app's lock on the host until this host's run ends, after the host settled what an earlier run left; waits up to --lock-wait, else raises naming the holder."},
+			{Name: "begin", Args: "h: shipit.Host, meta: table<string, string>",
+				Doc: "Starts the journal of the change (meta: op = \"deploy\"|\"rollback\", compose = the compose command): from now on every contract mark is written to the host, and the host settles the change itself if shipit goes away."},
+			{Name: "settle", Args: "h: shipit.Host",
+				Doc: "Has the host settle the journal now: undo the change, or complete it when it is past its point of no return."},
 		}})
 }
 
-func open(L *lua.LState) *lua.LTable {
-	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
-		"acquire": func(L *lua.LState) int {
-			h := runtime.CheckHost(L, 1)
-			host, _ := os.Hostname()
-			holder := fmt.Sprintf("%s by %s@%s since %s", L.OptString(2, "deploy"), os.Getenv("USER"), host, time.Now().UTC().Format(time.RFC3339))
-			lock, err := hostlock.Acquire(h.Context(), h.Conn, h.AppPath, holder)
-			if err != nil {
-				return runtime.Raise(L, err)
-			}
-			if lock == nil {
-				h.Emit(runtime.Event{Kind: runtime.Warn, Text: "flock(1) not found on host: concurrent deploys are not prevented"})
-				return 0
-			}
-			h.Defer(lock.Release)
-			return 0
-		},
+const memoKey = "hostlock.lock"
+
+func lockOf(L *lua.LState, h *runtime.Host) *hostlock.Lock {
+	v, err := h.Memo(memoKey, func() (any, error) { return nil, fmt.Errorf("no lock: call hostlock.acquire(h) first") })
+	if err != nil {
+		runtime.Raise(L, err)
+		return nil
+	}
+	return v.(*hostlock.Lock)
+}
+
+func whoami() string {
+	name := "unknown"
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	machine, _ := os.Hostname()
+	return name + "@" + machine
+}
+
+func acquire(L *lua.LState) int {
+	h := runtime.CheckHost(L, 1)
+	what := L.OptString(2, "deploy")
+	env := runtime.StateOf(L).Env
+	var lock *hostlock.Lock
+	_, err := h.Memo(memoKey, func() (any, error) {
+		l, err := hostlock.Acquire(h.Context(), h.Conn, hostlock.Options{
+			AppPath: h.AppPath, App: h.App, Stage: h.Stage, Wait: env.LockWait,
+			Holder: hostlock.Holder{User: whoami(), PID: os.Getpid(), Command: what, Release: h.Release, Since: time.Now()},
+			Logf:   func(s string) { h.Emit(runtime.Event{Kind: runtime.Info, Text: s}) },
+		})
+		lock = l
+		return l, err
 	})
+	if err != nil {
+		return runtime.Raise(L, err)
+	}
+	if lock == nil {
+		return 0 // already held by this run
+	}
+	released := make(chan struct{})
+	go func() {
+		select {
+		case <-lock.Lost():
+			h.Abort(lock.LostError())
+		case <-released:
+		}
+	}()
+	h.Defer(func() {
+		close(released)
+		h.SetGuard("")
+		h.SetJournal(nil)
+		// A fresh context: the lock is let go only after the host settled,
+		// Ctrl-C or not.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		lock.Release(ctx)
+	})
+	return 0
+}
+
+func begin(L *lua.LState) int {
+	h := runtime.CheckHost(L, 1)
+	t := L.CheckTable(2)
+	m := map[string]string{}
+	t.ForEach(func(k, v lua.LValue) { m[k.String()] = v.String() })
+	lock := lockOf(L, h)
+	if err := lock.Begin(h.Context(), m, runtime.StateOf(L).StateSnapshot()); err != nil {
+		return runtime.Raise(L, err)
+	}
+	h.SetJournal(lock)
+	h.SetGuard(hostlock.Guard(h.AppPath))
+	return 0
+}
+
+func settle(L *lua.LState) int {
+	h := runtime.CheckHost(L, 1)
+	lock := lockOf(L, h)
+	h.SetJournal(nil)
+	err := lock.Settle(h.Context())
+	h.SetGuard("")
+	if err != nil {
+		return runtime.Raise(L, err)
+	}
+	return 0
+}
+
+func open(L *lua.LState) *lua.LTable {
+	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{"acquire": acquire, "begin": begin, "settle": settle})
 }

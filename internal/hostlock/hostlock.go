@@ -1,90 +1,411 @@
-// Package hostlock keeps two deploys off one host at once. The lock is a
-// flock(1) held by a remote process that lives as long as shipit's SSH
-// session, so a killed shipit or a dropped connection can never leave a
-// stale lock behind.
+// Package hostlock keeps one deploy, rollback or setup of an app on a host
+// at a time, and makes sure an interrupted one never leaves the host half
+// switched.
+//
+// The lock is flock(1) held by a small sh process on the host (host.sh,
+// sent inline) whose stdin is shipit's SSH session. shipit writes a journal
+// of the change in flight to the host before each point where the host
+// changes; shipit sends a heartbeat on the session every second. When the
+// session ends (shipit killed, connection cut) or the heartbeat stops (a
+// silent partition), the holder settles the journal itself — undoes the
+// change, or completes it past its point of no return — and only then lets
+// the lock go. Every command that takes the lock first settles whatever
+// an earlier run left (a host that rebooted mid-deploy).
 package hostlock
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path"
+	"regexp"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
 
+//go:embed host.sh
+var hostScript string
+
+// Dir is where the lock, the journal and the holder live, in the app's
+// directory (0700).
+const Dir = ".shipit"
+
+// JournalPath is the journal of an app at appPath.
+func JournalPath(appPath string) string { return path.Join(appPath, Dir, "journal") }
+
+// Holder says who holds a lock.
+type Holder struct {
+	User      string    `json:"user"`    // local user@machine
+	PID       int       `json:"pid"`     // shipit's pid there
+	Command   string    `json:"command"` // deploy, rollback, setup, recover
+	Release   string    `json:"release,omitempty"`
+	Since     time.Time `json:"since"`
+	HolderPID int       `json:"holder_pid"` // the holder process on the host
+}
+
+func (h Holder) String() string {
+	s := fmt.Sprintf("%s by %s (pid %d) since %s", h.Command, h.User, h.PID, h.Since.UTC().Format(time.RFC3339))
+	if h.Release != "" {
+		s += ", release " + h.Release
+	}
+	return s
+}
+
 // BusyError means another shipit holds the lock.
-type BusyError struct{ Host, Holder string }
+type BusyError struct {
+	Host   string
+	Holder Holder
+	Waited time.Duration
+}
 
 func (e *BusyError) Error() string {
-	return fmt.Sprintf("host %s: another deploy is running (%s)", e.Host, e.Holder)
+	if e.Waited > 0 {
+		return fmt.Sprintf("host %s: still locked after waiting %s: %s", e.Host, e.Waited, e.Holder)
+	}
+	return fmt.Sprintf("host %s: locked: %s", e.Host, e.Holder)
 }
 
 func (e *BusyError) Hint() string {
-	return "wait for it to finish; the lock is released as soon as that shipit exits or loses its connection"
+	return "wait for it (--lock-wait 10m queues behind it); `shipit lock status` shows the holder. " +
+		"The lock goes as soon as that shipit ends or loses its connection, after the host has settled what it left"
 }
 
-// Lock is a held lock; Release lets it go.
+// Options configure Acquire.
+type Options struct {
+	AppPath, App, Stage string
+	Holder              Holder
+	Wait                time.Duration // how long to queue behind another holder (0: fail at once)
+	HeartbeatTimeout    time.Duration // the holder settles after this long without a heartbeat (default 15s)
+	Logf                func(string)  // what the holder reports (settling, backstop, waiting)
+}
+
+// Lock is a held lock.
 type Lock struct {
-	stdin io.Closer
-	done  chan error
+	conn  remote.Conn
+	opts  Options
+	stdin *io.PipeWriter
+
+	mu      sync.Mutex
+	meta    map[string]string
+	journal bool // a journal was written and not yet settled
+
+	settled chan struct{} // one value per "settled" line
+	done    chan struct{} // the holder's session ended
+	err     error         // why it ended
+	closing bool
 }
 
-// Release ends the holder and waits for it.
-func (l *Lock) Release() {
-	if l == nil {
-		return
+// command is the remote command running host.sh with args.
+func command(args ...string) string {
+	return "exec sh -c " + shell.Quote(hostScript) + " shipit-host " + shell.Join(args...)
+}
+
+// NoFlockError means the host lacks flock(1).
+type NoFlockError struct{ Host string }
+
+func (e *NoFlockError) Error() string {
+	return fmt.Sprintf("host %s: flock(1) is not installed: shipit cannot lock the host against concurrent deploys", e.Host)
+}
+
+func (e *NoFlockError) Hint() string {
+	return "install util-linux (Debian/Ubuntu) or busybox's flock (Alpine), e.g. apt-get install util-linux"
+}
+
+// Acquire takes the lock of the app at o.AppPath on c. The holder first
+// settles what an earlier run left; its reports go to o.Logf.
+func Acquire(ctx context.Context, c remote.Conn, o Options) (*Lock, error) {
+	if o.HeartbeatTimeout <= 0 {
+		o.HeartbeatTimeout = 15 * time.Second
 	}
-	l.stdin.Close()
-	<-l.done
-}
-
-// Acquire takes the lock of the app at appPath; holder says who holds it
-// (shown to a second shipit). A nil *Lock and nil error mean the host has
-// no flock(1): the caller should warn that deploys are not serialised.
-func Acquire(ctx context.Context, c remote.Conn, appPath, holder string) (*Lock, error) {
-	if code, err := c.Run(ctx, "command -v flock", nil, io.Discard, io.Discard); err != nil {
+	if o.Logf == nil {
+		o.Logf = func(string) {}
+	}
+	if code, err := c.Run(ctx, "command -v flock >/dev/null", nil, io.Discard, io.Discard); err != nil {
 		return nil, err
 	} else if code != 0 {
-		return nil, nil
+		return nil, &NoFlockError{Host: c.Name()}
 	}
-	lockPath := path.Join(appPath, ".deploy.lock")
-	info := path.Join(appPath, ".deploy.info")
-	cmd := fmt.Sprintf("mkdir -p %s && exec 9>>%s && if ! flock -n 9; then echo busy; cat %s 2>/dev/null; exit 75; fi; printf '%%s\\n' %s > %s; echo locked; exec cat >/dev/null",
-		shell.Quote(appPath), shell.Quote(lockPath), shell.Quote(info), shell.Quote(holder), shell.Quote(info))
+	o.Holder.HolderPID = 0 // host.sh fills it in
+	holder, _ := json.Marshal(o.Holder)
+	cmd := command("hold", o.AppPath, o.App, o.Stage, strconv.Itoa(int(o.Wait.Seconds())),
+		strconv.Itoa(int(o.HeartbeatTimeout.Seconds())), string(holder))
 	stdinR, stdinW := io.Pipe()
 	outR, outW := io.Pipe()
-	done := make(chan error, 1)
+	var errb bytes.Buffer
+	l := &Lock{conn: c, opts: o, stdin: stdinW, settled: make(chan struct{}, 8), done: make(chan struct{})}
+	// The lock outlives a cancelled step: after Ctrl-C it is held until the
+	// undo has run, then released.
+	sessCtx := context.WithoutCancel(ctx)
 	go func() {
-		_, err := c.Run(ctx, cmd, stdinR, outW, io.Discard)
+		code, err := c.Run(sessCtx, cmd, stdinR, outW, &errb)
+		if err == nil && code != 0 {
+			err = remote.Failed(c.Name(), "shipit-host hold", code, errb.String(), "")
+		}
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
 		outW.Close()
-		done <- err
+		close(l.done)
 	}()
-	sc := bufio.NewScanner(outR)
-	if !sc.Scan() {
-		stdinW.Close()
-		if err := <-done; err != nil {
-			return nil, err
+	lines := bufio.NewScanner(outR)
+	start := time.Now()
+	var busy *BusyError
+	for lines.Scan() {
+		line := lines.Text()
+		switch {
+		case line == "locked":
+			go l.follow(lines)
+			go l.heartbeat()
+			return l, nil
+		case strings.HasPrefix(line, "busy "):
+			busy = &BusyError{Host: c.Name(), Holder: parseHolder(strings.TrimPrefix(line, "busy "))}
+			if o.Wait > 0 {
+				o.Logf(fmt.Sprintf("waiting up to %s for the lock: %s", o.Wait, busy.Holder))
+			}
+		case strings.HasPrefix(line, "log "):
+			o.Logf(strings.TrimPrefix(line, "log "))
 		}
-		return nil, fmt.Errorf("host %s: deploy lock: no answer from the host", c.Name())
-	}
-	switch sc.Text() {
-	case "locked":
-		go io.Copy(io.Discard, outR)
-		return &Lock{stdin: stdinW, done: done}, nil
-	case "busy":
-		var rest []string
-		for sc.Scan() {
-			rest = append(rest, sc.Text())
-		}
-		stdinW.Close()
-		<-done
-		return nil, &BusyError{Host: c.Name(), Holder: strings.Join(rest, " ")}
 	}
 	stdinW.Close()
-	<-done
-	return nil, fmt.Errorf("host %s: deploy lock: unexpected answer %q", c.Name(), sc.Text())
+	<-l.done
+	if busy != nil {
+		if o.Wait > 0 {
+			busy.Waited = time.Since(start).Round(time.Second)
+		}
+		return nil, busy
+	}
+	if l.err != nil {
+		return nil, fmt.Errorf("host %s: taking the deploy lock: %w", c.Name(), l.err)
+	}
+	return nil, fmt.Errorf("host %s: taking the deploy lock: the holder ended without an answer", c.Name())
+}
+
+func parseHolder(s string) Holder {
+	var h Holder
+	if json.Unmarshal([]byte(s), &h) != nil || h.Command == "" {
+		h.Command = "unknown holder"
+	}
+	return h
+}
+
+// follow reads the holder's reports after "locked".
+func (l *Lock) follow(lines *bufio.Scanner) {
+	for lines.Scan() {
+		line := lines.Text()
+		switch {
+		case line == "settled":
+			l.settled <- struct{}{}
+		case strings.HasPrefix(line, "log "):
+			l.opts.Logf(strings.TrimPrefix(line, "log "))
+		}
+	}
+}
+
+// heartbeat tells the holder every second that shipit is alive.
+func (l *Lock) heartbeat() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-t.C:
+			l.mu.Lock()
+			closing := l.closing
+			l.mu.Unlock()
+			if closing {
+				return
+			}
+			if l.send(context.Background(), "hb") != nil {
+				return
+			}
+		}
+	}
+}
+
+// send writes a line to the holder without blocking past ctx or the end
+// of the session (a partitioned connection stops reading).
+func (l *Lock) send(ctx context.Context, line string) error {
+	errc := make(chan error, 1)
+	go func() {
+		_, err := io.WriteString(l.stdin, line+"\n")
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			return l.LostError()
+		}
+		return nil
+	case <-l.done:
+		return l.LostError()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Lost is closed when the holder's session ends; before Release that means
+// the lock is gone (holder killed, connection dropped) and the host settles
+// (or settled) the journal without shipit.
+func (l *Lock) Lost() <-chan struct{} { return l.done }
+
+// LostError says why the session ended.
+func (l *Lock) LostError() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return fmt.Errorf("host %s: lost the deploy lock: %w", l.conn.Name(), l.err)
+	}
+	return fmt.Errorf("host %s: lost the deploy lock: its holder ended", l.conn.Name())
+}
+
+// Begin starts the journal of a change: meta are its fixed facts (J_OP,
+// J_COMPOSE, ...), state the runtime's deploy state; both are written to
+// the host before Begin returns.
+func (l *Lock) Begin(ctx context.Context, meta, state map[string]string) error {
+	l.mu.Lock()
+	l.meta = meta
+	l.mu.Unlock()
+	return l.Record(ctx, state)
+}
+
+var keyRe = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Record rewrites the journal with state (it implements runtime.Journal).
+func (l *Lock) Record(ctx context.Context, state map[string]string) error {
+	l.mu.Lock()
+	meta := l.meta
+	l.mu.Unlock()
+	if meta == nil {
+		return errors.New("journal: Record before Begin")
+	}
+	var b strings.Builder
+	b.WriteString("# shipit journal: the change in flight on this host (see `shipit lock status`).\n")
+	write := func(prefix string, m map[string]string) error {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if !keyRe.MatchString(k) {
+				return fmt.Errorf("journal: invalid key %q", k)
+			}
+			fmt.Fprintf(&b, "%s%s=%s\n", prefix, k, shell.Quote(m[k]))
+		}
+		return nil
+	}
+	if err := write("J_", meta); err != nil {
+		return err
+	}
+	if err := write("S_", state); err != nil {
+		return err
+	}
+	body := b.String()
+	if err := l.conn.WriteFile(ctx, JournalPath(l.opts.AppPath), strings.NewReader(body), int64(len(body)), 0o600); err != nil {
+		return fmt.Errorf("host %s: writing the journal: %w", l.conn.Name(), err)
+	}
+	l.mu.Lock()
+	l.journal = true
+	l.mu.Unlock()
+	return nil
+}
+
+// Settle asks the holder to settle the journal now (undo, or complete past
+// the point of no return) and waits until it has.
+func (l *Lock) Settle(ctx context.Context) error {
+	select {
+	case <-l.done:
+		return l.LostError()
+	default:
+	}
+	if err := l.send(ctx, "settle"); err != nil {
+		return err
+	}
+	select {
+	case <-l.settled:
+		l.mu.Lock()
+		l.journal = false
+		l.mu.Unlock()
+		return nil
+	case <-l.done:
+		return l.LostError()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Release settles what is left (nothing after a completed run), then lets
+// the lock go and waits for the holder to end.
+func (l *Lock) Release(ctx context.Context) {
+	l.mu.Lock()
+	pending := l.journal
+	l.mu.Unlock()
+	if pending {
+		_ = l.Settle(ctx)
+	}
+	l.mu.Lock()
+	l.closing = true
+	l.mu.Unlock()
+	l.stdin.Close()
+	select {
+	case <-l.done:
+	case <-ctx.Done():
+	}
+}
+
+// Guard is a shell prefix that refuses to run a command once the journal
+// is gone: after the holder settled without shipit (a partition that
+// healed), nothing shipit still sends may change the host.
+func Guard(appPath string) string {
+	return "[ -e " + shell.Quote(JournalPath(appPath)) +
+		" ] || { echo 'shipit: the host settled this run without shipit (the deploy lock was lost); refusing to continue' >&2; exit 97; }; "
+}
+
+// Status is what `shipit lock status` shows of one host.
+type Status struct {
+	Held      bool
+	Holder    Holder
+	Heartbeat time.Duration // since the holder's last heartbeat
+	Journal   string        // the operation of a journal left on the host, "" if none
+}
+
+// ReadStatus reports the lock of the app at appPath.
+func ReadStatus(ctx context.Context, c remote.Conn, appPath string) (Status, error) {
+	out, err := remote.Output(ctx, c, command("status", appPath))
+	if err != nil {
+		return Status{}, err
+	}
+	var st Status
+	for _, line := range strings.Split(out, "\n") {
+		key, rest, _ := strings.Cut(line, " ")
+		switch key {
+		case "held":
+			st.Held, st.Holder = true, parseHolder(rest)
+		case "heartbeat":
+			if n, err := strconv.Atoi(strings.TrimSpace(rest)); err == nil {
+				st.Heartbeat = time.Duration(n) * time.Second
+			}
+		case "journal":
+			st.Journal = strings.Trim(strings.TrimSpace(rest), "'")
+		}
+	}
+	return st, nil
+}
+
+// Kill asks the holder of the app's lock to settle and end (SIGTERM).
+func Kill(ctx context.Context, c remote.Conn, appPath string) error {
+	_, err := remote.Output(ctx, c, command("kill", appPath))
+	return err
 }

@@ -1,0 +1,304 @@
+# shipit's host-side program: the deploy lock holder and the settling of
+# an interrupted deploy or rollback. POSIX sh plus flock(1), date, sleep and
+# docker: what a stock Debian, Ubuntu or Alpine host has.
+#
+# Run as: sh -c "$THIS" shipit-host COMMAND APP_DIR [ARGS...]
+#   hold APP STAGE WAIT HB_TIMEOUT HOLDER_JSON   take the lock, settle what an
+#        earlier run left, then hold it: stdin carries heartbeats ("hb") and
+#        requests ("settle"); end of input, or no heartbeat for HB_TIMEOUT
+#        seconds, settles the journal and lets the lock go.
+#   status                                       print the lock's state
+#   kill                                         SIGTERM the holder (it settles, then exits)
+#
+# Files, in APP_DIR/.shipit (0700):
+#   lock      flock(1) target        holder   who holds it (JSON, one line)
+#   journal   the change in flight (shell assignments, written atomically)
+#   settle.log what settling did      heartbeat  epoch seconds of the last one
+set -u
+umask 077
+cmd=$1
+APP_DIR=$2
+S="$APP_DIR/.shipit"
+J="$S/journal"
+OUT=1 # 0 once the client is gone: nothing more is written to stdout
+
+say() {
+	[ "$OUT" = 1 ] && { printf '%s\n' "$*" 2>/dev/null || OUT=0; }
+	return 0
+}
+
+log() {
+	say "log $*"
+	printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$S/settle.log" 2>/dev/null
+	# Bounded: keep the last 500 lines.
+	if [ "$(wc -l <"$S/settle.log" 2>/dev/null || echo 0)" -gt 1000 ]; then
+		tail -n 500 "$S/settle.log" >"$S/settle.log.tmp" && mv -f "$S/settle.log.tmp" "$S/settle.log"
+	fi
+}
+
+now() { date +%s; }
+
+# compose DIR ARGS...: compose for the release in DIR, as it was started:
+# DIR/.shipit-compose holds its project name, then its compose files (a
+# release the original shipit started has none: the project is the
+# directory's name and compose finds its files itself).
+compose() {
+	_d=$1
+	shift
+	_p=${_d##*/} _f=""
+	if [ -f "$_d/.shipit-compose" ]; then
+		_p=$(sed -n 1p "$_d/.shipit-compose")
+		_f=$(sed -n 2p "$_d/.shipit-compose")
+	fi
+	_args=""
+	for _x in $_f; do _args="$_args -f $_x"; done
+	# shellcheck disable=SC2086 # J_COMPOSE is "docker compose" or "docker-compose"
+	(cd "$_d" 2>/dev/null && $J_COMPOSE -p "$_p" $_args "$@")
+}
+
+# project DIR: the compose project of the release in DIR.
+project() {
+	if [ -f "$1/.shipit-compose" ]; then sed -n 1p "$1/.shipit-compose"; else printf '%s\n' "${1##*/}"; fi
+}
+
+# running IDS of PROJECT
+running() {
+	docker ps -q --filter "label=com.docker.compose.project=$1" 2>/dev/null
+}
+
+# drain PROJECT DIR: take the project's routed containers out of Traefik's
+# rotation and wait until Docker calls them unhealthy (Traefik's Docker
+# provider then drops them), at most J_DRAIN_TIMEOUT seconds, then give
+# Traefik's provider throttle time to apply it.
+drain() {
+	_p=$1 _d=$2
+	_ids=$(docker ps -q --filter "label=com.docker.compose.project=$_p" --filter "label=traefik.enable=true" 2>/dev/null)
+	[ -n "$_ids" ] || return 0
+	if [ -d "$_d/.shipit-run" ]; then
+		: >"$_d/.shipit-run/drain"
+	else
+		return 0 # not a shipit release: no drain marker to place
+	fi
+	_end=$(($(now) + ${J_DRAIN_TIMEOUT:-30}))
+	while [ "$(now)" -lt "$_end" ]; do
+		_left=0
+		for _id in $_ids; do
+			_st=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$_id" 2>/dev/null)
+			case "$_st" in
+			"running healthy" | "running starting") _left=1 ;;
+			esac
+		done
+		[ "$_left" = 0 ] && break
+		sleep 1
+	done
+	sleep "${J_THROTTLE:-3}"
+}
+
+# stop_release DIR [PROJECT] [DOWN_ARGS...]: drain the release in DIR, stop
+# it with a grace period for in-flight requests, remove its containers.
+# Idempotent; PROJECT names it when DIR is gone.
+stop_release() {
+	_sd=$1
+	_sp=${2:-$(project "$_sd")}
+	shift 2 2>/dev/null || shift $#
+	[ -n "$_sp" ] || return 0
+	if [ -n "$(running "$_sp")" ]; then
+		log "stopping $_sp"
+		drain "$_sp" "$_sd"
+		if ! compose "$_sd" stop -t "${J_STOP_TIMEOUT:-30}" >/dev/null 2>&1; then
+			# No compose files left: stop the containers by label.
+			# shellcheck disable=SC2046
+			docker stop -t "${J_STOP_TIMEOUT:-30}" $(running "$_sp") >/dev/null 2>&1
+		fi
+	fi
+	compose "$_sd" down --remove-orphans "$@" >/dev/null 2>&1 || {
+		_all=$(docker ps -aq --filter "label=com.docker.compose.project=$_sp" 2>/dev/null)
+		# shellcheck disable=SC2086
+		[ -z "$_all" ] || docker rm -f $_all >/dev/null 2>&1
+	}
+	return 0
+}
+switch_current() {
+	ln -sfn "releases/$1" "$APP_DIR/.shipit/current.tmp" && mv -Tf "$APP_DIR/.shipit/current.tmp" "$APP_DIR/current"
+}
+
+# write_lock CURRENT PREVIOUS SHA SECRETS_HASH: shipit.lock, as
+# internal/lockfile writes it (the values are checked names and hex).
+write_lock() {
+	printf '{\n  "current_release": "%s",\n  "previous_release": "%s",\n  "git_sha": "%s",\n  "secrets_hash": "%s",\n  "deployed_at": "%s"\n}\n' \
+		"$1" "$2" "$3" "$4" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$APP_DIR/.shipit/lock.json.tmp" &&
+		chmod 644 "$APP_DIR/.shipit/lock.json.tmp" &&
+		mv -f "$APP_DIR/.shipit/lock.json.tmp" "$APP_DIR/shipit.lock"
+}
+
+restore_env() {
+	for _f in .env .env.sources; do
+		if [ -e "$S/env.undo/$_f" ]; then
+			mv -f "$S/env.undo/$_f" "$APP_DIR/shared/$_f"
+		fi
+	done
+	rm -rf "$S/env.undo"
+}
+
+mark() { eval "[ \"\${S_$1:-}\" = true ]"; }
+
+# settle: undo the change in the journal, or complete it when it got past
+# its point of no return; then forget it.
+settle() {
+	[ -f "$J" ] || return 0
+	J_OP="" J_COMPOSE="docker compose"
+	S_release="" S_previous_release="" S_git_sha="" S_secrets_hash=""
+	# shellcheck disable=SC1090 # written by shipit, every value quoted
+	. "$J"
+	case "$J_OP" in
+	deploy)
+		if mark locked; then
+			: # completed: only the journal is left to remove
+		elif mark previous_stopped; then
+			log "completing the deploy of $S_release (past the point of no return)"
+			stop_release "$APP_DIR/releases/$S_previous_release"
+			switch_current "$S_release"
+			date -u +%Y-%m-%dT%H:%M:%SZ >"$APP_DIR/releases/$S_release/.shipit-deployed-at"
+			write_lock "$S_release" "$S_previous_release" "$S_git_sha" "$S_secrets_hash"
+			log "deploy of $S_release completed: current -> $S_release"
+		else
+			log "undoing the deploy of $S_release"
+			if mark started; then stop_release "$APP_DIR/releases/$S_release" "" --rmi local; fi
+			if mark env_written; then restore_env; fi
+			if mark release_created && [ -n "$S_release" ]; then rm -rf "$APP_DIR/releases/$S_release"; fi
+			log "deploy of $S_release undone${S_previous_release:+: $S_previous_release still current}"
+		fi
+		;;
+	rollback)
+		if mark rb_locked; then
+			:
+		elif mark rb_stopping; then
+			log "completing the rollback to $S_release (past the point of no return)"
+			stop_release "$APP_DIR/releases/$S_previous_release"
+			switch_current "$S_release"
+			write_lock "$S_release" "$S_previous_release" "$S_git_sha" "$S_secrets_hash"
+			log "rollback to $S_release completed: current -> $S_release"
+		else
+			log "undoing the rollback to $S_release"
+			if mark rb_started; then
+				stop_release "$APP_DIR/releases/$S_release"
+				restore_env
+			fi
+			log "rollback undone: $S_previous_release still current"
+		fi
+		;;
+	*)
+		log "journal of an unknown operation '$J_OP' left as $J.unknown"
+		mv -f "$J" "$J.unknown"
+		return 0
+		;;
+	esac
+	rm -rf "$S/env.undo"
+	rm -f "$J"
+}
+
+# backstop APP STAGE: stop every running compose project of this app and
+# stage that is not the current release, once the current one runs; and
+# remove temp files a cut transfer left.
+backstop() {
+	_cur=$(readlink "$APP_DIR/current" 2>/dev/null)
+	_cur=${_cur##*/}
+	: "${J_COMPOSE:=$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}"
+	find "$APP_DIR" -maxdepth 2 -name '.*.shipit-tmp-*' -exec rm -f {} + 2>/dev/null
+	[ -n "$_cur" ] || return 0
+	_lines=$(docker ps --filter "label=shipit.app=$1" --filter "label=shipit.stage=$2" \
+		--format '{{.Label "com.docker.compose.project"}} {{.Label "shipit.release"}}' 2>/dev/null | sort -u)
+	case "$_lines" in *" $_cur"*) ;; *) return 0 ;; esac # current not running: touch nothing
+	printf '%s\n' "$_lines" | while read -r _p _r; do
+		if [ -z "$_p" ] || [ "$_r" = "$_cur" ]; then continue; fi
+		log "stopping $_p: release $_r is running but is not current ($_cur)"
+		stop_release "$APP_DIR/releases/$_r" "$_p"
+	done
+}
+
+hold() {
+	APP=$3 STAGE=$4 WAIT=$5 HB_TIMEOUT=$6 HOLDER=$7
+	mkdir -p "$S" && chmod 700 "$S" || exit 70
+	exec 9>>"$S/lock"
+	if ! flock -n 9; then
+		say "busy $(cat "$S/holder" 2>/dev/null)"
+		if [ "$WAIT" -gt 0 ] && flock -w "$WAIT" 9; then
+			:
+		else
+			exit 75
+		fi
+	fi
+	trap '' HUP PIPE INT
+	TERMED=0
+	trap 'TERMED=1' TERM
+	printf '%s\n' "$HOLDER" | sed "s/\"holder_pid\":0/\"holder_pid\":$$/" >"$S/holder.tmp" && mv -f "$S/holder.tmp" "$S/holder"
+	settle
+	backstop "$APP" "$STAGE"
+	now >"$S/heartbeat"
+	say "locked"
+	# The reader follows the session's stdin (kept on fd 3: a background
+	# job's own stdin is /dev/null); the loop below watches it.
+	exec 3<&0
+	(
+		exec 9>&- >/dev/null 2>&1 # only the holder keeps the lock and the output
+		while IFS= read -r line <&3; do
+			case "$line" in
+			hb) now >"$S/heartbeat" ;;
+			settle) : >"$S/settle.request" ;;
+			esac
+		done
+	) &
+	reader=$!
+	reason="end of input"
+	while :; do
+		if [ -e "$S/settle.request" ]; then
+			rm -f "$S/settle.request"
+			settle
+			say "settled"
+		fi
+		if [ "$TERMED" = 1 ]; then
+			reason="lock release --force"
+			kill "$reader" 2>/dev/null
+			break
+		fi
+		kill -0 "$reader" 2>/dev/null || break
+		last=$(cat "$S/heartbeat" 2>/dev/null || echo 0)
+		if [ $(($(now) - last)) -gt "$HB_TIMEOUT" ]; then
+			reason="no heartbeat for ${HB_TIMEOUT}s"
+			kill "$reader" 2>/dev/null
+			break
+		fi
+		sleep 1
+	done
+	if [ -f "$J" ]; then
+		log "client gone ($reason): settling"
+		settle
+	fi
+	rm -f "$S/holder" "$S/heartbeat" "$S/settle.request"
+	say "released"
+}
+
+case "$cmd" in
+hold) hold "$@" ;;
+status)
+	# The holder file names the holder; it holds the lock while its
+	# process lives (taking the lock to find out would race a deploy).
+	pid=$(sed -n 's/.*"holder_pid":\([0-9]*\).*/\1/p' "$S/holder" 2>/dev/null)
+	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+		echo "held $(cat "$S/holder")"
+		[ -f "$S/heartbeat" ] && echo "heartbeat $(($(now) - $(cat "$S/heartbeat")))"
+	else
+		echo "free"
+	fi
+	[ -f "$J" ] && echo "journal $(sed -n "s/^J_OP=//p" "$J")"
+	exit 0
+	;;
+kill)
+	pid=$(sed -n 's/.*"holder_pid":\([0-9]*\).*/\1/p' "$S/holder" 2>/dev/null)
+	[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && echo "signalled $pid"
+	;;
+*)
+	echo "shipit-host: unknown command $cmd" >&2
+	exit 64
+	;;
+esac
