@@ -15,18 +15,23 @@ local lockfile = require("shipit.lockfile")
 local releases = require("shipit.releases")
 local hostlock = require("shipit.hostlock")
 local env      = require("shipit.env")
+local traefik  = require("shipit.traefik")
+local time     = require("shipit.time")
 
 local q = shell.quote
 local D = config.deploy
-local HC = D.health_check
 
 local OVERRIDE = "docker-compose.override.yml"
 local REVISION = ".shipit-revision"
 local DEPLOYED_AT = ".shipit-deployed-at"
+-- How each release was started (its compose project, then its files): what
+-- stops it later, from here or from the host's journal (hostlock).
+local COMPOSE_DESC = ".shipit-compose"
+local IMAGES = ".shipit-images"
 
 -- Helpers, defined at the end of the file.
-local project, release_dir, compose_in, read_lock, current_release, switch_current,
-      write_lock, health_opts, list_releases, try
+local health, deploy_key, release_dir, project, compose_in, read_lock, current_release, switch_current,
+      write_lock, list_releases, describe_release, stop_release, start_release
 
 ---------------------------------------------------------------------------
 -- Deploy
@@ -34,15 +39,17 @@ local project, release_dir, compose_in, read_lock, current_release, switch_curre
 -- The contract: what each step hands to the steps after it and to the
 -- undo. `sets`: fields the step must set (a step replaced in shipit.lua is
 -- checked for them); `marks`: what the step may change on the host,
--- recorded in h.state before the step runs, so the undo knows what to put
--- back even when the step is replaced or interrupted.
+-- recorded in h.state and in the host's journal before the step runs, so
+-- the undo knows what to put back even when the step is replaced, fails,
+-- or shipit itself dies (the host then settles the journal on its own).
 --
 --   h.previous_release  the release serving before this deploy ("" if none)
 --   h.state.git_sha      the commit being deployed
 --   h.state.images       service -> image, for build = "local" ({} otherwise)
 --   h.state.secrets_hash SHA-256 of the stage's secrets file ("" if none)
---   h.state.release_created, env_written, started, previous_stopped,
---   switched, locked     the marks
+--   marks: release_created, env_written, started; previous_stopped is the
+--   point of no return: from there on an interrupted deploy is completed
+--   (previous stopped, current switched, shipit.lock written), not undone.
 ---------------------------------------------------------------------------
 
 task("deploy", {
@@ -55,51 +62,36 @@ task("deploy", {
   { "deploy:start", marks = "started" },
   "deploy:health",
   { "deploy:stop_previous", marks = "previous_stopped" },
-  { "deploy:symlink", marks = "switched" },
-  { "deploy:lockfile", marks = "locked" },
+  "deploy:symlink",
+  "deploy:lockfile",
   "deploy:cleanup",
 }, "Deploy the branch to every host of the stage")
 
--- Undo a failed deploy so the host is exactly as before: the previous
--- release running, current and shipit.lock untouched. Once the lock names
--- the new release, the deploy has happened: nothing is undone.
+-- A failed or interrupted deploy is settled by the host from its journal:
+-- before the point of no return the new release is drained, stopped and
+-- removed and the env put back, so the previous release serves as before;
+-- after it, the switch is completed. The lock is held until that is done.
 on_failure("deploy", function(h, err)
-  local st = h.state
-  if not st.release_created or st.locked then return end
-  local prev = h.previous_release
-  if st.switched then
-    try(function()
-      if prev ~= "" then switch_current(h, prev) else h:run({ "rm", "-f", h.app_path .. "/current" }) end
-    end)
-  end
-  if st.env_written and prev ~= "" then
-    -- The previous release keeps the env it was deployed with.
-    try(function()
-      if h:exists(release_dir(h, prev) .. "/.env.snapshot") then
-        env.restore(h, prev)
-        h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
-      end
-    end)
-  end
-  if st.previous_stopped then
-    try(function() compose_in(h, prev, "up -d --no-build", { check = false }) end)
-  end
-  if st.started then
-    try(function() compose_in(h, h.release, "down --rmi local --remove-orphans", { check = false }) end)
-  end
-  try(function() h:run({ "rm", "-rf", h.release_path }, { check = false }) end)
-  log.warn("rolled back: release %s removed%s", h.release, prev ~= "" and (", " .. prev .. " still serving") or "")
+  hostlock.settle(h)
 end)
+
+-- Kept as a hook (hooks stay when a step is replaced): whatever writes the
+-- env, the journal can put the old one back.
+before("deploy:env", function(h) env.backup(h) end)
 
 task("deploy:release", function(h)
   hostlock.acquire(h, "deploy")
-  h:run({ "mkdir", "-p", h.releases_path, h.shared_path })
+  h:run("mkdir -p " .. q(h.releases_path) .. " && mkdir -p -m 700 " .. q(h.shared_path) ..
+        " && chmod 700 " .. q(h.shared_path))
   h.previous_release = current_release(h)
   -- mkdir without -p fails when the name exists: a second deploy in the
   -- same second gets the next free name instead of clobbering a release.
   for _ = 1, 60 do
     local r = h:run({ "mkdir", h.release_path }, { check = false })
-    if r.code == 0 then return end
+    if r.code == 0 then
+      hostlock.begin(h, { op = "deploy", compose = compose.command(h) })
+      return
+    end
     if not h:exists(h.release_path) then
       fail("cannot create " .. h.release_path .. ": " .. r.stderr)
     end
@@ -139,17 +131,20 @@ task("deploy:override", function(h)
     fail(D.compose_file .. " is not in commit " .. h.state.git_sha:sub(1, 12) ..
       ": shipit.toml and the compose file must be at the root of the git repository, and committed")
   end
+  local hc = health()
   local yml = override.generate({
     app = h.app, stage = h.stage, release = h.release, web_service = D.web_service,
     compose_v1 = compose.flavor(h) == "v1",
     domain = config.stages[h.stage].traefik.domain,
     tls = config.stages[h.stage].traefik.tls,
-    port = HC.port, path = HC.path, health_cmd = HC.cmd,
-    interval = HC.interval, timeout = HC.timeout, retries = HC.retries,
+    port = hc.port, path = hc.path, health_cmd = hc.cmd,
+    interval = hc.interval, timeout = hc.probe_timeout, retries = hc.unhealthy_after,
+    start_period = hc.start_period,
     env_file = ".env", images = imgs,
     base = h:read(base),
   })
   h:put(h.release_path .. "/" .. OVERRIDE, yml, "0644")
+  describe_release(h, h.release, imgs)
 end, "Generate docker-compose.override.yml")
 
 task("deploy:env", function(h)
@@ -182,14 +177,19 @@ task("deploy:start", function(h)
 end, "Start the new release next to the running one")
 
 task("deploy:health", function(h)
-  compose.wait_healthy(h, health_opts(h, h.release))
-end, "Wait until the web service is healthy")
+  local hc = health()
+  compose.wait_healthy(h, { project = project(h, h.release), service = D.web_service,
+                            interval = hc.interval, timeout = hc.timeout })
+  -- Healthy is not enough: the previous release stops only once Traefik
+  -- sends requests to this one.
+  traefik.wait_routed(h, { project = project(h, h.release), timeout = hc.drain_timeout })
+end, "Wait until the web service is healthy and Traefik routes to it")
 
 task("deploy:stop_previous", function(h)
   local prev = h.previous_release
-  if prev == "" or prev == h.release or not h:exists(release_dir(h, prev) .. "/" .. OVERRIDE) then return end
-  compose_in(h, prev, "down --remove-orphans")
-end, "Stop the previous release (only after the new one is healthy)")
+  if prev == "" or prev == h.release then return end
+  stop_release(h, prev)
+end, "Drain the previous release out of Traefik, then stop it (grace period for in-flight requests)")
 
 task("deploy:symlink", function(h)
   switch_current(h, h.release)
@@ -204,11 +204,12 @@ task("deploy:cleanup", function(h)
   local doomed = releases.prune(list_releases(h), D.keep_releases, { h.release, h.previous_release })
   for _, name in ipairs(doomed) do
     local dir = release_dir(h, name)
-    if h:exists(dir .. "/" .. OVERRIDE) then
-      compose_in(h, name, "down --rmi local --remove-orphans", { check = false })
+    stop_release(h, name, "--rmi local")
+    -- Images built locally for that release, exactly those (another app's
+    -- images must never match).
+    if h:exists(dir .. "/" .. IMAGES) then
+      h:run("xargs -r docker image rm -f < " .. q(dir .. "/" .. IMAGES) .. " >/dev/null 2>&1; true", { quiet = true })
     end
-    h:run("docker image ls -q --filter " .. q("reference=" .. h.app .. "-*:" .. name) ..
-          " | xargs -r docker image rm -f >/dev/null 2>&1; true", { quiet = true })
     h:run({ "rm", "-rf", dir })
     log.info("removed release %s", name)
   end
@@ -220,30 +221,26 @@ end, "Remove releases beyond keep_releases")
 --   h.release            the target (--release, or the lock's previous)
 --   h.previous_release   the release that was current
 --   h.state.git_sha, secrets_hash   what the target was deployed with
---   h.state.rb_started, rb_locked   the marks (starting the target
---                        restores its env snapshot first)
+--   marks: rb_started; rb_stopping is the point of no return.
 ---------------------------------------------------------------------------
 
 task("rollback", {
   { "rollback:prepare", sets = { "previous_release", "git_sha", "secrets_hash" } },
   { "rollback:start", marks = "rb_started" },
   "rollback:health",
-  "rollback:stop_current",
+  { "rollback:stop_current", marks = "rb_stopping" },
   "rollback:symlink",
-  { "rollback:lockfile", marks = "rb_locked" },
+  "rollback:lockfile",
 }, "Switch back to the previous (or a named) release")
 
--- Undo a failed rollback: the release that was current keeps serving with
--- its env.
+-- A failed or interrupted rollback is settled by the host from its
+-- journal: the release that was current keeps serving with its env, or,
+-- past the point of no return, the switch is completed.
 on_failure("rollback", function(h, err)
-  local st = h.state
-  if st.rb_locked or not st.rb_started then return end
-  try(function() env.undo_restore(h) end)
-  try(function() compose_in(h, h.release, "down --remove-orphans", { check = false }) end)
-  local cur = h.previous_release
-  if cur ~= "" then try(function() compose_in(h, cur, "up -d --no-build", { check = false }) end) end
-  log.warn("rollback failed: %s still current", cur)
+  hostlock.settle(h)
 end)
+
+before("rollback:start", function(h) env.backup(h) end)
 
 task("rollback:prepare", function(h)
   hostlock.acquire(h, "rollback")
@@ -253,7 +250,7 @@ task("rollback:prepare", function(h)
   if h.release == "" then h.release = l.previous_release end
   if h.release == "" then fail("shipit.lock names no previous release; pass --release NAME (see `shipit releases`)") end
   if h.release == l.current_release then fail("release " .. h.release .. " is already current") end
-  if not h:exists(h.release_path .. "/" .. OVERRIDE) then
+  if not h:exists(h.release_path .. "/docker-compose.override.yml") then
     fail("release " .. h.release .. " is not on this host (see `shipit releases`)")
   end
   h.state.git_sha = h:exists(h.release_path .. "/" .. REVISION)
@@ -263,6 +260,7 @@ task("rollback:prepare", function(h)
   if h:exists(sources) then
     h.state.secrets_hash = h:read(sources):match("age:(%x*)") or ""
   end
+  hostlock.begin(h, { op = "rollback", compose = compose.command(h) })
 end, "Find the rollback target")
 
 task("rollback:start", function(h)
@@ -271,19 +269,19 @@ task("rollback:start", function(h)
     -- Old code runs with the env it was deployed with, never with new settings.
     env.restore(h, h.release)
   end
-  compose_in(h, h.release, "up -d --no-build --remove-orphans")
+  start_release(h, h.release)
 end, "Start the target release")
 
 task("rollback:health", function(h)
-  compose.wait_healthy(h, health_opts(h, h.release))
-end, "Wait until the target is healthy")
+  local hc = health()
+  compose.wait_healthy(h, { project = project(h, h.release), service = D.web_service,
+                            interval = hc.interval, timeout = hc.timeout })
+  traefik.wait_routed(h, { project = project(h, h.release), timeout = hc.drain_timeout })
+end, "Wait until the target is healthy and Traefik routes to it")
 
 task("rollback:stop_current", function(h)
-  local cur = h.previous_release
-  if cur ~= "" and h:exists(release_dir(h, cur) .. "/" .. OVERRIDE) then
-    compose_in(h, cur, "down --remove-orphans")
-  end
-end, "Stop the release that was current")
+  if h.previous_release ~= "" then stop_release(h, h.previous_release) end
+end, "Drain the release that was current, then stop it")
 
 task("rollback:symlink", function(h)
   switch_current(h, h.release)
@@ -291,7 +289,6 @@ end, "Point current at the target")
 
 task("rollback:lockfile", function(h)
   write_lock(h, h.release, h.previous_release, h.state.git_sha)
-  h:run({ "rm", "-f", h.shared_path .. "/.env.before-rollback", h.shared_path .. "/.env.sources.before-rollback" })
 end, "Write shipit.lock")
 
 ---------------------------------------------------------------------------
@@ -318,13 +315,55 @@ end, "List releases (* current, < rollback target)")
 -- Helpers
 ---------------------------------------------------------------------------
 
+-- health returns the health check settings as durations strings and
+-- numbers. The Docker health check gets a start period of interval x
+-- retries (failed probes while the release boots do not count) and turns
+-- unhealthy after unhealthy_after failed probes: that is how fast a
+-- drained release leaves Traefik's rotation.
+function health()
+  local HC = D.health_check
+  local hc = {
+    port = HC.port, path = HC.path, cmd = HC.cmd, interval = HC.interval,
+    timeout = deploy_key(HC, "timeout", "60s"), probe_timeout = deploy_key(HC, "probe_timeout", "5s"),
+    retries = HC.retries, unhealthy_after = deploy_key(HC, "unhealthy_after", 3),
+  }
+  local interval = time.seconds(hc.interval)
+  hc.start_period = time.duration(interval * hc.retries)
+  local drain = deploy_key(D, "drain_timeout", "0s")
+  if time.seconds(drain) == 0 then
+    drain = time.duration(interval * hc.unhealthy_after + time.seconds(hc.probe_timeout) + 5)
+  end
+  hc.drain_timeout = drain
+  hc.stop_timeout = deploy_key(D, "stop_timeout", "30s")
+  return hc
+end
+
+-- deploy_key reads an optional key of a config table.
+function deploy_key(t, key, default)
+  local ok, v = pcall(function() return t[key] end)
+  if ok and v ~= nil and v ~= "" then return v end
+  return default
+end
+
+function release_dir(h, release)
+  return h.releases_path .. "/" .. release
+end
+
 -- Each release is its own compose project so old and new run side by side.
 function project(h, release)
   return h.app .. "-" .. release
 end
 
-function release_dir(h, release)
-  return h.releases_path .. "/" .. release
+-- describe_release records how the release is started: its compose
+-- project and files, and the images built locally for it.
+function describe_release(h, release, imgs)
+  local dir = release_dir(h, release)
+  h:run("mkdir -p " .. q(dir .. "/.shipit-run"))
+  h:put(dir .. "/" .. COMPOSE_DESC, project(h, release) .. "\n" .. D.compose_file .. " " .. OVERRIDE .. "\n", "0644")
+  local refs = {}
+  for _, ref in pairs(imgs or {}) do table.insert(refs, ref) end
+  table.sort(refs)
+  if #refs > 0 then h:put(dir .. "/" .. IMAGES, table.concat(refs, "\n") .. "\n", "0644") end
 end
 
 -- compose_in runs `<compose> -p <project> -f <file> -f <override> ARGS` in
@@ -333,6 +372,25 @@ function compose_in(h, release, args, opts)
   local cmd = "cd " .. q(release_dir(h, release)) .. " && " .. compose.command(h) .. " " ..
     shell.join({ "-p", project(h, release), "-f", D.compose_file, "-f", OVERRIDE }) .. " " .. args
   return h:run(cmd, opts)
+end
+
+-- stop_release drains a release out of Traefik's rotation, stops it with
+-- the grace period for in-flight requests, and removes its containers.
+function stop_release(h, release, down_args)
+  local dir = release_dir(h, release)
+  local hc = health()
+  if not h:exists(dir .. "/" .. OVERRIDE) then return end
+  local msg = traefik.drain(h, { project = project(h, release), dir = dir, timeout = hc.drain_timeout })
+  if msg ~= "" then log.info("%s", msg) end
+  local grace = tostring(math.ceil(time.seconds(hc.stop_timeout)))
+  compose_in(h, release, "stop -t " .. grace)
+  compose_in(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or ""))
+end
+
+function start_release(h, release)
+  h:run("mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
+        q(release_dir(h, release) .. "/.shipit-run/drain"))
+  compose_in(h, release, "up -d --no-build --remove-orphans")
 end
 
 function read_lock(h)
@@ -351,7 +409,7 @@ function current_release(h)
 end
 
 function switch_current(h, release)
-  local tmp = h.app_path .. "/.current-" .. release
+  local tmp = h.app_path .. "/.shipit/current.tmp"
   h:run(shell.join({ "ln", "-sfn", "releases/" .. release, tmp }) .. " && " ..
         shell.join({ "mv", "-Tf", tmp, h.app_path .. "/current" }))
 end
@@ -367,20 +425,9 @@ function write_lock(h, current, previous, sha)
   }), "0644")
 end
 
-function health_opts(h, release)
-  return { project = project(h, release), service = D.web_service,
-           interval = HC.interval, timeout = HC.timeout, retries = HC.retries }
-end
-
 function list_releases(h)
   local out = h:run("ls -1 " .. q(h.releases_path) .. " 2>/dev/null || true", { quiet = true })
   local names = {}
   for name in out:gmatch("[^\n]+") do table.insert(names, name) end
   return releases.sort(names)
-end
-
--- try runs one undo action; one failing must not skip the rest.
-function try(f)
-  local ok, e = pcall(f)
-  if not ok then log.warn("clean-up: %s", tostring(e)) end
 end

@@ -1,6 +1,6 @@
 -- Everyday operations on the current release: `shipit logs` runs app:logs
--- and `shipit app exec` runs app:exec on every host (or the one picked with
--- --host). Both read their command-line values from `params`, so a
+-- and `shipit app exec` runs app:exec on every host (or those picked with
+-- --hosts); `shipit recover` runs recover. Both read their command-line values from `params`, so a
 -- project's shipit.lua can replace or hook them like any step.
 local shell   = require("shipit.shell")
 local compose = require("shipit.compose")
@@ -96,3 +96,13 @@ task("app:exec", function(h)
   end
   finish("command", stream.run(h, line, { follow = true }))
 end, "Run a command in the web service of the current release (params: cmd, new, interactive)")
+
+-- `shipit recover`: take the app's lock, which first settles what an
+-- interrupted deploy or rollback left on the host (its journal) and stops
+-- any release of this app and stage that runs but is not current. The
+-- holder reports what it did; nothing to do is the common answer.
+task("recover", function(h)
+  require("shipit.hostlock").acquire(h, "recover")
+  local cur = h:run({ "readlink", h.app_path .. "/current" }, { check = false, quiet = true })
+  require("shipit.report").ok("host", "settled; current " .. ((cur.code == 0 and cur.stdout:match("([^/\n]+)%s*$")) or "(none)"))
+end, "Settle what an interrupted deploy or rollback left, and stop releases that run but are not current")

@@ -6,6 +6,7 @@
 local shell = require("shipit.shell")
 local json  = require("shipit.json")
 local report = require("shipit.report")
+local hostlock = require("shipit.hostlock")
 
 local q = shell.quote
 
@@ -18,6 +19,10 @@ local DEFAULT_TRAEFIK_IMAGE = "traefik:v3.3"
 -- (internal/override DefaultCertResolver).
 local CERT_RESOLVER = "letsencrypt"
 local ACME_VOLUME = "traefik-letsencrypt"
+-- Traefik's API answers shipit's routing checks (internal/traefik) on the
+-- "traefik" entrypoint, published on the host's loopback only and reached
+-- through the SSH connection: never public.
+local API_PORT = "38080"
 
 local ok, changed = report.ok, report.changed
 
@@ -160,6 +165,15 @@ task("setup:dirs", function(h)
       changed("directory", "created " .. dir)
     end
   end
+  -- shared/ holds the app's secrets: only the deploy user may enter it.
+  local smode = trim(h:run({ "stat", "-c", "%a", h.shared_path }, { quiet = true }))
+  if smode ~= "700" then
+    h:run({ "chmod", "700", h.shared_path })
+    changed("shared dir", h.shared_path .. " mode " .. smode .. " -> 700")
+  end
+  -- From here on the app's directory exists: take its lock (setup waits
+  -- for a deploy in progress, and settles what an interrupted one left).
+  hostlock.acquire(h, "setup")
   local repo = h.app_path .. "/repo"
   if h:run({ "test", "-f", repo .. "/HEAD" }, { check = false, quiet = true }).code == 0 then
     ok("git repo", repo)
@@ -193,10 +207,11 @@ local function traefik_spec(h)
   local tr = config.stages[h.stage].traefik
   local ports = params.traefik_ports or ""
   if ports == "" then ports = "80:443" end
-  local http, https = ports:match("^(%d+):(%d+)$")
+  local http, https, api = ports:match("^(%d+):(%d+):?(%d*)$")
   if not http then
-    fail("SHIPIT_TRAEFIK_PORTS must be HTTP:HTTPS host ports such as 80:443, not " .. q(ports))
+    fail("SHIPIT_TRAEFIK_PORTS must be HTTP:HTTPS[:API] host ports such as 80:443, not " .. q(ports))
   end
+  if api == "" then api = API_PORT end
   -- Traefik talks to the engine setup talks to: the socket of DOCKER_HOST
   -- when it names one, else the standard socket.
   local dh = trim(h:run("printf '%s' \"${DOCKER_HOST:-}\"", { quiet = true }))
@@ -212,8 +227,10 @@ local function traefik_spec(h)
       "--providers.docker.network=" .. TRAEFIK_NETWORK,
       "--entrypoints.web.address=:80",
       "--entrypoints.websecure.address=:443",
+      "--entrypoints.traefik.address=:8080",
+      "--api.insecure=true",
     },
-    ports = { ["80/tcp"] = http, ["443/tcp"] = https },
+    ports = { ["80/tcp"] = http, ["443/tcp"] = https, ["8080/tcp"] = api },
     binds = { sock .. ":/var/run/docker.sock:ro" },
     restart = "unless-stopped",
     network = TRAEFIK_NETWORK,
@@ -231,7 +248,7 @@ local function traefik_spec(h)
   end
   local canon = table.concat({
     "image=" .. spec.image, "args=" .. table.concat(spec.args, " "),
-    "ports=80:" .. http .. ",443:" .. https, "binds=" .. table.concat(spec.binds, ","),
+    "ports=80:" .. http .. ",443:" .. https .. ",8080:127.0.0.1:" .. api, "binds=" .. table.concat(spec.binds, ","),
     "restart=" .. spec.restart, "network=" .. spec.network,
   }, "\n")
   spec.hash = trim(h:run({ "sha256sum" }, { stdin = canon, quiet = true })):match("^(%x+)")
@@ -264,7 +281,7 @@ local function traefik_diff(c, spec)
   if cfg.Image ~= spec.image then table.insert(d, "image " .. tostring(cfg.Image) .. " -> " .. spec.image) end
   if not list_eq(cfg.Cmd, spec.args) then table.insert(d, "args") end
   local pb = hc.PortBindings or {}
-  for _, port in ipairs({ "80/tcp", "443/tcp" }) do
+  for _, port in ipairs({ "80/tcp", "443/tcp", "8080/tcp" }) do
     local want = spec.ports[port]
     local got = pb[port] and pb[port][1] and pb[port][1].HostPort or "none"
     if got ~= want then table.insert(d, "port " .. port .. " " .. got .. " -> " .. want) end
@@ -288,6 +305,7 @@ end
 local function traefik_run(h, spec)
   local words = { "docker", "run", "-d", "--name", TRAEFIK, "--restart", spec.restart, "--network", spec.network,
     "-p", spec.ports["80/tcp"] .. ":80", "-p", spec.ports["443/tcp"] .. ":443",
+    "-p", "127.0.0.1:" .. spec.ports["8080/tcp"] .. ":8080",
     "--label", "shipit.config-hash=" .. spec.hash, "--label", "shipit.managed=setup" }
   for _, b in ipairs(spec.binds) do
     table.insert(words, "-v")
@@ -296,6 +314,36 @@ local function traefik_run(h, spec)
   table.insert(words, spec.image)
   for _, a in ipairs(spec.args) do table.insert(words, a) end
   h:run(words)
+end
+
+-- traefik_replace swaps the running Traefik for spec: the image is pulled
+-- first (the old one serves meanwhile), and the old container is put back
+-- if the new one does not start.
+local function traefik_replace(h, spec)
+  if h:run({ "docker", "image", "inspect", spec.image }, { check = false, quiet = true }).code ~= 0 then
+    h:run({ "docker", "pull", spec.image })
+  end
+  local old = TRAEFIK .. "-replaced"
+  h:run({ "docker", "rm", "-f", old }, { check = false, quiet = true })
+  h:run({ "docker", "stop", TRAEFIK }, { quiet = true })
+  h:run({ "docker", "rename", TRAEFIK, old }, { quiet = true })
+  local okk, err = pcall(function()
+    traefik_run(h, spec)
+    -- Give it a moment: a bad flag or a port in use ends it at once.
+    h:run("sleep 2")
+    local st = trim(h:run({ "docker", "inspect", "-f", "{{.State.Running}}", TRAEFIK }, { quiet = true }))
+    if st ~= "true" then
+      local logs = h:run({ "docker", "logs", "--tail", "20", TRAEFIK }, { check = false, quiet = true })
+      error("the new Traefik container does not stay up:\n" .. trim(logs.stdout .. logs.stderr))
+    end
+  end)
+  if not okk then
+    h:run({ "docker", "rm", "-f", TRAEFIK }, { check = false, quiet = true })
+    h:run({ "docker", "rename", old, TRAEFIK }, { quiet = true })
+    h:run({ "docker", "start", TRAEFIK }, { quiet = true })
+    fail("replacing Traefik failed, the previous container is back: " .. tostring(err))
+  end
+  h:run({ "docker", "rm", "-f", old }, { quiet = true })
 end
 
 task("setup:traefik", function(h)
@@ -315,8 +363,7 @@ task("setup:traefik", function(h)
   end
   local diff = traefik_diff(c, spec)
   if #diff > 0 then
-    h:run({ "docker", "rm", "-f", TRAEFIK }, { quiet = true })
-    traefik_run(h, spec)
+    traefik_replace(h, spec)
     changed("traefik", "recreated container " .. TRAEFIK .. ": " .. table.concat(diff, ", "))
     return
   end

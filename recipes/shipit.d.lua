@@ -214,9 +214,9 @@ function compose.command(h) end
 ---@return "v2"|"v1"
 function compose.flavor(h) end
 
---- Waits until every container of the service is healthy; on failure raises with the container's last log lines and health-check output.
+--- Waits until every container of the service is healthy, at most timeout (default 60s); fails at once when one turns unhealthy or exits, with the container's last log lines and health-check output.
 ---@param h shipit.Host
----@param opts {project: string, service: string, interval?: number|string, timeout?: number|string, retries?: integer}
+---@param opts {project: string, service: string, interval?: number|string, timeout?: number|string}
 function compose.wait_healthy(h, opts) end
 
 --- The app's environment on the host: shared/.env from its three sources, snapshots per release.
@@ -232,14 +232,14 @@ function env.sync(h) end
 ---@param h shipit.Host
 function env.snapshot(h) end
 
---- Makes a release's snapshot the shared env, keeping the replaced one for undo_restore.
+--- Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with).
 ---@param h shipit.Host
 ---@param release string
 function env.restore(h, release) end
 
---- Puts back what restore replaced.
+--- Keeps the shared env in .shipit/env.undo before a change; the host's journal puts it back if the change is undone.
 ---@param h shipit.Host
-function env.undo_restore(h) end
+function env.backup(h) end
 
 --- Code push to the host's bare repository, as an incremental git bundle over SFTP.
 ---@class shipit.git
@@ -251,14 +251,23 @@ local git = {}
 ---@return {sha: string, bytes: integer, incremental: boolean, skipped: boolean}
 function git.push(h, opts) end
 
---- The per-host deploy lock: one deploy, rollback or setup of an app at a time.
+--- The per-host lock (one deploy, rollback or setup of an app at a time) and the journal of the change in flight.
 ---@class shipit.hostlock
 local hostlock = {}
 
---- Takes the app's lock on the host until this host's run ends; raises, naming the holder, when another shipit holds it.
+--- Takes the app's lock on the host until this host's run ends, after the host settled what an earlier run left; waits up to --lock-wait, else raises naming the holder.
 ---@param h shipit.Host
 ---@param what? string
 function hostlock.acquire(h, what) end
+
+--- Starts the journal of the change (meta: op = "deploy"|"rollback", compose = the compose command): from now on every contract mark is written to the host, and the host settles the change itself if shipit goes away.
+---@param h shipit.Host
+---@param meta table<string, string>
+function hostlock.begin(h, meta) end
+
+--- Has the host settle the journal now: undo the change, or complete it when it is past its point of no return.
+---@param h shipit.Host
+function hostlock.settle(h) end
 
 --- Local image builds and their transfer to hosts over SSH (no registry).
 ---@class shipit.images
@@ -415,6 +424,35 @@ function stream.run(h, cmd, opts) end
 ---@return integer
 function stream.tty(h, cmd) end
 
+--- Durations: seconds of "1m30s" and back.
+---@class shipit.time
+local time = {}
+
+--- The seconds of a duration string ("500ms", "1m30s") or a number of seconds; raises on anything else.
+---@param d string|number
+---@return number
+function time.seconds(d) end
+
+--- A duration string, e.g. 90 -> "1m30s".
+---@param seconds number
+---@return string
+function time.duration(seconds) end
+
+--- Zero-downtime routing: wait until Traefik routes to a release, drain one before it stops.
+---@class shipit.traefik
+local traefik = {}
+
+--- Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API on the host's loopback); raises naming what did not happen after timeout (default 30s).
+---@param h shipit.Host
+---@param opts {project: string, timeout?: number|string}
+function traefik.wait_routed(h, opts) end
+
+--- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout; returns what happened.
+---@param h shipit.Host
+---@param opts {project: string, dir: string, timeout?: number|string}
+---@return string
+function traefik.drain(h, opts) end
+
 --- Loads a module; shipit's own are listed here.
 ---@overload fun(name: "shipit.accessory"): shipit.accessory
 ---@overload fun(name: "shipit.compose"): shipit.compose
@@ -429,6 +467,8 @@ function stream.tty(h, cmd) end
 ---@overload fun(name: "shipit.report"): shipit.report
 ---@overload fun(name: "shipit.shell"): shipit.shell
 ---@overload fun(name: "shipit.stream"): shipit.stream
+---@overload fun(name: "shipit.time"): shipit.time
+---@overload fun(name: "shipit.traefik"): shipit.traefik
 ---@param name string
 ---@return any
 function require(name) end

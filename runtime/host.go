@@ -37,6 +37,15 @@ type Host struct {
 	guard   string                  // shell prefix of every command (see SetGuard)
 	abort   context.CancelCauseFunc // cancels the running task
 	prevSet bool                    // PreviousRelease was assigned during this run
+	failed  bool                    // the task failed (set before its on_failure hooks run)
+}
+
+// Failed reports whether the host's task failed; Defer'd functions use it
+// to tell a completed run from an interrupted one.
+func (h *Host) Failed() bool {
+	h.cacheMu.Lock()
+	defer h.cacheMu.Unlock()
+	return h.failed
 }
 
 // SetGuard makes every later command run behind prefix, a shell test that

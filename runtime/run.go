@@ -60,6 +60,9 @@ func (s *State) RunTask(ctx context.Context, name string) ([]StepTiming, error) 
 	if !errors.As(err, &se) {
 		se = &StepError{Host: s.Host.Name, Step: name, Err: err}
 	}
+	s.Host.cacheMu.Lock()
+	s.Host.failed = true
+	s.Host.cacheMu.Unlock()
 	s.runFailureHooks(ctx, name, se)
 	return timings, se
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path"
 	"sync"
@@ -379,4 +380,17 @@ func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
 		return nil, c.errf("read %s: %w", p, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// DialContext opens a TCP connection from the host (direct-tcpip), e.g. to
+// a service that listens only on the host's loopback.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.isClosed() {
+		return nil, c.errf("dial %s: connection closed", addr)
+	}
+	conn, err := c.ssh.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, c.errf("dial %s through the SSH connection: %w", addr, err)
+	}
+	return conn, nil
 }

@@ -15,4 +15,6 @@ import (
 	_ "github.com/shipit-dev/shipit/builtins/report"
 	_ "github.com/shipit-dev/shipit/builtins/shell"
 	_ "github.com/shipit-dev/shipit/builtins/stream"
+	_ "github.com/shipit-dev/shipit/builtins/time"
+	_ "github.com/shipit-dev/shipit/builtins/traefik"
 )

@@ -20,8 +20,8 @@ func init() {
 			{Name: "command", Args: "h: shipit.Host", Returns: "string",
 				Doc: "`docker compose` or `docker-compose`, detected once per host."},
 			{Name: "flavor", Args: "h: shipit.Host", Returns: `"v2"|"v1"`, Doc: "The host's Compose generation."},
-			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, interval?: number|string, timeout?: number|string, retries?: integer}",
-				Doc: "Waits until every container of the service is healthy; on failure raises with the container's last log lines and health-check output."},
+			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, interval?: number|string, timeout?: number|string}",
+				Doc: "Waits until every container of the service is healthy, at most timeout (default 60s); fails at once when one turns unhealthy or exits, with the container's last log lines and health-check output."},
 		}})
 }
 
@@ -61,8 +61,7 @@ func waitHealthy(L *lua.LState) int {
 	o := struct {
 		Project, Service  string
 		Interval, Timeout time.Duration
-		Retries           int
-	}{Interval: 2 * time.Second, Timeout: 3 * time.Second, Retries: 15}
+	}{Interval: 2 * time.Second, Timeout: 60 * time.Second}
 	runtime.Options(L, 2, &o)
 	if o.Project == "" || o.Service == "" {
 		L.ArgError(2, "project and service are required")
@@ -71,7 +70,8 @@ func waitHealthy(L *lua.LState) int {
 		r, err := h.Exec(cmd, false, runtime.RunOpts{Quiet: true})
 		return r.Stdout, err
 	}
-	if err := health.Wait(h.Context(), run, health.ForCheck(o.Project, o.Service, o.Interval, o.Timeout, o.Retries)); err != nil {
+	opts := health.Options{Project: o.Project, Service: o.Service, Interval: min(o.Interval, time.Second), Timeout: o.Timeout}
+	if err := health.Wait(h.Context(), run, opts); err != nil {
 		return runtime.Raise(L, err)
 	}
 	return 0

@@ -21,8 +21,9 @@ func init() {
 				Doc: "Writes shared/.env (0600) when shipit.toml env, `shipit config` values or secrets changed."},
 			{Name: "snapshot", Args: "h: shipit.Host", Doc: "Copies shared/.env into the release (what a rollback restores)."},
 			{Name: "restore", Args: "h: shipit.Host, release: string",
-				Doc: "Makes a release's snapshot the shared env, keeping the replaced one for undo_restore."},
-			{Name: "undo_restore", Args: "h: shipit.Host", Doc: "Puts back what restore replaced."},
+				Doc: "Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with)."},
+			{Name: "backup", Args: "h: shipit.Host",
+				Doc: "Keeps the shared env in .shipit/env.undo before a change; the host's journal puts it back if the change is undone."},
 		}})
 }
 
@@ -60,9 +61,9 @@ func open(L *lua.LState) *lua.LTable {
 			h := runtime.CheckHost(L, 1)
 			return run(L, h, envsync.RestoreCmd(h.AppPath, path.Join(h.AppPath, "releases", L.CheckString(2))))
 		},
-		"undo_restore": func(L *lua.LState) int {
+		"backup": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			return run(L, h, envsync.UndoRestoreCmd(h.AppPath))
+			return run(L, h, envsync.BackupCmd(h.AppPath))
 		},
 	})
 }

@@ -84,7 +84,7 @@ func acquire(L *lua.LState) int {
 		// Ctrl-C or not.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		lock.Release(ctx)
+		lock.Release(ctx, !h.Failed())
 	})
 	return 0
 }

@@ -29,7 +29,7 @@ type params struct {
 	CertResolver                    string
 	Port                            int
 	Path, HealthCmd                 string
-	Interval, Timeout               string
+	Interval, Timeout, StartPeriod  string
 	Retries                         int
 	EnvFile                         string
 	Images                          map[string]string
@@ -46,7 +46,7 @@ func open(L *lua.LState) *lua.LTable {
 			out, err := override.Generate(override.Params{
 				App: p.App, Stage: p.Stage, Release: p.Release, WebService: p.WebService, ComposeV1: p.ComposeV1,
 				Domain: p.Domain, TLS: p.TLS, CertResolver: p.CertResolver, Port: p.Port, Path: p.Path,
-				HealthCmd: p.HealthCmd, Interval: p.Interval, Timeout: p.Timeout, Retries: p.Retries,
+				HealthCmd: p.HealthCmd, Interval: p.Interval, Timeout: p.Timeout, Retries: p.Retries, StartPeriod: p.StartPeriod,
 				EnvFile: p.EnvFile, Images: p.Images, BaseCompose: []byte(p.Base),
 			})
 			if err != nil {

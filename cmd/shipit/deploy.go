@@ -11,6 +11,7 @@ import (
 // DeployCmd runs the deploy pipeline.
 type DeployCmd struct {
 	hostFlags
+	LockWait time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
 }
 
 func (c *DeployCmd) Run(g *Globals) error {
@@ -19,6 +20,7 @@ func (c *DeployCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
+	s.env.LockWait = c.LockWait
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "deploy", Release: releases.Name(start)})
 	s.out.Summary(fmt.Sprintf("deploy to %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)

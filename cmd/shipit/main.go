@@ -41,6 +41,8 @@ type CLI struct {
 	Monitor   MonitorCmd   `cmd:"" help:"Live dashboard of every host of a stage."`
 	Secrets   SecretsCmd   `cmd:"" help:"Age-encrypted secrets kept in the repository."`
 	ConfigCmd ConfigCmd    `cmd:"" name:"config" help:"Plain environment kept on the hosts."`
+	Lock      LockCmd      `cmd:"" help:"Inspect or release the per-host deploy lock."`
+	Recover   RecoverCmd   `cmd:"" help:"Settle what an interrupted deploy or rollback left on the hosts."`
 
 	Version VersionCmd `cmd:"" help:"Print the version."`
 }

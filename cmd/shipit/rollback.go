@@ -10,7 +10,8 @@ import (
 // RollbackCmd switches back to the previous or a named release.
 type RollbackCmd struct {
 	hostFlags
-	Release string `help:"Release to switch to (default: previous_release from shipit.lock)."`
+	LockWait time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
+	Release  string        `help:"Release to switch to (default: previous_release from shipit.lock)."`
 }
 
 func (c *RollbackCmd) Run(g *Globals) error {
@@ -19,6 +20,7 @@ func (c *RollbackCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
+	s.env.LockWait = c.LockWait
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
 	s.out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)

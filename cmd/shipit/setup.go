@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/ui"
@@ -14,7 +15,8 @@ import (
 // pipeline (recipes/setup.lua), which reports every item as ok or changed.
 type SetupCmd struct {
 	hostFlags
-	InstallDocker bool `help:"Install Docker Engine and compose with the host's package manager (apt-get) where missing."`
+	LockWait      time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
+	InstallDocker bool          `help:"Install Docker Engine and compose with the host's package manager (apt-get) where missing."`
 }
 
 // traefikPortsEnv overrides the host ports Traefik publishes ("HTTP:HTTPS",
@@ -27,6 +29,7 @@ func (c *SetupCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
+	s.env.LockWait = c.LockWait
 	s.env.Params = map[string]string{
 		"install_docker": strconv.FormatBool(c.InstallDocker),
 		"traefik_ports":  os.Getenv(traefikPortsEnv),

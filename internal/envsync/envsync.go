@@ -140,24 +140,30 @@ func SnapshotCmd(appPath, releasePath string) string {
 		shell.Quote(path.Join(appPath, SourcesFile)), shell.Quote(path.Join(releasePath, SnapSources)))
 }
 
-// RestoreCmd puts a release's snapshot back as the shared env, keeping the
-// replaced files as *.before-rollback for an undo.
+// UndoDir is where BackupCmd keeps the shared env of before a change, for
+// the host's journal to put back if the change is undone (relative to the
+// app path; see internal/hostlock).
+const UndoDir = ".shipit/env.undo"
+
+// BackupCmd copies shared/.env and its sources into UndoDir (0700), unless a
+// backup of this change is already there.
+func BackupCmd(appPath string) string {
+	undo := path.Join(appPath, UndoDir)
+	q := shell.Quote
+	return fmt.Sprintf("[ -d %[1]s ] || { (umask 077 && mkdir -p %[1]s.tmp) && "+
+		"{ [ ! -e %[2]s ] || cp -p %[2]s %[1]s.tmp/; } && { [ ! -e %[3]s ] || cp -p %[3]s %[1]s.tmp/; } && mv %[1]s.tmp %[1]s; }",
+		q(undo), q(path.Join(appPath, EnvFile)), q(path.Join(appPath, SourcesFile)))
+}
+
+// RestoreCmd makes a release's snapshot the shared env (0600 from the
+// first byte, atomically).
 func RestoreCmd(appPath, releasePath string) string {
 	env, src := path.Join(appPath, EnvFile), path.Join(appPath, SourcesFile)
 	q := shell.Quote
-	return fmt.Sprintf("if [ -e %[1]s ]; then "+
-		"cp -p %[2]s %[2]s.before-rollback && cp -p %[3]s %[3]s.before-rollback 2>/dev/null; "+
-		"install -m 600 %[1]s %[2]s.tmp && mv -f %[2]s.tmp %[2]s && "+
-		"install -m 600 %[4]s %[3]s.tmp && mv -f %[3]s.tmp %[3]s; fi",
+	return fmt.Sprintf("if [ -e %[1]s ]; then (umask 077 && "+
+		"cp %[1]s %[2]s.tmp && chmod 600 %[2]s.tmp && mv -f %[2]s.tmp %[2]s && "+
+		"cp %[4]s %[3]s.tmp && chmod 600 %[3]s.tmp && mv -f %[3]s.tmp %[3]s); fi",
 		q(path.Join(releasePath, Snapshot)), q(env), q(src), q(path.Join(releasePath, SnapSources)))
-}
-
-// UndoRestoreCmd puts back what RestoreCmd replaced.
-func UndoRestoreCmd(appPath string) string {
-	env, src := path.Join(appPath, EnvFile), path.Join(appPath, SourcesFile)
-	q := shell.Quote
-	return fmt.Sprintf("if [ -e %[1]s.before-rollback ]; then mv -f %[1]s.before-rollback %[1]s; fi; "+
-		"if [ -e %[2]s.before-rollback ]; then mv -f %[2]s.before-rollback %[2]s; fi", q(env), q(src))
 }
 
 // ReadConfig returns the host's `shipit config` values.

@@ -111,12 +111,21 @@ func TestSnapshotAndRestore(t *testing.T) {
 	if _, err := Sync(ctx, c, app, Sources{Stage: map[string]string{"V": "two"}}); err != nil {
 		t.Fatal(err)
 	}
+	run(BackupCmd(app))
 	run(RestoreCmd(app, rel))
 	if got := readEnv(t, filepath.Join(app, EnvFile)); got["V"] != "one" {
 		t.Fatalf("restore gave %v", got)
 	}
-	run(UndoRestoreCmd(app))
-	if got := readEnv(t, filepath.Join(app, EnvFile)); got["V"] != "two" {
-		t.Fatalf("undo gave %v", got)
+	if fi, _ := os.Stat(filepath.Join(app, EnvFile)); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("restored env mode %o", fi.Mode().Perm())
+	}
+	// The backup holds the env of before the change, and a second backup
+	// of the same change keeps it.
+	run(BackupCmd(app))
+	if got := readEnv(t, filepath.Join(app, UndoDir, ".env")); got["V"] != "two" {
+		t.Fatalf("backup holds %v", got)
+	}
+	if fi, _ := os.Stat(filepath.Join(app, UndoDir)); fi.Mode().Perm() != 0o700 {
+		t.Fatalf("backup dir mode %o", fi.Mode().Perm())
 	}
 }

@@ -146,19 +146,3 @@ func explain(ctx context.Context, run Exec, o Options, id, status string) error 
 	}
 	return e
 }
-
-// ForCheck is how long to wait for a service whose Docker health check
-// runs every interval with a per-probe timeout and retries: Docker marks a
-// container unhealthy after retries failed probes, so wait that long plus a
-// grace period for the container to boot.
-func ForCheck(project, service string, interval, timeout time.Duration, retries int) Options {
-	if retries <= 0 {
-		retries = 15
-	}
-	return Options{
-		Project:  project,
-		Service:  service,
-		Interval: min(interval, time.Second),
-		Timeout:  time.Duration(retries+1)*(interval+timeout) + 30*time.Second,
-	}
-}

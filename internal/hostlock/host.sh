@@ -143,7 +143,9 @@ restore_env() {
 mark() { eval "[ \"\${S_$1:-}\" = true ]"; }
 
 # settle: undo the change in the journal, or complete it when it got past
-# its point of no return; then forget it.
+# its point of no return (stopping the previous release); then forget it.
+# Completing is idempotent: a run that had completed but for removing its
+# journal is completed again, to the same state.
 settle() {
 	[ -f "$J" ] || return 0
 	J_OP="" J_COMPOSE="docker compose"
@@ -152,9 +154,7 @@ settle() {
 	. "$J"
 	case "$J_OP" in
 	deploy)
-		if mark locked; then
-			: # completed: only the journal is left to remove
-		elif mark previous_stopped; then
+		if mark previous_stopped; then
 			log "completing the deploy of $S_release (past the point of no return)"
 			stop_release "$APP_DIR/releases/$S_previous_release"
 			switch_current "$S_release"
@@ -170,9 +170,7 @@ settle() {
 		fi
 		;;
 	rollback)
-		if mark rb_locked; then
-			:
-		elif mark rb_stopping; then
+		if mark rb_stopping; then
 			log "completing the rollback to $S_release (past the point of no return)"
 			stop_release "$APP_DIR/releases/$S_previous_release"
 			switch_current "$S_release"

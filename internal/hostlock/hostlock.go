@@ -346,12 +346,18 @@ func (l *Lock) Settle(ctx context.Context) error {
 	}
 }
 
-// Release settles what is left (nothing after a completed run), then lets
-// the lock go and waits for the holder to end.
-func (l *Lock) Release(ctx context.Context) {
+// Release lets the lock go and waits for the holder to end. After a
+// completed run (done) the journal is simply removed; otherwise the holder
+// settles it first.
+func (l *Lock) Release(ctx context.Context, done bool) {
 	l.mu.Lock()
 	pending := l.journal
 	l.mu.Unlock()
+	if pending && done {
+		if _, err := remote.Output(ctx, l.conn, "rm -rf "+shell.Join(JournalPath(l.opts.AppPath), path.Join(l.opts.AppPath, Dir, "env.undo"))); err == nil {
+			pending = false
+		}
+	}
 	if pending {
 		_ = l.Settle(ctx)
 	}

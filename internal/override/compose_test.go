@@ -44,6 +44,7 @@ type rendered struct {
 		Healthcheck struct {
 			Test []string `yaml:"test"`
 		} `yaml:"healthcheck"`
+		Volumes []any `yaml:"volumes"` // v2: long form; v1: "src:dst:ro"
 	} `yaml:"services"`
 	Networks map[string]struct {
 		External any    `yaml:"external"`
@@ -94,13 +95,17 @@ func TestComposeAcceptsOverride(t *testing.T) {
 				t.Fatalf("parse config output: %v\n%s", err, stdout)
 			}
 			web := r.Services["web"]
-			if web.Labels["traefik.http.routers.shop-production.rule"] != "Host(`shop.example.com`)" ||
+			router, service := RouteNames(p)
+			if web.Labels["traefik.http.routers."+router+".rule"] != "Host(`shop.example.com`)" ||
 				web.Labels["from.base"] != "1" || strings.ReplaceAll(web.Labels["shipit.release"], "$$", "$") != release ||
-				web.Labels["traefik.http.services.shop-production.loadbalancer.server.port"] != "3000" {
+				web.Labels["traefik.http.services."+service+".loadbalancer.server.port"] != "3000" {
 				t.Errorf("web labels = %q", web.Labels)
 			}
 			if len(web.Ports) != 0 {
 				t.Errorf("web ports = %v", web.Ports)
+			}
+			if !drainMounted(web.Volumes, filepath.Join(dir, DrainDir)) {
+				t.Errorf("web volumes = %+v, want %s mounted read-only at %s", web.Volumes, filepath.Join(dir, DrainDir), DrainMount)
 			}
 			if _, ok := web.Networks["traefik"]; !ok {
 				t.Errorf("web networks = %v", web.Networks)
@@ -111,7 +116,7 @@ func TestComposeAcceptsOverride(t *testing.T) {
 			// Compose prints '$' re-escaped as '$$' in config output; what
 			// matters is that no host variable was interpolated.
 			test := strings.ReplaceAll(strings.Join(web.Healthcheck.Test, " "), "$$", "$")
-			if !strings.HasPrefix(test, "CMD-SHELL ") || !strings.Contains(test, `'http://127.0.0.1:3000/up?a='\''b'\''&c=$HOME'`) {
+			if !strings.HasPrefix(test, "CMD-SHELL [ ! -e /run/shipit/drain ] && { ") || !strings.Contains(test, `'http://127.0.0.1:3000/up?a='"'"'b'"'"'&c=$HOME'`) {
 				t.Errorf("healthcheck test = %q", web.Healthcheck.Test)
 			}
 			for name, s := range r.Services {
@@ -136,4 +141,17 @@ func TestComposeAcceptsOverride(t *testing.T) {
 			}
 		})
 	}
+}
+
+func drainMounted(vols []any, src string) bool {
+	if len(vols) != 1 {
+		return false
+	}
+	switch v := vols[0].(type) {
+	case string:
+		return v == src+":"+DrainMount+":ro"
+	case map[string]any:
+		return v["source"] == src && v["target"] == DrainMount && v["read_only"] == true
+	}
+	return false
 }

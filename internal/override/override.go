@@ -25,10 +25,23 @@
 //   - The default HTTP health check probes http://127.0.0.1:PORT/PATH (not
 //     localhost, which may resolve to ::1 first in the container) with curl
 //     when the image has it, else with wget (busybox/alpine images).
+//   - Draining: the web service mounts the release's .shipit-run directory
+//     read-only at /run/shipit, and its health check fails while
+//     /run/shipit/drain exists. shipit creates that file on the host (no
+//     docker exec, no shell needed in the image for the signal) to take a
+//     release out of Traefik's rotation before stopping it: Traefik's Docker
+//     provider drops containers that are not healthy.
+//   - Routing names: the router and the service are named after the app,
+//     the stage and a hash of their configuration. Old and new releases with
+//     the same routing share one router and one service during a deploy; a
+//     deploy that changes the domain or TLS gets a new router instead of
+//     one Traefik would disable for being defined two ways.
 package override
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
@@ -38,6 +51,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/shipit-dev/shipit/internal/shell"
 )
 
 // Params describe one release.
@@ -56,8 +70,9 @@ type Params struct {
 
 	HealthCmd string // when set, used as CMD-SHELL instead of the HTTP check
 
-	Interval, Timeout string // Go/compose durations; default "2s", "3s"
-	Retries           int    // default 15
+	Interval, Timeout string // Go/compose durations: probe interval and one probe's timeout; default "2s", "5s"
+	Retries           int    // consecutive failed probes that make a running container unhealthy; default 3
+	StartPeriod       string // boot allowance during which failed probes do not count; default "0s"
 
 	EnvFile string // e.g. ".env" (the release's symlink to shared/.env); "" -> no env_file
 
@@ -84,9 +99,14 @@ const (
 	DefaultPort         = 80
 	DefaultPath         = "/"
 	DefaultInterval     = "2s"
-	DefaultTimeout      = "3s"
-	DefaultRetries      = 15
+	DefaultTimeout      = "5s"
+	DefaultRetries      = 3
 	TraefikNetwork      = "traefik"
+	// DrainDir is the release's directory the web service sees at
+	// DrainMount; DrainFile in it takes the release out of rotation.
+	DrainDir   = ".shipit-run"
+	DrainMount = "/run/shipit"
+	DrainFile  = "drain"
 )
 
 // EnsureNetworkCmd creates the external "traefik" network the override
@@ -160,7 +180,7 @@ func Generate(p Params) ([]byte, error) {
 		imgs = append(imgs, s)
 	}
 
-	router := p.App + "-" + p.Stage
+	router, service := RouteNames(p)
 	var b bytes.Buffer
 	// App and stage are checked names; the release is quoted ASCII so that
 	// no line break can end the comment.
@@ -195,8 +215,8 @@ func Generate(p Params) ([]byte, error) {
 				labels = append(labels, [2]string{"traefik.http.routers." + router + ".entrypoints", "web"})
 			}
 			labels = append(labels,
-				[2]string{"traefik.http.routers." + router + ".service", router},
-				[2]string{"traefik.http.services." + router + ".loadbalancer.server.port", strconv.Itoa(p.Port)},
+				[2]string{"traefik.http.routers." + router + ".service", service},
+				[2]string{"traefik.http.services." + service + ".loadbalancer.server.port", strconv.Itoa(p.Port)},
 				[2]string{"traefik.docker.network", TraefikNetwork})
 		}
 		for _, l := range labels {
@@ -206,10 +226,11 @@ func Generate(p Params) ([]byte, error) {
 			continue
 		}
 		fmt.Fprintf(&b, "    networks:\n      %s: {}\n      %s: {}\n", q("default"), q(TraefikNetwork))
+		fmt.Fprintf(&b, "    volumes:\n      - %s\n", q("./"+DrainDir+":"+DrainMount+":ro"))
 		b.WriteString("    healthcheck:\n")
 		fmt.Fprintf(&b, "      test: [%s, %s]\n", q("CMD-SHELL"), q(HealthCommand(p)))
 		fmt.Fprintf(&b, "      interval: %s\n      timeout: %s\n      retries: %d\n      start_period: %s\n",
-			q(p.Interval), q(p.Timeout), p.Retries, q("0s"))
+			q(p.Interval), q(p.Timeout), p.Retries, q(p.StartPeriod))
 		if web.publishes {
 			b.WriteString("    ports: !reset []\n")
 		}
@@ -219,15 +240,33 @@ func Generate(p Params) ([]byte, error) {
 }
 
 // HealthCommand is the shell command of the web service's health check
-// (after defaults): p.HealthCmd, or an HTTP probe with curl or wget.
+// (after defaults): it fails while the drain marker exists, else runs
+// p.HealthCmd, or an HTTP probe with curl or wget.
 func HealthCommand(p Params) string {
 	p = withDefaults(p)
-	if p.HealthCmd != "" {
-		return p.HealthCmd
+	probe := p.HealthCmd
+	if probe == "" {
+		u := shell.Quote(fmt.Sprintf("http://127.0.0.1:%d%s", p.Port, p.Path))
+		probe = "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null " + u +
+			"; else wget -q -O /dev/null " + u + "; fi"
 	}
-	u := shellQuote(fmt.Sprintf("http://127.0.0.1:%d%s", p.Port, p.Path))
-	return "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null " + u +
-		"; else wget -q -O /dev/null " + u + "; fi"
+	return "[ ! -e " + DrainMount + "/" + DrainFile + " ] && { " + probe + "\n}"
+}
+
+// RouteNames returns the Traefik router and service names of p's web
+// service: <app>-<stage>-<hash>, the hash covering everything that defines
+// them, so that two releases share them exactly when they route alike.
+func RouteNames(p Params) (router, service string) {
+	p = withDefaults(p)
+	base := p.App + "-" + p.Stage
+	service = base + "-" + shortHash("port="+strconv.Itoa(p.Port))
+	router = base + "-" + shortHash(fmt.Sprintf("domain=%s tls=%t resolver=%s service=%s", p.Domain, p.TLS, p.CertResolver, service))
+	return router, service
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
 }
 
 func withDefaults(p Params) Params {
@@ -252,6 +291,9 @@ func withDefaults(p Params) Params {
 	if p.Retries == 0 {
 		p.Retries = DefaultRetries
 	}
+	if p.StartPeriod == "" {
+		p.StartPeriod = "0s"
+	}
 	return p
 }
 
@@ -274,8 +316,8 @@ func check(p Params) error {
 	if p.Retries < 1 {
 		return &Error{Msg: fmt.Sprintf("health check retries must be at least 1, got %d", p.Retries)}
 	}
-	for _, d := range []struct{ name, v string }{{"interval", p.Interval}, {"timeout", p.Timeout}} {
-		if v, err := time.ParseDuration(d.v); err != nil || v <= 0 {
+	for _, d := range []struct{ name, v string }{{"interval", p.Interval}, {"timeout", p.Timeout}, {"start period", p.StartPeriod}} {
+		if v, err := time.ParseDuration(d.v); err != nil || v < 0 || (v == 0 && d.name != "start period") {
 			return &Error{Msg: fmt.Sprintf("invalid health check %s %q", d.name, d.v),
 				HintText: `use a duration such as "2s" or "500ms"`}
 		}
@@ -334,9 +376,4 @@ func q(s string) string {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(strings.ReplaceAll(s, "$", "$$"))
 	return strings.TrimSuffix(b.String(), "\n")
-}
-
-// shellQuote single-quotes s for sh.
-func shellQuote(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

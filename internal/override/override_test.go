@@ -47,6 +47,7 @@ type svc struct {
 	Labels      map[string]string `yaml:"labels"`
 	Networks    map[string]any    `yaml:"networks"`
 	Ports       []any             `yaml:"ports"`
+	Volumes     []string          `yaml:"volumes"`
 	Healthcheck *struct {
 		Test        []string `yaml:"test"`
 		Interval    string   `yaml:"interval"`
@@ -116,18 +117,25 @@ func TestStructure(t *testing.T) {
 		}
 	}
 	web := d.Services["web"]
+	r, sv := RouteNames(params())
 	want := map[string]string{
-		"shipit.app":     "shop",
-		"shipit.release": "20250219-140000",
-		"shipit.stage":   "production",
-		"traefik.enable": "true",
-		"traefik.http.routers.shop-production.rule":                      "Host(`shop.example.com`)",
-		"traefik.http.routers.shop-production.entrypoints":               "websecure",
-		"traefik.http.routers.shop-production.tls":                       "true",
-		"traefik.http.routers.shop-production.tls.certresolver":          "letsencrypt",
-		"traefik.http.routers.shop-production.service":                   "shop-production",
-		"traefik.http.services.shop-production.loadbalancer.server.port": "80",
-		"traefik.docker.network":                                         "traefik",
+		"shipit.app":                          "shop",
+		"shipit.release":                      "20250219-140000",
+		"shipit.stage":                        "production",
+		"traefik.enable":                      "true",
+		"traefik.http.routers." + r + ".rule": "Host(`shop.example.com`)",
+		"traefik.http.routers." + r + ".entrypoints":                "websecure",
+		"traefik.http.routers." + r + ".tls":                        "true",
+		"traefik.http.routers." + r + ".tls.certresolver":           "letsencrypt",
+		"traefik.http.routers." + r + ".service":                    sv,
+		"traefik.http.services." + sv + ".loadbalancer.server.port": "80",
+		"traefik.docker.network":                                    "traefik",
+	}
+	if !strings.HasPrefix(r, "shop-production-") || !strings.HasPrefix(sv, "shop-production-") || r == sv {
+		t.Errorf("route names %q %q", r, sv)
+	}
+	if !reflect.DeepEqual(web.Volumes, []string{"./.shipit-run:/run/shipit:ro"}) {
+		t.Errorf("web volumes = %q", web.Volumes)
 	}
 	if !reflect.DeepEqual(web.Labels, want) {
 		t.Errorf("web labels:\n got %v\nwant %v", web.Labels, want)
@@ -142,8 +150,9 @@ func TestStructure(t *testing.T) {
 		t.Errorf("networks = %+v", d.Networks)
 	}
 	hc := web.Healthcheck
-	if hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], "'http://127.0.0.1:80/'") ||
-		hc.Interval != "2s" || hc.Timeout != "3s" || hc.Retries != 15 || hc.StartPeriod != "0s" {
+	if hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], " http://127.0.0.1:80/;") ||
+		hc.Interval != "2s" || hc.Timeout != "5s" || hc.Retries != 3 || hc.StartPeriod != "0s" ||
+		!strings.HasPrefix(hc.Test[1], "[ ! -e /run/shipit/drain ] && { ") {
 		t.Errorf("healthcheck = %+v", hc)
 	}
 	if web.Ports != nil {
@@ -168,22 +177,23 @@ func TestOptions(t *testing.T) {
 	p.Domain, p.TLS = "", false
 	p.WebService = "worker"
 	p.Port, p.Path = 3000, "/up"
-	p.Interval, p.Timeout, p.Retries = "500ms", "1m30s", 4
+	p.Interval, p.Timeout, p.Retries, p.StartPeriod = "500ms", "1m30s", 4, "30s"
 	p.EnvFile = ""
 	p.Images = map[string]string{"web": "shop-web:20250219-140000", "worker": "registry.local:5000/shop/worker@sha256:abc"}
 	d := parse(t, gen(t, p))
 	w := d.Services["worker"]
-	if _, ok := w.Labels["traefik.http.routers.shop-production.rule"]; ok {
+	r, sv := RouteNames(p)
+	if _, ok := w.Labels["traefik.http.routers."+r+".rule"]; ok {
 		t.Error("rule label without a domain")
 	}
-	if w.Labels["traefik.http.routers.shop-production.entrypoints"] != "web" || hasKey(w.Labels, "tls.certresolver") {
+	if w.Labels["traefik.http.routers."+r+".entrypoints"] != "web" || hasKey(w.Labels, "tls.certresolver") {
 		t.Errorf("labels = %v", w.Labels)
 	}
-	if w.Labels["traefik.http.services.shop-production.loadbalancer.server.port"] != "3000" {
+	if w.Labels["traefik.http.services."+sv+".loadbalancer.server.port"] != "3000" {
 		t.Errorf("port label = %v", w.Labels)
 	}
-	if hc := w.Healthcheck; hc == nil || !strings.Contains(hc.Test[1], "'http://127.0.0.1:3000/up'") ||
-		hc.Interval != "500ms" || hc.Timeout != "1m30s" || hc.Retries != 4 {
+	if hc := w.Healthcheck; hc == nil || !strings.Contains(hc.Test[1], " http://127.0.0.1:3000/up;") ||
+		hc.Interval != "500ms" || hc.Timeout != "1m30s" || hc.Retries != 4 || hc.StartPeriod != "30s" {
 		t.Errorf("healthcheck = %+v", w.Healthcheck)
 	}
 	if d.Services["web"].Healthcheck != nil || hasTraefik(d.Services["web"].Labels) {
@@ -205,10 +215,13 @@ func TestOptions(t *testing.T) {
 	d = parse(t, out)
 	web := d.Services["web"]
 	// '$' is doubled for Compose, which turns it back into '$' for the shell.
-	if got, want := web.Healthcheck.Test, []string{"CMD-SHELL", strings.ReplaceAll(p.HealthCmd, "$", "$$")}; !reflect.DeepEqual(got, want) {
+	// The drain marker is checked first; the user's command runs as written.
+	want := []string{"CMD-SHELL", "[ ! -e /run/shipit/drain ] && { " + strings.ReplaceAll(p.HealthCmd, "$", "$$") + "\n}"}
+	if got := web.Healthcheck.Test; !reflect.DeepEqual(got, want) {
 		t.Errorf("test = %q, want %q", got, want)
 	}
-	if web.Labels["traefik.http.routers.shop-production.tls.certresolver"] != "myresolver" {
+	r, _ = RouteNames(p)
+	if web.Labels["traefik.http.routers."+r+".tls.certresolver"] != "myresolver" {
 		t.Errorf("labels = %v", web.Labels)
 	}
 }
@@ -335,7 +348,8 @@ func TestInjection(t *testing.T) {
 	if got := unescape(web.EnvFile[0]); got != evil {
 		t.Errorf("env_file = %q", got)
 	}
-	if got := web.Labels["traefik.http.routers.shop-production.rule"]; got != "Host(`"+p.Domain+"`)" {
+	r, _ := RouteNames(p)
+	if got := web.Labels["traefik.http.routers."+r+".rule"]; got != "Host(`"+p.Domain+"`)" {
 		t.Errorf("rule = %q", got)
 	}
 	if _, ok := d.Services["we ird: svc\""]; !ok {
@@ -427,4 +441,46 @@ func TestHealthCommand(t *testing.T) {
 			t.Error("probe passed with neither curl nor wget")
 		}
 	})
+}
+
+// The health check fails while the drain marker exists, whatever the
+// probe: that is how a release leaves Traefik's rotation.
+func TestHealthCommandHonoursTheDrainMarker(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "drain")
+	cmd := strings.ReplaceAll(HealthCommand(Params{HealthCmd: "true"}), DrainMount+"/"+DrainFile, marker)
+	run := func() error { return exec.Command("sh", "-c", cmd).Run() }
+	if err := run(); err != nil {
+		t.Fatalf("probe fails without the marker: %v", err)
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(); err == nil {
+		t.Fatal("probe passes while the drain marker exists")
+	}
+}
+
+// Releases that route alike share the router and the service; a new domain
+// is a new router on the same service; a new port a new service.
+func TestRouteNamesAreStableAcrossReleases(t *testing.T) {
+	a := params()
+	b := params()
+	b.Release = "20990101-000000"
+	ra, sa := RouteNames(a)
+	rb, sb := RouteNames(b)
+	if ra != rb || sa != sb {
+		t.Fatalf("same routing, different names: %s %s / %s %s", ra, sa, rb, sb)
+	}
+	c := params()
+	c.Domain = "new.example.com"
+	rc, sc := RouteNames(c)
+	if rc == ra || sc != sa {
+		t.Fatalf("domain change: router %s (was %s), service %s (was %s)", rc, ra, sc, sa)
+	}
+	d := params()
+	d.Port = 9000
+	rd, sd := RouteNames(d)
+	if sd == sa || rd == ra {
+		t.Fatalf("port change: router %s service %s, want both new", rd, sd)
+	}
 }

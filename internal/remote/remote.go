@@ -5,6 +5,7 @@ package remote
 import (
 	"context"
 	"io"
+	"net"
 	"os"
 )
 
@@ -22,4 +23,10 @@ type Conn interface {
 	Exists(ctx context.Context, path string) (bool, error)
 	// Name is the host as the user wrote it, for messages and output prefixes.
 	Name() string
+}
+
+// Dialer is a Conn that can open TCP connections from the host, e.g. to a
+// port bound to the host's loopback (*sshpool.Client is one).
+type Dialer interface {
+	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }

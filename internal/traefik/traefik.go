@@ -1,0 +1,337 @@
+// Package traefik takes releases in and out of Traefik's rotation without
+// dropping requests: it waits until Traefik routes to a new release before
+// the old one stops, and drains the old one (out of rotation, confirmed)
+// before it is stopped.
+//
+// How Traefik is asked: `shipit setup` runs Traefik with its API on an
+// entrypoint published on the host's loopback only; shipit reaches it
+// through the SSH connection (direct-tcpip), so no tool is needed on the
+// host and the API is never public. Without that API (a Traefik shipit did
+// not set up), the wait falls back to Docker's view: a container Docker
+// calls unhealthy is dropped by Traefik's Docker provider within its
+// throttle, which the wait then lets pass.
+package traefik
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/shell"
+)
+
+// Container is the Traefik container `shipit setup` runs.
+const Container = "traefik"
+
+// APIPort is the container port of Traefik's API entrypoint ("traefik").
+const APIPort = "8080/tcp"
+
+// Throttle is how long Traefik's Docker provider may take to apply a
+// Docker event (its providers throttle, 2s by default) plus a margin.
+const Throttle = 3 * time.Second
+
+// DrainMarker is the file, relative to a release's directory, whose
+// existence fails the web service's health check (internal/override).
+const DrainMarker = ".shipit-run/drain"
+
+// API is Traefik's API, reached through a host connection.
+type API struct {
+	client *http.Client
+	base   string
+}
+
+// Find returns Traefik's API on the host, or nil when this Traefik has
+// none on the host's loopback (then callers fall back to Docker's view).
+func Find(ctx context.Context, c remote.Conn) *API {
+	d, ok := c.(remote.Dialer)
+	if !ok {
+		return nil
+	}
+	out, err := remote.Output(ctx, c, "docker inspect -f '{{json .HostConfig.PortBindings}}' "+Container+" 2>/dev/null")
+	if err != nil {
+		return nil
+	}
+	var bindings map[string][]struct{ HostIP, HostPort string }
+	if json.Unmarshal([]byte(out), &bindings) != nil {
+		return nil
+	}
+	for _, b := range bindings[APIPort] {
+		if b.HostIP == "127.0.0.1" && b.HostPort != "" {
+			tr := &http.Transport{
+				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+					return d.DialContext(ctx, "tcp", addr)
+				},
+				DisableKeepAlives: true,
+			}
+			return &API{client: &http.Client{Transport: tr, Timeout: 5 * time.Second}, base: "http://127.0.0.1:" + b.HostPort}
+		}
+	}
+	return nil
+}
+
+// Servers returns the server URLs of an HTTP service of the Docker provider
+// (nil when Traefik has no such service).
+func (a *API) Servers(ctx context.Context, service string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/api/http/services/"+service+"@docker", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("traefik API: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil, nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("traefik API: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+	}
+	var svc struct {
+		LoadBalancer struct {
+			Servers []struct{ URL string } `json:"servers"`
+		} `json:"loadBalancer"`
+		ServerStatus map[string]string `json:"serverStatus"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&svc); err != nil {
+		return nil, fmt.Errorf("traefik API: %w", err)
+	}
+	var urls []string
+	for _, s := range svc.LoadBalancer.Servers {
+		if st, ok := svc.ServerStatus[s.URL]; ok && st != "UP" {
+			continue // Traefik's own health check has it down
+		}
+		urls = append(urls, s.URL)
+	}
+	return urls, nil
+}
+
+// Backend is one routed container of a release.
+type Backend struct {
+	ID      string
+	Service string // the Traefik service its labels define
+	Addr    string // ip:port Traefik sends requests to
+	Health  string // Docker's view: healthy, unhealthy, starting, "" without a check
+	Running bool
+}
+
+// Backends lists the containers of a compose project that Traefik routes
+// to (traefik.enable=true), with their Traefik service and address.
+func Backends(ctx context.Context, c remote.Conn, project string) ([]Backend, error) {
+	out, err := remote.Output(ctx, c, "docker ps -q "+shell.Join("--filter", "label=com.docker.compose.project="+project, "--filter", "label=traefik.enable=true"))
+	if err != nil {
+		return nil, err
+	}
+	ids := strings.Fields(out)
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	out, err = remote.Output(ctx, c, "docker inspect "+shell.Join(ids...))
+	if err != nil {
+		return nil, err
+	}
+	var cs []struct {
+		ID     string
+		Config struct{ Labels map[string]string }
+		State  struct {
+			Running bool
+			Health  *struct{ Status string }
+		}
+		NetworkSettings struct {
+			Networks map[string]struct{ IPAddress string }
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &cs); err != nil {
+		return nil, fmt.Errorf("host %s: reading docker inspect: %w", c.Name(), err)
+	}
+	var bs []Backend
+	for _, ct := range cs {
+		b := Backend{ID: ct.ID[:min(12, len(ct.ID))], Running: ct.State.Running}
+		if ct.State.Health != nil {
+			b.Health = ct.State.Health.Status
+		}
+		port := ""
+		for k, v := range ct.Config.Labels {
+			if strings.HasPrefix(k, "traefik.http.services.") && strings.HasSuffix(k, ".loadbalancer.server.port") {
+				b.Service = strings.TrimSuffix(strings.TrimPrefix(k, "traefik.http.services."), ".loadbalancer.server.port")
+				port = v
+			}
+		}
+		network := ct.Config.Labels["traefik.docker.network"]
+		if network == "" {
+			network = "traefik"
+		}
+		if n, ok := ct.NetworkSettings.Networks[network]; ok && n.IPAddress != "" && port != "" {
+			b.Addr = net.JoinHostPort(n.IPAddress, port)
+		}
+		bs = append(bs, b)
+	}
+	return bs, nil
+}
+
+// Options tune Drain and WaitRouted.
+type Options struct {
+	Project string        // the release's compose project
+	Dir     string        // the release's directory on the host
+	Timeout time.Duration // how long to wait
+	Logf    func(string)
+}
+
+// NotRoutedError is a new release Traefik did not route to in time.
+type NotRoutedError struct {
+	Host, Project, Why string
+	Timeout            time.Duration
+}
+
+func (e *NotRoutedError) Error() string {
+	return fmt.Sprintf("host %s: Traefik did not route to release %s within %s: %s", e.Host, e.Project, e.Timeout, e.Why)
+}
+
+func (e *NotRoutedError) Hint() string {
+	return "the new release is healthy but Traefik does not send it requests: check the traefik container (`docker logs traefik`), " +
+		"that the web service joins the traefik network, and [stages.NAME.traefik] domain; the previous release keeps serving"
+}
+
+// WaitRouted waits until Traefik sends requests to every routed container
+// of the release: each container's address is a server of its service.
+// Without the API it waits for Traefik's provider throttle after Docker
+// calls the containers healthy.
+func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
+	bs, err := Backends(ctx, c, o.Project)
+	if err != nil {
+		return err
+	}
+	if len(bs) == 0 {
+		return nil // nothing routed (no traefik.enable): nothing to wait for
+	}
+	api := Find(ctx, c)
+	if api == nil {
+		return sleep(ctx, Throttle)
+	}
+	deadline := time.Now().Add(o.Timeout)
+	var why string
+	for {
+		missing := 0
+		for _, b := range bs {
+			if b.Addr == "" || b.Service == "" {
+				why = "container " + b.ID + " has no address on the traefik network"
+				missing++
+				continue
+			}
+			urls, err := api.Servers(ctx, b.Service)
+			if err != nil {
+				why = err.Error()
+				missing++
+				continue
+			}
+			if !hasAddr(urls, b.Addr) {
+				why = fmt.Sprintf("service %s does not list %s (servers: %v)", b.Service, b.Addr, urls)
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return &NotRoutedError{Host: c.Name(), Project: o.Project, Why: why, Timeout: o.Timeout}
+		}
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// Drain takes the release's routed containers out of Traefik's rotation
+// and waits until Traefik stops sending them requests: the drain marker
+// fails their health check, Docker calls them unhealthy, Traefik drops
+// them. It returns what happened for the log; a drain that times out is
+// not an error (the release is stopped anyway, with its grace period).
+func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
+	bs, err := Backends(ctx, c, o.Project)
+	if err != nil || len(bs) == 0 {
+		return "", err
+	}
+	marker := path.Join(o.Dir, DrainMarker)
+	if _, err := remote.Output(ctx, c, "mkdir -p "+shell.Quote(path.Dir(marker))+" && : > "+shell.Quote(marker)); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	deadline := start.Add(o.Timeout)
+	api := Find(ctx, c)
+	for {
+		left, err := stillRouted(ctx, c, api, o.Project, bs)
+		if err != nil {
+			return "", err
+		}
+		if left == "" {
+			if api == nil {
+				// Docker says unhealthy; Traefik's provider applies it
+				// within its throttle.
+				if err := sleep(ctx, Throttle); err != nil {
+					return "", err
+				}
+			}
+			return fmt.Sprintf("drained %s in %s", o.Project, time.Since(start).Round(100*time.Millisecond)), nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Sprintf("drain of %s timed out after %s (%s); stopping it anyway", o.Project, o.Timeout, left), nil
+		}
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return "", err
+		}
+	}
+}
+
+// stillRouted names a container Traefik may still send requests to, or "".
+func stillRouted(ctx context.Context, c remote.Conn, api *API, project string, was []Backend) (string, error) {
+	now, err := Backends(ctx, c, project)
+	if err != nil {
+		return "", err
+	}
+	for _, b := range now {
+		if !b.Running {
+			continue
+		}
+		if api != nil && b.Service != "" && b.Addr != "" {
+			urls, err := api.Servers(ctx, b.Service)
+			if err == nil {
+				if hasAddr(urls, b.Addr) {
+					return b.ID + " still a server of " + b.Service, nil
+				}
+				continue
+			}
+		}
+		if b.Health == "healthy" || b.Health == "starting" {
+			return b.ID + " still " + b.Health, nil
+		}
+	}
+	return "", nil
+}
+
+func hasAddr(urls []string, addr string) bool {
+	for _, u := range urls {
+		if strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://"), "/") == addr {
+			return true
+		}
+	}
+	return false
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
