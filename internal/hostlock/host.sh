@@ -100,7 +100,7 @@ drain() {
 stop_release() {
 	_sd=$1
 	_sp=${2:-$(project "$_sd")}
-	shift 2 2>/dev/null || shift $#
+	if [ $# -ge 2 ]; then shift 2; else shift $#; fi
 	[ -n "$_sp" ] || return 0
 	if [ -n "$(running "$_sp")" ]; then
 		log "stopping $_sp"

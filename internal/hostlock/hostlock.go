@@ -87,6 +87,7 @@ type Options struct {
 	Holder              Holder
 	Wait                time.Duration // how long to queue behind another holder (0: fail at once)
 	HeartbeatTimeout    time.Duration // the holder settles after this long without a heartbeat (default 15s)
+	HeartbeatEvery      time.Duration // default 1s; negative: none (tests of a silent client)
 	Logf                func(string)  // what the holder reports (settling, backstop, waiting)
 }
 
@@ -214,7 +215,14 @@ func (l *Lock) follow(lines *bufio.Scanner) {
 
 // heartbeat tells the holder every second that shipit is alive.
 func (l *Lock) heartbeat() {
-	t := time.NewTicker(time.Second)
+	every := l.opts.HeartbeatEvery
+	if every < 0 {
+		return
+	}
+	if every == 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -292,7 +300,8 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 	}
 	var b strings.Builder
 	b.WriteString("# shipit journal: the change in flight on this host (see `shipit lock status`).\n")
-	write := func(prefix string, m map[string]string) error {
+	// Meta keys become J_OP, J_COMPOSE...; state keys S_release, S_started...
+	write := func(prefix string, m map[string]string, upper bool) error {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -302,14 +311,18 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 			if !keyRe.MatchString(k) {
 				return fmt.Errorf("journal: invalid key %q", k)
 			}
-			fmt.Fprintf(&b, "%s%s=%s\n", prefix, k, shell.Quote(m[k]))
+			name := k
+			if upper {
+				name = strings.ToUpper(k)
+			}
+			fmt.Fprintf(&b, "%s%s=%s\n", prefix, name, shell.Quote(m[k]))
 		}
 		return nil
 	}
-	if err := write("J_", meta); err != nil {
+	if err := write("J_", meta, true); err != nil {
 		return err
 	}
-	if err := write("S_", state); err != nil {
+	if err := write("S_", state, false); err != nil {
 		return err
 	}
 	body := b.String()

@@ -40,7 +40,22 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	x := exec.CommandContext(ctx, "sh", "-c", cmd)
 	x.Dir = c.Dir
 	x.Env = append(os.Environ(), c.Env...)
-	x.Stdin, x.Stdout, x.Stderr = stdin, stdout, stderr
+	x.Stdout, x.Stderr = stdout, stderr
+	if stdin != nil {
+		// As over SSH: the caller's stdin is copied on the side and the
+		// command's end does not wait for it (a lock holder's stdin stays
+		// open for as long as the caller wants).
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			return -1, err
+		}
+		go func() {
+			_, _ = io.Copy(pw, stdin)
+			pw.Close()
+		}()
+		defer pr.Close()
+		x.Stdin = pr
+	}
 	// Kill the whole process group on cancel: a child holding the pipes
 	// would otherwise keep Wait blocked.
 	x.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
