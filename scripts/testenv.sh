@@ -4,14 +4,22 @@
 # Idempotent: fast (a few seconds) when everything is already present; installs or
 # starts only what is missing; exits non-zero with a clear message otherwise.
 # Needs root (Debian 12): installs Debian packages, starts dockerd, builds the
-# docker compose v2 plugin (not packaged in Debian) and the local base image
-# shipit-busybox:latest (no registry is reachable on CI machines).
+# docker compose v2 plugin (not packaged in Debian), the local base image
+# shipit-busybox:latest (no registry is reachable on CI machines) and a real
+# Traefik image shipit-traefik:v3.6.12 (built from the Go module proxy: ~6 min
+# and ~5 GB of Go caches the first time on a machine; the binary is cached in
+# /var/cache/shipit, so afterwards only a missing image is rebuilt, in seconds).
 set -euo pipefail
 
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
 
 COMPOSE_V2_VERSION="${COMPOSE_V2_VERSION:-v2.40.3}"
 BASE_IMAGE="shipit-busybox:latest"
+# v3.7.x needs module versions the proxy refuses: stay on v3.6.12.
+TRAEFIK_VERSION="v3.6.12"
+TRAEFIK_IMAGE="shipit-traefik:$TRAEFIK_VERSION"
+CACHE_DIR="/var/cache/shipit"
+TRAEFIK_BIN="$CACHE_DIR/traefik-$TRAEFIK_VERSION"
 DOCKERD_LOG="/var/log/shipit-dockerd.log"
 # gcc + libc6-dev: `go test -race` needs cgo.
 PACKAGES=(docker.io docker-compose openssh-server openssh-client busybox-static age git iproute2 tmux gcc libc6-dev)
@@ -36,7 +44,7 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 fi
-for b in dockerd docker docker-compose ssh ssh-keygen git age ip unshare nsenter tmux gcc; do
+for b in dockerd docker docker-compose ssh ssh-keygen git age ip unshare nsenter flock tmux gcc; do
 	command -v "$b" >/dev/null || die "'$b' not on PATH after installing packages"
 done
 [[ -x /usr/sbin/sshd ]] || die "/usr/sbin/sshd missing (package openssh-server)"
@@ -121,6 +129,78 @@ fi
 docker run --rm "$BASE_IMAGE" /bin/sh -c 'true' >/dev/null 2>&1 ||
 	die "$BASE_IMAGE does not run (docker run --rm $BASE_IMAGE /bin/sh -c true)"
 
+# --- 6. Traefik image shipit-traefik:v3.6.12 --------------------------------------
+# Built as the main module so that its go.mod replace lines apply (`go install`
+# from another module fails on them). The binary is cached outside the work
+# tree: a fresh clone, or an engine whose images were wiped, rebuilds only the
+# image. flock: another testenv.sh may be building it right now.
+traefik_bin_ok() {
+	local v
+	[[ -x "$TRAEFIK_BIN" ]] && v="$("$TRAEFIK_BIN" version 2>&1)" && grep -q "^Version: *${TRAEFIK_VERSION#v}\$" <<<"$v"
+}
+# build_traefik SRC: copies the module out of the read-only module cache to SRC
+# and builds $TRAEFIK_BIN.tmp there. Every step is checked (`set -e` does not
+# apply under `if !`).
+build_traefik() (
+	local src="$1" vpkg=github.com/traefik/traefik/v3/pkg/version mod dir
+	mod="$(go mod download -json "github.com/traefik/traefik/v3@$TRAEFIK_VERSION")" || {
+		printf 'go mod download failed:\n%s\n' "$mod"
+		return 1
+	}
+	dir="$(printf '%s\n' "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	if [[ -z "$dir" || ! -f "$dir/go.mod" ]]; then
+		printf 'go mod download gave no module directory:\n%s\n' "$mod"
+		return 1
+	fi
+	cp -a "$dir" "$src" && chmod -R u+w "$src" || return 1
+	# The dashboard's assets are not in the module; without an index.html
+	# Traefik logs an error on every reload when any --api flag is set.
+	mkdir -p "$src/webui/static" || return 1
+	echo '<!doctype html><title>Traefik</title><p>dashboard not built (shipit test image)</p>' >"$src/webui/static/index.html" || return 1
+	cd "$src" || return 1
+	CGO_ENABLED=0 go build -mod=readonly -trimpath \
+		-ldflags "-s -w -X $vpkg.Version=${TRAEFIK_VERSION#v} -X $vpkg.Codename=shipit-test" \
+		-o "$TRAEFIK_BIN.tmp" ./cmd/traefik
+)
+mkdir -p "$CACHE_DIR"
+exec 9>"$CACHE_DIR/traefik.lock"
+flock 9
+if ! traefik_bin_ok; then
+	say "building Traefik $TRAEFIK_VERSION from the Go module proxy (~6 min and ~5 GB of Go caches the first time)"
+	tlog="$CACHE_DIR/traefik-$TRAEFIK_VERSION.build.log"
+	src="$CACHE_DIR/traefik-src-$TRAEFIK_VERSION"
+	rm -rf "$src" "$TRAEFIK_BIN.tmp"
+	start=$SECONDS
+	if ! build_traefik "$src" >"$tlog" 2>&1; then
+		tail -n 40 "$tlog" >&2
+		die "building Traefik $TRAEFIK_VERSION failed (full log: $tlog)"
+	fi
+	mv "$TRAEFIK_BIN.tmp" "$TRAEFIK_BIN"
+	rm -rf "$src"
+	traefik_bin_ok || die "$TRAEFIK_BIN was built but '$TRAEFIK_BIN version' does not report ${TRAEFIK_VERSION#v}"
+	say "built Traefik $TRAEFIK_VERSION in $((SECONDS - start))s ($(du -h "$TRAEFIK_BIN" | cut -f1)), cached as $TRAEFIK_BIN"
+fi
+# The image is labelled with the binary's digest: a rebuilt binary gets a new image.
+traefik_sum="$(sha256sum "$TRAEFIK_BIN" | cut -d' ' -f1)"
+have_sum="$(docker image inspect --format '{{index .Config.Labels "shipit.traefik-sha256"}}' "$TRAEFIK_IMAGE" 2>/dev/null || true)"
+if [[ "$have_sum" != "$traefik_sum" ]]; then
+	say "building $TRAEFIK_IMAGE from $TRAEFIK_BIN"
+	ctx="$(mktemp -d /tmp/shipit-traefik.XXXXXX)"
+	cp "$TRAEFIK_BIN" "$ctx/traefik"
+	printf '%s\n' "FROM $BASE_IMAGE" "COPY traefik /traefik" \
+		"LABEL shipit.traefik-sha256=\"$traefik_sum\"" 'ENTRYPOINT ["/traefik"]' >"$ctx/Dockerfile"
+	if ! DOCKER_BUILDKIT=0 docker build -q -t "$TRAEFIK_IMAGE" "$ctx" >"$ctx/build.log" 2>&1; then
+		cat "$ctx/build.log" >&2
+		die "docker build $TRAEFIK_IMAGE failed"
+	fi
+	rm -rf "$ctx"
+fi
+exec 9>&-
+tv="$(docker run --rm "$TRAEFIK_IMAGE" version 2>&1)" ||
+	die "$TRAEFIK_IMAGE does not run: docker run --rm $TRAEFIK_IMAGE version: $tv"
+grep -q "^Version: *${TRAEFIK_VERSION#v}\$" <<<"$tv" ||
+	die "$TRAEFIK_IMAGE does not report version ${TRAEFIK_VERSION#v}: $tv"
+
 # --- summary ----------------------------------------------------------------------
 dv="$(docker version --format 'client {{.Client.Version}}, engine {{.Server.Version}}' 2>/dev/null)"
 cv2="$(docker compose version --short 2>/dev/null || true)"
@@ -129,4 +209,4 @@ sv="$(ssh -V 2>&1 | cut -d, -f1)"
 bv="$(/bin/busybox 2>&1 | awk 'NR==1{print $2}')"
 av="$(age --version 2>/dev/null || true)"
 gv="$(go env GOVERSION)"
-echo "testenv ok: docker $dv; compose v2 $cv2, v1 $cv1; $sv; busybox $bv; age $av; $gv; image $BASE_IMAGE"
+echo "testenv ok: docker $dv; compose v2 $cv2, v1 $cv1; $sv; busybox $bv; age $av; $gv; images $BASE_IMAGE, $TRAEFIK_IMAGE"
