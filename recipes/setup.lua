@@ -20,9 +20,9 @@ local DEFAULT_TRAEFIK_IMAGE = "traefik:v3.3"
 local CERT_RESOLVER = "letsencrypt"
 local ACME_VOLUME = "traefik-letsencrypt"
 -- Traefik's API answers shipit's routing checks (internal/traefik) on the
--- "traefik" entrypoint, published on the host's loopback only and reached
--- through the SSH connection: never public.
-local API_PORT = "38080"
+-- "traefik" entrypoint bound to the loopback of Traefik's own container:
+-- nothing outside it can reach the API; shipit reads it with docker exec.
+local API_ADDR = "127.0.0.1:8080"
 
 local ok, changed = report.ok, report.changed
 
@@ -207,11 +207,10 @@ local function traefik_spec(h)
   local tr = config.stages[h.stage].traefik
   local ports = params.traefik_ports or ""
   if ports == "" then ports = "80:443" end
-  local http, https, api = ports:match("^(%d+):(%d+):?(%d*)$")
+  local http, https = ports:match("^(%d+):(%d+)$")
   if not http then
-    fail("SHIPIT_TRAEFIK_PORTS must be HTTP:HTTPS[:API] host ports such as 80:443, not " .. q(ports))
+    fail("SHIPIT_TRAEFIK_PORTS must be HTTP:HTTPS host ports such as 80:443, not " .. q(ports))
   end
-  if api == "" then api = API_PORT end
   -- Traefik talks to the engine setup talks to: the socket of DOCKER_HOST
   -- when it names one, else the standard socket.
   local dh = trim(h:run("printf '%s' \"${DOCKER_HOST:-}\"", { quiet = true }))
@@ -227,10 +226,10 @@ local function traefik_spec(h)
       "--providers.docker.network=" .. TRAEFIK_NETWORK,
       "--entrypoints.web.address=:80",
       "--entrypoints.websecure.address=:443",
-      "--entrypoints.traefik.address=:8080",
+      "--entrypoints.traefik.address=" .. API_ADDR,
       "--api.insecure=true",
     },
-    ports = { ["80/tcp"] = http, ["443/tcp"] = https, ["8080/tcp"] = api },
+    ports = { ["80/tcp"] = http, ["443/tcp"] = https },
     binds = { sock .. ":/var/run/docker.sock:ro" },
     restart = "unless-stopped",
     network = TRAEFIK_NETWORK,
@@ -248,7 +247,7 @@ local function traefik_spec(h)
   end
   local canon = table.concat({
     "image=" .. spec.image, "args=" .. table.concat(spec.args, " "),
-    "ports=80:" .. http .. ",443:" .. https .. ",8080:127.0.0.1:" .. api, "binds=" .. table.concat(spec.binds, ","),
+    "ports=80:" .. http .. ",443:" .. https, "binds=" .. table.concat(spec.binds, ","),
     "restart=" .. spec.restart, "network=" .. spec.network,
   }, "\n")
   spec.hash = trim(h:run({ "sha256sum" }, { stdin = canon, quiet = true })):match("^(%x+)")
@@ -281,7 +280,7 @@ local function traefik_diff(c, spec)
   if cfg.Image ~= spec.image then table.insert(d, "image " .. tostring(cfg.Image) .. " -> " .. spec.image) end
   if not list_eq(cfg.Cmd, spec.args) then table.insert(d, "args") end
   local pb = hc.PortBindings or {}
-  for _, port in ipairs({ "80/tcp", "443/tcp", "8080/tcp" }) do
+  for _, port in ipairs({ "80/tcp", "443/tcp" }) do
     local want = spec.ports[port]
     local got = pb[port] and pb[port][1] and pb[port][1].HostPort or "none"
     if got ~= want then table.insert(d, "port " .. port .. " " .. got .. " -> " .. want) end
@@ -305,7 +304,6 @@ end
 local function traefik_run(h, spec)
   local words = { "docker", "run", "-d", "--name", TRAEFIK, "--restart", spec.restart, "--network", spec.network,
     "-p", spec.ports["80/tcp"] .. ":80", "-p", spec.ports["443/tcp"] .. ":443",
-    "-p", "127.0.0.1:" .. spec.ports["8080/tcp"] .. ":8080",
     "--label", "shipit.config-hash=" .. spec.hash, "--label", "shipit.managed=setup" }
   for _, b in ipairs(spec.binds) do
     table.insert(words, "-v")

@@ -31,11 +31,13 @@
 //     docker exec, no shell needed in the image for the signal) to take a
 //     release out of Traefik's rotation before stopping it: Traefik's Docker
 //     provider drops containers that are not healthy.
-//   - Routing names: the router and the service are named after the app,
-//     the stage and a hash of their configuration. Old and new releases with
-//     the same routing share one router and one service during a deploy; a
-//     deploy that changes the domain or TLS gets a new router instead of
-//     one Traefik would disable for being defined two ways.
+//   - Routing names: the service is <app>-<stage>, so old and new releases
+//     join one Traefik service during a deploy (their ports may differ: the
+//     port is part of each server's URL). The router is named after the app,
+//     the stage and a hash of its configuration: releases that route alike
+//     share it, and a deploy that changes the domain or TLS gets a second
+//     router next to the old one, instead of one that Traefik would disable
+//     for being defined two ways.
 package override
 
 import (
@@ -254,13 +256,13 @@ func HealthCommand(p Params) string {
 }
 
 // RouteNames returns the Traefik router and service names of p's web
-// service: <app>-<stage>-<hash>, the hash covering everything that defines
-// them, so that two releases share them exactly when they route alike.
+// service: the service <app>-<stage>, the router <app>-<stage>-<hash of
+// its configuration>, so that two releases share the router exactly when
+// they route alike.
 func RouteNames(p Params) (router, service string) {
 	p = withDefaults(p)
-	base := p.App + "-" + p.Stage
-	service = base + "-" + shortHash("port="+strconv.Itoa(p.Port))
-	router = base + "-" + shortHash(fmt.Sprintf("domain=%s tls=%t resolver=%s service=%s", p.Domain, p.TLS, p.CertResolver, service))
+	service = p.App + "-" + p.Stage
+	router = service + "-" + shortHash(fmt.Sprintf("domain=%s tls=%t resolver=%s", p.Domain, p.TLS, p.CertResolver))
 	return router, service
 }
 

@@ -4,21 +4,20 @@
 // before it is stopped.
 //
 // How Traefik is asked: `shipit setup` runs Traefik with its API on an
-// entrypoint published on the host's loopback only; shipit reaches it
-// through the SSH connection (direct-tcpip), so no tool is needed on the
-// host and the API is never public. Without that API (a Traefik shipit did
-// not set up), the wait falls back to Docker's view: a container Docker
-// calls unhealthy is dropped by Traefik's Docker provider within its
-// throttle, which the wait then lets pass.
+// entrypoint bound to the loopback of Traefik's own container: no other
+// container and nothing outside can reach it; shipit reads it with
+// `docker exec traefik wget` (the official image and ours have wget).
+// Without that API (a Traefik shipit did not set up), the waits fall back
+// to Docker's view: a container Docker calls unhealthy is dropped by
+// Traefik's Docker provider within its throttle, which the wait lets pass.
 package traefik
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
+	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -30,8 +29,8 @@ import (
 // Container is the Traefik container `shipit setup` runs.
 const Container = "traefik"
 
-// APIPort is the container port of Traefik's API entrypoint ("traefik").
-const APIPort = "8080/tcp"
+// APIAddr is where `shipit setup` binds Traefik's API, inside its container.
+const APIAddr = "127.0.0.1:8080"
 
 // Throttle is how long Traefik's Docker provider may take to apply a
 // Docker event (its providers throttle, 2s by default) plus a margin.
@@ -41,77 +40,56 @@ const Throttle = 3 * time.Second
 // existence fails the web service's health check (internal/override).
 const DrainMarker = ".shipit-run/drain"
 
-// API is Traefik's API, reached through a host connection.
+// API is Traefik's API, read from inside its container.
 type API struct {
-	client *http.Client
-	base   string
+	conn remote.Conn
 }
 
 // Find returns Traefik's API on the host, or nil when this Traefik has
-// none on the host's loopback (then callers fall back to Docker's view).
+// none where `shipit setup` puts it (then callers use Docker's view).
 func Find(ctx context.Context, c remote.Conn) *API {
-	d, ok := c.(remote.Dialer)
-	if !ok {
+	a := &API{conn: c}
+	if _, err := a.get(ctx, "/api/version"); err != nil {
 		return nil
 	}
-	out, err := remote.Output(ctx, c, "docker inspect -f '{{json .HostConfig.PortBindings}}' "+Container+" 2>/dev/null")
-	if err != nil {
-		return nil
-	}
-	var bindings map[string][]struct{ HostIP, HostPort string }
-	if json.Unmarshal([]byte(out), &bindings) != nil {
-		return nil
-	}
-	for _, b := range bindings[APIPort] {
-		if b.HostIP == "127.0.0.1" && b.HostPort != "" {
-			tr := &http.Transport{
-				DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-					return d.DialContext(ctx, "tcp", addr)
-				},
-				DisableKeepAlives: true,
-			}
-			return &API{client: &http.Client{Transport: tr, Timeout: 5 * time.Second}, base: "http://127.0.0.1:" + b.HostPort}
-		}
-	}
-	return nil
+	return a
 }
 
-// Servers returns the server URLs of an HTTP service of the Docker provider
-// (nil when Traefik has no such service).
+func (a *API) get(ctx context.Context, p string) (string, error) {
+	return remote.Output(ctx, a.conn, "docker exec "+Container+" wget -q -O - "+shell.Quote("http://"+APIAddr+p))
+}
+
+// Servers returns the server URLs Traefik sends requests to for an HTTP
+// service of its Docker provider (nil when it has no such service).
 func (a *API) Servers(ctx context.Context, service string) ([]string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.base+"/api/http/services/"+service+"@docker", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := a.client.Do(req)
+	out, err := a.get(ctx, "/api/http/services?per_page=1000&search="+url.QueryEscape(service))
 	if err != nil {
 		return nil, fmt.Errorf("traefik API: %w", err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("traefik API: %s: %s", resp.Status, strings.TrimSpace(string(body)))
-	}
-	var svc struct {
+	var list []struct {
+		Name         string `json:"name"`
 		LoadBalancer struct {
 			Servers []struct{ URL string } `json:"servers"`
 		} `json:"loadBalancer"`
 		ServerStatus map[string]string `json:"serverStatus"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&svc); err != nil {
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
 		return nil, fmt.Errorf("traefik API: %w", err)
 	}
-	var urls []string
-	for _, s := range svc.LoadBalancer.Servers {
-		if st, ok := svc.ServerStatus[s.URL]; ok && st != "UP" {
-			continue // Traefik's own health check has it down
+	for _, svc := range list {
+		if svc.Name != service+"@docker" {
+			continue
 		}
-		urls = append(urls, s.URL)
+		var urls []string
+		for _, s := range svc.LoadBalancer.Servers {
+			if st, ok := svc.ServerStatus[s.URL]; ok && st != "UP" {
+				continue // Traefik's own health check has it down
+			}
+			urls = append(urls, s.URL)
+		}
+		return urls, nil
 	}
-	return urls, nil
+	return nil, nil
 }
 
 // Backend is one routed container of a release.

@@ -1,0 +1,322 @@
+package e2e
+
+// Fault injection (issue 12): shipit is interrupted while each step of a
+// deploy and of a rollback runs, on a host with the real Traefik and the
+// graceful app, under a probe that sends requests through Traefik all the
+// time. Two ways to interrupt: SIGKILL of shipit (its connection drops with
+// it), and a cut network (the sshd process serving shipit's connection is
+// killed; shipit lives on). After each interruption, with no command from
+// anyone, the host must settle within a bound and meet the invariants of
+// DESIGN.md §7; then the next deploy must succeed and meet them too.
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipit-dev/shipit/e2e/harness"
+)
+
+// settleBound is how long a host may take to be consistent after losing
+// its client: the holder notices at once (end of input), then drains and
+// stops the interrupted release.
+const settleBound = 60 * time.Second
+
+var deploySteps = []string{"deploy:release", "deploy:push", "deploy:checkout", "deploy:override", "deploy:env", "deploy:build",
+	"deploy:start", "deploy:health", "deploy:stop_previous", "deploy:symlink", "deploy:lockfile", "deploy:cleanup"}
+
+var rollbackSteps = []string{"rollback:prepare", "rollback:start", "rollback:health", "rollback:stop_current",
+	"rollback:symlink", "rollback:lockfile"}
+
+// faultApp is the graceful app on an isolated host with the real Traefik.
+type faultApp struct {
+	*app
+	host    *harness.SSHD
+	appPath string // as the host sees it
+	root    string // the host's deploy root on this machine
+	url     string
+	domain  string
+	version int
+}
+
+func faultToml(name, addr, domain string) string {
+	return fmt.Sprintf(`[app]
+name = %q
+branch = "main"
+
+[deploy]
+deploy_to = "/var/deploy"
+keep_releases = 3
+stop_timeout = "10s"
+
+[deploy.health_check]
+port = %d
+path = "/health"
+interval = "500ms"
+retries = 20
+unhealthy_after = 2
+
+[stages.production]
+user = "root"
+hosts = [{ address = %q }]
+
+[stages.production.traefik]
+domain = %q
+image = %q
+`, name, harness.GracefulAppPort, addr, domain, harness.TraefikImage)
+}
+
+func newFaultApp(t *testing.T, env *harness.Env, n int, name string) *faultApp {
+	t.Helper()
+	host := env.StartIsolatedHost(t, n)
+	env.AllowContainerTraffic(t, host)
+	env.LoadImage(t, host, harness.TraefikImage)
+	domain := name + ".example.com"
+	a := &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home-"+name), name: name}
+	if err := os.MkdirAll(a.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	files := harness.GracefulAppFiles(t, "1")
+	files["shipit.toml"] = faultToml(name, host.Addr, domain)
+	harness.GitRepo(t, a.dir, files)
+	httpPort, httpsPort := harness.FreePort(t), harness.FreePort(t)
+	a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
+	a.mustShipit("setup", "-s", "production")
+	f := &faultApp{app: a, host: host, appPath: "/var/deploy/" + name, root: filepath.Join(host.DeployRoot, name),
+		url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), domain: domain, version: 1}
+	a.mustShipit("deploy", "-s", "production")
+	harness.WaitAnswer(t, f.url, domain, "version 1", 60*time.Second)
+	return f
+}
+
+// next commits the next version, with shipit.lua (may be "").
+func (f *faultApp) next(lua string) string {
+	f.version++
+	v := strconv.Itoa(f.version)
+	f.commit(map[string]string{"version.txt": v + "\n", "shipit.lua": lua + "\n"})
+	return v
+}
+
+// pauseIn is a shipit.lua that stops in step until the test interrupts:
+// it marks the moment on the host and sleeps.
+func (f *faultApp) pauseIn(step string) string {
+	return fmt.Sprintf(`before(%q, function(h) h:run("touch %s/.fault-signal; sleep 600") end)`, step, f.appPath)
+}
+
+// start runs shipit in the background.
+func (f *faultApp) start(args ...string) (*exec.Cmd, *bytes.Buffer) {
+	cmd := f.shipitCmd(args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		f.t.Fatal(err)
+	}
+	return cmd, &out
+}
+
+func (f *faultApp) waitSignal(cmd *exec.Cmd, out *bytes.Buffer, what string) {
+	f.t.Helper()
+	sig := filepath.Join(f.root, ".fault-signal")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		if _, err := os.Stat(sig); err == nil {
+			os.Remove(sig)
+			return
+		}
+		if cmd.ProcessState != nil || time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			f.t.Fatalf("%s never reached its pause:\n%s", what, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// cutNetwork kills the sshd processes serving connections to the host (the
+// listener stays): shipit's connection is gone, shipit is not.
+func (f *faultApp) cutNetwork() {
+	f.t.Helper()
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(f.host.Pid)).Output()
+	pids := strings.Fields(string(out))
+	if len(pids) == 0 {
+		f.t.Fatal("no sshd connection process to kill: the cut would test nothing")
+	}
+	for _, p := range pids {
+		exec.Command("kill", "-KILL", p).Run()
+	}
+}
+
+// consistent checks the invariants of DESIGN.md §7 and returns what is
+// wrong ("" when none).
+func (f *faultApp) consistent() string {
+	t := f.t
+	link, err := os.Readlink(filepath.Join(f.root, "current"))
+	if err != nil {
+		return "no current link"
+	}
+	cur := filepath.Base(link)
+	b, err := os.ReadFile(filepath.Join(f.root, "shipit.lock"))
+	if err != nil || !strings.Contains(string(b), `"current_release": "`+cur+`"`) {
+		return fmt.Sprintf("current -> %s but shipit.lock says %s", cur, b)
+	}
+	projects := map[string]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(f.env.Docker(t, f.host, "ps", "--filter", "label=shipit.app="+f.name,
+		"--format", `{{.Label "com.docker.compose.project"}}`)), "\n") {
+		if l != "" {
+			projects[l] = true
+		}
+	}
+	if len(projects) != 1 || !projects[f.name+"-"+cur] {
+		return fmt.Sprintf("running projects %v, want only %s-%s", keys(projects), f.name, cur)
+	}
+	env, err1 := os.ReadFile(filepath.Join(f.root, "shared", ".env"))
+	snap, err2 := os.ReadFile(filepath.Join(f.root, "releases", cur, ".env.snapshot"))
+	if err1 != nil || err2 != nil || !bytes.Equal(env, snap) {
+		return fmt.Sprintf("shared/.env differs from the current release's snapshot (%v, %v)", err1, err2)
+	}
+	if fi, err := os.Stat(filepath.Join(f.root, "shared", ".env")); err != nil || fi.Mode().Perm() != 0o600 {
+		return fmt.Sprintf("shared/.env mode %v (%v)", fi.Mode().Perm(), err)
+	}
+	for _, left := range []string{".shipit/journal", ".shipit/env.undo", ".shipit/holder", ".shipit/settle.request"} {
+		if _, err := os.Stat(filepath.Join(f.root, left)); err == nil {
+			return left + " left behind"
+		}
+	}
+	var tmp []string
+	filepath.Walk(f.root, func(p string, fi os.FileInfo, err error) error {
+		if err == nil && strings.Contains(fi.Name(), ".shipit-tmp-") {
+			tmp = append(tmp, p)
+		}
+		if err == nil && fi.IsDir() && fi.Name() == "repo" {
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if len(tmp) > 0 {
+		return fmt.Sprintf("temp files left: %v", tmp)
+	}
+	return ""
+}
+
+func keys(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// waitConsistent polls the invariants and returns how long they took.
+func (f *faultApp) waitConsistent(what string) time.Duration {
+	f.t.Helper()
+	start := time.Now()
+	var why string
+	for time.Since(start) < settleBound {
+		if why = f.consistent(); why == "" {
+			return time.Since(start)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(f.root, ".shipit", "settle.log"))
+	f.t.Fatalf("%s: not consistent %s after the interruption: %s\nsettle.log:\n%s", what, settleBound, why, log)
+	return 0
+}
+
+// faultStats collects the figures of the suite.
+type faultStats struct {
+	mu       sync.Mutex
+	tried    int
+	survived int
+	worst    time.Duration
+	worstAt  string
+}
+
+func (s *faultStats) add(what string, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tried++
+	s.survived++
+	if took > s.worst {
+		s.worst, s.worstAt = took, what
+	}
+}
+
+// interruptAt runs `shipit <args>` with a pause in step, interrupts it the
+// given way, and checks that the host settles by itself.
+func (f *faultApp) interruptAt(step, mode string, stats *faultStats, args ...string) {
+	f.t.Helper()
+	what := fmt.Sprintf("%s during %s (%s)", args[0], step, mode)
+	cmd, out := f.start(args...)
+	f.waitSignal(cmd, out, what)
+	switch mode {
+	case "kill":
+		cmd.Process.Kill()
+		cmd.Wait()
+	case "cut":
+		f.cutNetwork()
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				f.t.Fatalf("%s: shipit exited 0 after its connection was cut:\n%s", what, out)
+			}
+		case <-time.After(2 * time.Minute):
+			cmd.Process.Kill()
+			f.t.Fatalf("%s: shipit did not give up on a cut connection within 2 minutes:\n%s", what, out)
+		}
+	}
+	took := f.waitConsistent(what)
+	f.t.Logf("%s: consistent after %s", what, took.Round(100*time.Millisecond))
+	stats.add(what, took)
+}
+
+func runFaults(t *testing.T, n int, mode string, stats *faultStats) {
+	env := harness.New(t)
+	f := newFaultApp(t, env, n, "flt"+mode)
+	load := harness.StartLoad(t, harness.LoadOpts{URL: f.url, Host: f.domain, Clients: 2, Pause: 50 * time.Millisecond})
+	for _, step := range deploySteps {
+		f.next(f.pauseIn(step))
+		f.interruptAt(step, mode, stats, "deploy", "-s", "production")
+		v := f.next("")
+		f.mustShipit("deploy", "-s", "production")
+		if why := f.consistent(); why != "" {
+			t.Fatalf("the deploy after an interruption during %s left the host inconsistent: %s", step, why)
+		}
+		harness.WaitAnswer(t, f.url, f.domain, "version "+v, 10*time.Second)
+	}
+	for _, step := range rollbackSteps {
+		f.commit(map[string]string{"shipit.lua": f.pauseIn(step) + "\n"})
+		f.interruptAt(step, mode, stats, "rollback", "-s", "production")
+		v := f.next("")
+		f.mustShipit("deploy", "-s", "production")
+		if why := f.consistent(); why != "" {
+			t.Fatalf("the deploy after an interrupted rollback (%s) left the host inconsistent: %s", step, why)
+		}
+		harness.WaitAnswer(t, f.url, f.domain, "version "+v, 10*time.Second)
+	}
+	rep := load.Stop()
+	t.Logf("probe through Traefik during %s interruptions: %v", mode, rep)
+	if rep.Failed != 0 {
+		t.Errorf("the app was not served throughout: %d of %d probe requests failed %v", rep.Failed, rep.Sent, rep.ByKind)
+	}
+}
+
+func TestFaultInjection(t *testing.T) {
+	stats := &faultStats{}
+	t.Run("group", func(t *testing.T) {
+		t.Run("kill", func(t *testing.T) { t.Parallel(); runFaults(t, 16, "kill", stats) })
+		t.Run("cut", func(t *testing.T) { t.Parallel(); runFaults(t, 17, "cut", stats) })
+	})
+	t.Logf("fault injection: %d interruptions tried, %d settled by the host alone; worst %s to consistent (%s)",
+		stats.tried, stats.survived, stats.worst.Round(100*time.Millisecond), stats.worstAt)
+}
