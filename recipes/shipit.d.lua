@@ -251,14 +251,23 @@ local git = {}
 ---@return {sha: string, bytes: integer, incremental: boolean, skipped: boolean}
 function git.push(h, opts) end
 
---- The per-host deploy lock: one deploy, rollback or setup of an app at a time.
+--- The per-host lock (one deploy, rollback or setup of an app at a time) and the journal of the change in flight.
 ---@class shipit.hostlock
 local hostlock = {}
 
---- Takes the app's lock on the host until this host's run ends; raises, naming the holder, when another shipit holds it.
+--- Takes the app's lock on the host until this host's run ends, after the host settled what an earlier run left; waits up to --lock-wait, else raises naming the holder.
 ---@param h shipit.Host
 ---@param what? string
 function hostlock.acquire(h, what) end
+
+--- Starts the journal of the change (meta: op = "deploy"|"rollback", compose = the compose command): from now on every contract mark is written to the host, and the host settles the change itself if shipit goes away.
+---@param h shipit.Host
+---@param meta table<string, string>
+function hostlock.begin(h, meta) end
+
+--- Has the host settle the journal now: undo the change, or complete it when it is past its point of no return.
+---@param h shipit.Host
+function hostlock.settle(h) end
 
 --- Local image builds and their transfer to hosts over SSH (no registry).
 ---@class shipit.images
