@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -327,5 +328,14 @@ func TestUnmarshalTOML(t *testing.T) {
 	}
 	if err := b.UnmarshalTOML([]byte(`0`)); err == nil {
 		t.Error("batch 0 accepted")
+	}
+	// Encoders write a Duration as its string, which decodes back.
+	out, err := json.Marshal(struct{ D Duration }{Duration(90 * time.Second)})
+	if err != nil || string(out) != `{"D":"1m30s"}` {
+		t.Errorf("json = %s, %v", out, err)
+	}
+	c, err := Parse([]byte(minimal+"[deploy.rollout]\nwait = \"1m30s\"\n"), "shipit.toml")
+	if err != nil || c.Deploy.Rollout.Wait != Duration(90*time.Second) {
+		t.Errorf("1m30s back: %v, %v", c.Deploy.Rollout.Wait, err)
 	}
 }

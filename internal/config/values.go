@@ -22,6 +22,10 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 // String is Go's duration string: "2s", "1m30s", "0s".
 func (d Duration) String() string { return time.Duration(d).String() }
 
+// MarshalText writes d as its duration string, which UnmarshalTOML reads
+// back (JSON and TOML encoders use it).
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
 // Seconds returns d in seconds.
 func (d Duration) Seconds() float64 { return time.Duration(d).Seconds() }
 
