@@ -164,7 +164,7 @@ func TestAccessoryLifecycle(t *testing.T) {
 	// Details say the config is up to date; restart, stop, boot.
 	out = a.mustShipit("accessory", "details", "db", "-s", "production")
 	mustContain(t, "details", out, "db: accapp-db", "state     running since", "image     "+harness.BaseImage,
-		"127.0.0.1:39109->80/tcp", "volume accapp-db-data:/data", "network   traefik, restart always", "config    up to date")
+		"127.0.0.1:39109->80/tcp", "volume data:/data", "network   traefik, restart always", "config    up to date")
 	started := inspect(h9, "{{.State.StartedAt}}")
 	out = a.mustShipit("accessory", "restart", "db", "-s", "production")
 	mustContain(t, "restart", out, h9.Addr+" | db: restarted")
@@ -194,11 +194,11 @@ func TestAccessoryLifecycle(t *testing.T) {
 
 	// Remove keeps the named volume and its data.
 	out = a.mustShipit("accessory", "remove", "db", "-s", "production")
-	mustContain(t, "remove", out, "db: removed container accapp-db", "db: kept volume accapp-db-data")
+	mustContain(t, "remove", out, "db: removed container accapp-db", "db: kept volume data (`shipit accessory remove db --volumes` deletes it)")
 	if ids := strings.TrimSpace(env.Docker(t, h9, "ps", "-aq", "--filter", "name=^accapp-db$")); ids != "" {
 		t.Fatal("remove left the container")
 	}
-	mustContain(t, "volume after remove", env.Docker(t, h9, "run", "--rm", "-v", "accapp-db-data:/data", harness.BaseImage, "cat", "/data/file"), "keep-me")
+	mustContain(t, "volume after remove", env.Docker(t, h9, "run", "--rm", "-v", "data:/data", harness.BaseImage, "cat", "/data/file"), "keep-me")
 	a.mustShipit("accessory", "boot", "db", "-s", "production")
 	if got := dockerExec(h9, "cat /data/file"); got != "keep-me" {
 		t.Fatalf("data after remove + boot = %q", got)
@@ -206,13 +206,13 @@ func TestAccessoryLifecycle(t *testing.T) {
 
 	// Remove all with --volumes: containers and volumes gone, on every host.
 	out = a.mustShipit("accessory", "remove", "--volumes", "-s", "production")
-	mustContain(t, "remove --volumes", out, "db: removed volume accapp-db-data", h10.Addr+" | cache: removed container accapp-cache")
+	mustContain(t, "remove --volumes", out, "db: removed volume data", h10.Addr+" | cache: removed container accapp-cache")
 	for _, h := range hosts {
 		if ids := strings.TrimSpace(env.Docker(t, h, "ps", "-aq", "--filter", "label=shipit.app=accapp")); ids != "" {
 			t.Fatalf("%s still has accessory containers: %s", h.Addr, ids)
 		}
 	}
-	if vols := strings.TrimSpace(env.Docker(t, h9, "volume", "ls", "-q", "--filter", "name=accapp-db-data")); vols != "" {
+	if vols := strings.TrimSpace(env.Docker(t, h9, "volume", "ls", "-q")); vols != "" {
 		t.Fatalf("remove --volumes left %s", vols)
 	}
 }
@@ -290,5 +290,118 @@ func followLogs(t *testing.T, a *app, env *harness.Env, h *harness.SSHD) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("logs -f after Ctrl-C: %v; stderr:\n%s", err, stderr.String())
+	}
+}
+
+// A host migrated from the original shipit has its accessory's data in the
+// Docker volume named in shipit.toml (`docker run -v pgdata:...`): boot
+// mounts that volume as it is, creates and labels only missing ones, and
+// remove --volumes deletes only the volumes shipit created for that
+// accessory and no longer in use.
+func TestAccessoryMountsExistingNamedVolume(t *testing.T) {
+	env := harness.New(t)
+	h := env.StartIsolatedHost(t, 22)
+	a := newApp(t, env, "accvol", "/var/deploy", []*harness.SSHD{h}, "", "")
+	baseTOML, err := os.ReadFile(filepath.Join(a.dir, "shipit.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := string(baseTOML)
+	accessories := func(dbVolumes string) string {
+		return fmt.Sprintf(`
+[accessories.db]
+image = %q
+host = %q
+volumes = [%s]
+cmd = "sh -c 'trap \"exit 0\" TERM; cat /var/lib/postgresql/data/PG_VERSION; sleep 1d & wait'"
+
+[accessories.cache]
+image = %q
+host = %q
+volumes = ["shared:/shared"]
+cmd = "sh -c 'trap \"exit 0\" TERM; sleep 1d & wait'"
+`, harness.BaseImage, h.Addr, dbVolumes, harness.BaseImage, h.Addr)
+	}
+	const dbVolumes = `"pgdata:/var/lib/postgresql/data", "fresh:/fresh", "shared:/shared"`
+	volumeLabels := func(v string) string {
+		t.Helper()
+		return strings.TrimSpace(env.Docker(t, h, "volume", "inspect", "-f", "{{json .Labels}}", v))
+	}
+	volumeExists := func(v string) bool {
+		t.Helper()
+		for _, name := range strings.Fields(env.Docker(t, h, "volume", "ls", "-q")) {
+			if name == v {
+				return true
+			}
+		}
+		return false
+	}
+
+	// What the original shipit leaves: the volume pgdata, unlabelled, with
+	// the database in it.
+	env.Docker(t, h, "volume", "create", "pgdata")
+	env.Docker(t, h, "run", "--rm", "-v", "pgdata:/data", harness.BaseImage, "sh", "-c", "echo 16 > /data/PG_VERSION")
+
+	// An earlier shipit's <app>-<accessory>-NAME volume: boot refuses to
+	// start on an empty NAME beside it, and changes nothing.
+	env.Docker(t, h, "volume", "create", "--label", "shipit.app=accvol", "--label", "shipit.accessory=db", "accvol-db-old")
+	writeAccessories(t, a, base, accessories(`"old:/old"`))
+	out, code := a.shipit("accessory", "boot", "db", "-s", "production")
+	if code == 0 {
+		t.Fatal("boot beside an earlier shipit's volume succeeded")
+	}
+	mustContain(t, "legacy volume refusal", out, "volume old does not exist, but accvol-db-old does", `volumes = ["accvol-db-old:/path"]`)
+	if volumeExists("old") {
+		t.Fatal("the refused boot created the volume old")
+	}
+	if ids := strings.TrimSpace(env.Docker(t, h, "ps", "-aq", "--filter", "name=^accvol-db$")); ids != "" {
+		t.Fatalf("the refused boot created a container: %s", ids)
+	}
+	env.Docker(t, h, "volume", "rm", "accvol-db-old")
+
+	writeAccessories(t, a, base, accessories(dbVolumes))
+	out = a.mustShipit("accessory", "boot", "-s", "production")
+	mustContain(t, "boot", out, "cache: booted", "db: booted")
+	if got := strings.TrimSpace(env.Docker(t, h, "exec", "accvol-db", "cat", "/var/lib/postgresql/data/PG_VERSION")); got != "16" {
+		t.Fatalf("PG_VERSION in the accessory = %q: the existing volume pgdata was not mounted", got)
+	}
+	mustContain(t, "db logs", a.mustShipit("accessory", "logs", "db", "-s", "production"), h.Addr+" | 16")
+	mounts := env.Docker(t, h, "container", "inspect", "-f", `{{range .Mounts}}{{.Name}}:{{.Destination}} {{end}}`, "accvol-db")
+	mustContain(t, "db mounts", mounts, "pgdata:/var/lib/postgresql/data", "fresh:/fresh", "shared:/shared")
+	mustContain(t, "details", a.mustShipit("accessory", "details", "db", "-s", "production"), "volume pgdata:/var/lib/postgresql/data")
+	// pgdata is left as it was; shipit labels only what it created (cache
+	// booted first and made shared).
+	if got := volumeLabels("pgdata"); got != "null" && got != "{}" {
+		t.Fatalf("pgdata got labels %s", got)
+	}
+	mustContain(t, "fresh labels", volumeLabels("fresh"), `"shipit.accessory":"db"`, `"shipit.app":"accvol"`)
+	mustContain(t, "shared labels", volumeLabels("shared"), `"shipit.accessory":"cache"`)
+
+	// Without --volumes nothing is deleted, and the output says what
+	// --volumes would delete.
+	out = a.mustShipit("accessory", "remove", "db", "-s", "production")
+	mustContain(t, "remove", out, "db: removed container accvol-db",
+		"db: kept volumes pgdata, shared: shipit did not create them for db", "db: kept volume fresh (`shipit accessory remove db --volumes` deletes it)")
+	a.mustShipit("accessory", "boot", "db", "-s", "production")
+
+	// cache --volumes while db still mounts shared: kept.
+	out = a.mustShipit("accessory", "remove", "cache", "--volumes", "-s", "production")
+	mustContain(t, "remove cache --volumes", out, "cache: removed container accvol-cache", "cache: kept volume shared: still used by container accvol-db")
+
+	// db --volumes deletes only fresh.
+	out = a.mustShipit("accessory", "remove", "db", "--volumes", "-s", "production")
+	mustContain(t, "remove db --volumes", out, "db: removed volume fresh", "db: kept volumes pgdata, shared: shipit did not create them for db")
+	if volumeExists("fresh") {
+		t.Fatal("fresh survived remove --volumes")
+	}
+	if got := strings.TrimSpace(env.Docker(t, h, "run", "--rm", "-v", "pgdata:/data", harness.BaseImage, "cat", "/data/PG_VERSION")); got != "16" {
+		t.Fatalf("pgdata after remove --volumes = %q", got)
+	}
+
+	// Nothing uses shared any more: cache --volumes deletes the volume it created.
+	out = a.mustShipit("accessory", "remove", "cache", "--volumes", "-s", "production")
+	mustContain(t, "remove cache --volumes again", out, "cache: removed volume shared")
+	if !volumeExists("pgdata") || volumeExists("shared") {
+		t.Fatalf("volumes left: %s", env.Docker(t, h, "volume", "ls", "-q"))
 	}
 }

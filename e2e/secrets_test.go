@@ -173,3 +173,67 @@ func TestSecretsAndConfigReachContainers(t *testing.T) {
 		t.Fatalf("lock after rollback: %+v", lock)
 	}
 }
+
+// A project and key left by the original shipit deploy as they are: the
+// armored .shipit/secrets/production.age (sorted KEY=VALUE lines, no
+// trailing newline, encrypted to every recipient) and the key file
+// ~/.config/shipit/keys/<app>.key (one AGE-SECRET-KEY line, no newline).
+func TestSecretsFromOriginalShipit(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	deployTo := t.TempDir()
+	a := newApp(t, env, "secorig", deployTo, []*harness.SSHD{host}, "", "")
+	cleanupApp(t, env, host, "secorig")
+
+	keygen := filepath.Join(env.Dir, "secorig-keygen.key")
+	if out, err := exec.Command("age-keygen", "-o", keygen).CombinedOutput(); err != nil {
+		t.Fatalf("age-keygen: %v %s", err, out)
+	}
+	b, _ := os.ReadFile(keygen)
+	var secretKey, recipient string
+	for _, l := range strings.Split(string(b), "\n") {
+		if r, ok := strings.CutPrefix(l, "# public key: "); ok {
+			recipient = r
+		}
+		if strings.HasPrefix(l, "AGE-SECRET-KEY-") {
+			secretKey = l
+		}
+	}
+	keyPath := filepath.Join(a.home, ".config", "shipit", "keys", "secorig.key")
+	if err := os.MkdirAll(filepath.Dir(keyPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, []byte(secretKey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(keyPath) })
+
+	want := map[string]string{
+		"DATABASE_URL":    "postgres://app:p@ss@db:5432/app?sslmode=disable",
+		"GREETING":        "hello world",
+		"SECRET_KEY_BASE": "a1b2c3==d4e5=",
+	}
+	plain := "DATABASE_URL=" + want["DATABASE_URL"] + "\nGREETING=" + want["GREETING"] + "\nSECRET_KEY_BASE=" + want["SECRET_KEY_BASE"]
+	secretsDir := filepath.Join(a.dir, ".shipit", "secrets")
+	if err := os.MkdirAll(secretsDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("age", "-a", "-r", recipient, "-o", filepath.Join(secretsDir, "production.age"))
+	cmd.Stdin = strings.NewReader(plain)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("age: %v %s", err, out)
+	}
+	toml, _ := os.ReadFile(filepath.Join(a.dir, "shipit.toml"))
+	a.commit(map[string]string{"shipit.toml": string(toml) + "\n[secrets]\nrecipients = [\"" + recipient + "\"]\n"})
+
+	out := a.mustShipit("secrets", "list", "--reveal", "-s", "production")
+	mustContain(t, "secrets list --reveal", out, want["DATABASE_URL"], want["GREETING"], want["SECRET_KEY_BASE"])
+	a.mustShipit("deploy", "-s", "production")
+	lock, _ := readLock(t, filepath.Join(deployTo, "secorig"))
+	got := containerEnv(t, env, host, "secorig", lock.CurrentRelease)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("container %s = %q, want %q", k, got[k], v)
+		}
+	}
+}

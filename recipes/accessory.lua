@@ -41,10 +41,42 @@ local function ensure_image(h, s)
   h:run("docker image inspect " .. q(s.image) .. " >/dev/null 2>&1 || docker pull " .. q(s.image))
 end
 
+local function volume_exists(h, v)
+  return h:run({ "docker", "volume", "inspect", v }, { check = false, quiet = true }).code == 0
+end
+
+-- volume_owner says who created a volume: "app/accessory" from the labels
+-- shipit puts on the volumes it creates, "/" for a volume shipit did not
+-- create, nil when there is no such volume.
+local function volume_owner(h, v)
+  local r = h:run({ "docker", "volume", "inspect", "--format",
+    '{{index .Labels "shipit.app"}}/{{index .Labels "shipit.accessory"}}', v }, { check = false, quiet = true })
+  if r.code ~= 0 then return nil end
+  return (r.stdout:gsub("%s+$", ""))
+end
+
+-- Named volumes are mounted by the name written in shipit.toml, as Docker
+-- and the original shipit do; shipit creates (and labels) only the missing
+-- ones. Done before anything is stopped. Earlier versions of shipit named
+-- them <app>-<accessory>-NAME: refuse to boot on an empty NAME while such a
+-- volume holds the data.
+local function ensure_volumes(h, s)
+  for _, v in ipairs(s.named_volumes) do
+    local legacy = h.app .. "-" .. s.name .. "-" .. v
+    if not volume_exists(h, v) and volume_owner(h, legacy) == h.app .. "/" .. s.name then
+      fail("volume " .. v .. " does not exist, but " .. legacy .. " does: an earlier shipit named " .. s.name ..
+        "'s volumes <app>-<accessory>-NAME; shipit now mounts NAME as written in shipit.toml. " ..
+        "To keep the data, write volumes = [\"" .. legacy .. ":/path\"] in shipit.toml, or copy it into " .. v ..
+        " (docker volume create " .. v .. " && docker run --rm -v " .. legacy .. ":/from -v " .. v ..
+        ":/to " .. s.image .. " cp -a /from/. /to/)")
+    end
+  end
+  for _, cmd in ipairs(s.volume_create) do h:run(cmd) end
+end
+
 -- start runs the container and checks it stays up; on failure it shows the
 -- container's last log lines.
 local function start(h, s)
-  for _, cmd in ipairs(s.volume_create) do h:run(cmd) end
   local r = h:run(s.run, { stdin = s.env_file, check = false })
   if r.code ~= 0 then
     return false, "docker run failed (exit " .. r.code .. "): " .. r.stderr:gsub("%s+$", "")
@@ -75,6 +107,7 @@ task("accessory:boot", function(h)
     return
   end
   ensure_image(h, s)
+  ensure_volumes(h, s)
   if not cur then
     local ok, err = start(h, s)
     if not ok then
@@ -161,8 +194,11 @@ task("accessory:remove", function(h)
   else
     say(s, "no container to remove")
   end
-  -- Named volumes from the config, and any left labelled for this
-  -- accessory (a volume since dropped from shipit.toml).
+  -- The named volumes of shipit.toml, and any left labelled for this
+  -- accessory (a volume since dropped from shipit.toml). Only the volumes
+  -- shipit created for this accessory are ever deleted: a volume that
+  -- existed before (made by hand or by the original shipit) or that
+  -- another app or accessory created may hold someone else's data.
   local vols, seen = {}, {}
   for _, v in ipairs(s.named_volumes) do
     if not seen[v] then table.insert(vols, v) seen[v] = true end
@@ -172,20 +208,36 @@ task("accessory:remove", function(h)
   for v in out:gmatch("[^\n]+") do
     if not seen[v] then table.insert(vols, v) seen[v] = true end
   end
-  local present = {}
+  local mine, foreign = {}, {}
   for _, v in ipairs(vols) do
-    if h:run({ "docker", "volume", "inspect", v }, { check = false, quiet = true }).code == 0 then
-      table.insert(present, v)
+    local owner = volume_owner(h, v)
+    if owner == h.app .. "/" .. s.name then
+      table.insert(mine, v)
+    elseif owner then
+      table.insert(foreign, v)
     end
   end
-  if #present == 0 then return end
-  if params.volumes == "true" then
-    for _, v in ipairs(present) do
+  local function plural(t, one, many) return #t > 1 and many or one end
+  if #foreign > 0 then
+    say(s, "kept volume%s %s: shipit did not create %s for %s (%s before, or another app or accessory created %s), " ..
+      "so shipit never deletes %s",
+      plural(foreign, "", "s"), table.concat(foreign, ", "), plural(foreign, "it", "them"), s.name,
+      plural(foreign, "it existed", "they existed"), plural(foreign, "it", "them"), plural(foreign, "it", "them"))
+  end
+  if #mine == 0 then return end
+  if params.volumes ~= "true" then
+    say(s, "kept volume%s %s (`shipit accessory remove %s --volumes` deletes %s)",
+      plural(mine, "", "s"), table.concat(mine, ", "), s.name, plural(mine, "it", "them"))
+    return
+  end
+  for _, v in ipairs(mine) do
+    local users = h:run(shell.join({ "docker", "ps", "-a", "--filter", "volume=" .. v, "--format", "{{.Names}}" }),
+      { quiet = true }):gsub("%s+$", ""):gsub("\n", ", ")
+    if users ~= "" then
+      say(s, "kept volume %s: still used by container %s", v, users)
+    else
       h:run({ "docker", "volume", "rm", v })
       say(s, "removed volume %s", v)
     end
-  else
-    say(s, "kept volume%s %s (`shipit accessory remove %s --volumes` deletes %s)",
-      #present > 1 and "s" or "", table.concat(present, ", "), s.name, #present > 1 and "them" or "it")
   end
-end, "Remove an accessory's container (named volumes only with --volumes)")
+end, "Remove an accessory's container (with --volumes, also the named volumes shipit created for it)")

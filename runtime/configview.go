@@ -6,16 +6,31 @@ import (
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/shipit-dev/shipit/internal/config"
 )
 
 // configView turns the config struct into nested read-only tables keyed by
 // the TOML names. Struct tables are strict (a misspelled key is an error);
-// map tables (stages, env) return nil for absent keys.
+// map tables (stages, env) return nil for absent keys. A config.Duration
+// is its Go duration string ("2s"), a config.Batch its form in shipit.toml
+// (a number, or a string such as "25%").
 func configView(L *lua.LState, v any) lua.LValue {
 	return toLua(L, reflect.ValueOf(v))
 }
 
 func toLua(L *lua.LState, v reflect.Value) lua.LValue {
+	if v.IsValid() && v.CanInterface() {
+		switch x := v.Interface().(type) {
+		case config.Duration:
+			return lua.LString(x.String())
+		case config.Batch:
+			if n, ok := x.Count(); ok {
+				return lua.LNumber(n)
+			}
+			return lua.LString(x.String())
+		}
+	}
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Interface:
 		if v.IsNil() {

@@ -29,12 +29,17 @@ type Config struct {
 	KeepAlive         time.Duration // default 15s; 3 unanswered -> connection closed
 	MaxSessions       int           // concurrent sessions per connection, default 8
 	DialTimeout       time.Duration // default 15s, covers TCP connect and handshake
+	// DefaultUser is the SSH user of a target that names none, when
+	// ssh_config gives none for it either ("" = the current OS user, as
+	// OpenSSH does). shipit sets "deploy", the original shipit's default.
+	// Jump hosts without a user keep OpenSSH's default (ssh -J semantics).
+	DefaultUser string
 }
 
 // Target names a host as the user wrote it.
 type Target struct {
 	Host  string // ssh_config alias, hostname, IP, or "host:port"
-	User  string // "" -> ssh_config User -> current user
+	User  string // "" -> ssh_config User -> Config.DefaultUser -> current user
 	Port  int    // 0 -> port in Host -> ssh_config Port -> 22
 	Proxy string // "" -> ssh_config ProxyJump; else "user@host[:port],..." ("none" disables)
 }
@@ -171,6 +176,9 @@ func (p *Pool) resolve(t Target, jumpHop bool) (*resolved, error) {
 	}
 	if r.user == "" {
 		r.user = p.cfgGet(alias, "User")
+	}
+	if r.user == "" && !jumpHop {
+		r.user = p.cfg.DefaultUser
 	}
 	if r.user == "" {
 		r.user = currentUser()

@@ -327,6 +327,42 @@ func TestSSHConfigAlias(t *testing.T) {
 	}
 }
 
+// The user of a target that names none: ssh_config's User for the host,
+// else Config.DefaultUser ("deploy" in shipit, as in the original), else
+// the current user; jump hosts never take DefaultUser (ssh -J semantics).
+func TestDefaultUser(t *testing.T) {
+	home := t.TempDir()
+	cfgPath := writeTestFile(t, filepath.Join(home, "config"), "Host withuser\n  User alice\n\nHost bastion\n  HostName 10.0.0.9\n")
+	mk := func(def string) *Pool {
+		p := newPool(Config{KnownHostsFiles: []string{filepath.Join(home, "kh")}, SSHConfigPath: cfgPath, DefaultUser: def}, home, "")
+		t.Cleanup(func() { p.Close() })
+		return p
+	}
+	for _, tc := range []struct {
+		def    string
+		target Target
+		want   string
+	}{
+		{"deploy", Target{Host: "withuser"}, "alice@withuser:22"},
+		{"deploy", Target{Host: "plain.example"}, "deploy@plain.example:22"},
+		{"deploy", Target{Host: "plain.example", User: "root"}, "root@plain.example:22"},
+		{"", Target{Host: "plain.example"}, currentUser() + "@plain.example:22"},
+	} {
+		r, err := mk(tc.def).resolve(tc.target, false)
+		if err != nil || r.id() != tc.want {
+			t.Errorf("DefaultUser %q, %+v: %s, %v; want %s", tc.def, tc.target, r.id(), err, tc.want)
+		}
+	}
+	r, err := mk("deploy").resolve(Target{Host: "app.example", Proxy: "bastion,ops@jump2"}, false)
+	if err != nil || r.user != "deploy" || len(r.proxy) != 2 || r.proxy[0].user != "" || r.proxy[1].user != "ops" {
+		t.Fatalf("resolve with proxy = %+v, %v", r, err)
+	}
+	hop, err := mk("deploy").resolve(Target{Host: "bastion"}, true)
+	if err != nil || hop.id() != currentUser()+"@10.0.0.9:22" {
+		t.Fatalf("jump hop without a user = %s, %v; want the current user (ssh -J)", hop.id(), err)
+	}
+}
+
 func TestRunCancel(t *testing.T) {
 	e := newEnv(t, "")
 	writeTestFile(t, e.known, lines(e.sshd.knownHostsLine(0, false)))

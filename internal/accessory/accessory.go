@@ -34,7 +34,7 @@ const (
 
 // Volume is one mount of an accessory.
 type Volume struct {
-	Source string // full volume name (named) or absolute host path (bind)
+	Source string // volume name as written in shipit.toml (named), or absolute host path (bind)
 	Target string
 	Mode   string // "", "ro" or "rw"
 	Named  bool
@@ -77,7 +77,7 @@ type Spec struct {
 }
 
 var (
-	reVolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]*$`)
+	reVolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]+$`) // Docker's rule for volume names
 	reEnvKey  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
@@ -98,10 +98,10 @@ func Build(app, stage, name string, a config.Accessory) (*Spec, error) {
 	}
 	seen := map[string]bool{}
 	for _, raw := range a.Volumes {
-		v, err := parseVolume(app, name, raw)
+		v, err := parseVolume(raw)
 		if err != nil {
 			return nil, hint.New(fmt.Sprintf("%s.volumes: %q: %v", key, raw, err),
-				`use "NAME:/path/in/container" for a named volume (kept until remove --volumes) or "/absolute/host/path:/path/in/container" for a bind mount; ":ro" may follow`)
+				`use "NAME:/path/in/container" for the Docker volume NAME (created if missing) or "/absolute/host/path:/path/in/container" for a bind mount; ":ro" may follow`)
 		}
 		if seen[v.Target] {
 			return nil, hint.New(fmt.Sprintf("%s.volumes: %s is mounted twice", key, v.Target), "give each container path one volume")
@@ -200,9 +200,11 @@ func parsePort(p string) (string, error) {
 	return ip + ":" + host + ":" + ctr + proto, nil
 }
 
-// parseVolume resolves "name:/path[:ro]" to the named volume
-// <app>-<accessory>-<name>, and "/host/path:/path[:ro]" to a bind mount.
-func parseVolume(app, acc, raw string) (Volume, error) {
+// parseVolume resolves "name:/path[:ro]" to the Docker volume name (as
+// written: the original shipit and `docker run -v` use that name, so data
+// a migrated host already has is mounted), and "/host/path:/path[:ro]" to a
+// bind mount.
+func parseVolume(raw string) (Volume, error) {
 	parts := strings.Split(raw, ":")
 	if len(parts) < 2 || len(parts) > 3 {
 		return Volume{}, fmt.Errorf("expected SOURCE:/container/path[:ro]")
@@ -220,9 +222,9 @@ func parseVolume(app, acc, raw string) (Volume, error) {
 	switch {
 	case strings.HasPrefix(v.Source, "/"):
 	case reVolName.MatchString(v.Source):
-		v.Source, v.Named = app+"-"+acc+"-"+v.Source, true
+		v.Named = true
 	default:
-		return Volume{}, fmt.Errorf("%q is neither a volume name nor an absolute host path", v.Source)
+		return Volume{}, fmt.Errorf("%q is neither a volume name nor an absolute host path (a volume name is two or more letters, digits, '_', '.' or '-', starting with a letter or digit)", v.Source)
 	}
 	return v, nil
 }
@@ -268,20 +270,25 @@ func (s *Spec) EnvFile() string {
 	return b.String()
 }
 
-// VolumeCreateCommands create the named volumes with labels, so remove
-// --volumes finds them; creating an existing volume is a no-op.
+// VolumeCreateCommands create the named volumes that do not exist yet,
+// labelled with the app and accessory: those labels mark the volumes
+// shipit created, the only ones remove --volumes deletes. A volume that
+// already exists (made by hand, by the original shipit's `docker run -v`,
+// or shared with another accessory) is mounted as it is and never labelled.
 func (s *Spec) VolumeCreateCommands() []string {
 	var out []string
 	for _, v := range s.Volumes {
 		if v.Named {
-			out = append(out, shell.Join("docker", "volume", "create", "--label", LabelApp+"="+s.App,
-				"--label", LabelAccessory+"="+s.Name, v.Source)+" >/dev/null")
+			out = append(out, shell.Join("docker", "volume", "inspect", v.Source)+" >/dev/null 2>&1 || "+
+				shell.Join("docker", "volume", "create", "--label", LabelApp+"="+s.App,
+					"--label", LabelAccessory+"="+s.Name, v.Source)+" >/dev/null")
 		}
 	}
 	return out
 }
 
-// NamedVolumes are the full names of the accessory's named volumes.
+// NamedVolumes are the names of the accessory's named volumes, as written
+// in shipit.toml.
 func (s *Spec) NamedVolumes() []string {
 	var out []string
 	for _, v := range s.Volumes {

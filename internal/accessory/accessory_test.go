@@ -22,7 +22,7 @@ func TestBuildRunCommandAndEnvFile(t *testing.T) {
 	}
 	run := s.RunCommand()
 	for _, want := range []string{"--name shop-db", "--restart always", "--network traefik",
-		"--publish 127.0.0.1:5432:5432", "--volume shop-db-data:/var/lib/postgresql/data",
+		"--publish 127.0.0.1:5432:5432", "--volume data:/var/lib/postgresql/data",
 		"--volume /srv/backup:/backup:ro", "--env-file /dev/stdin", "postgres:16 postgres -c max_connections=200",
 		"--label shipit.accessory=db"} {
 		if !strings.Contains(run, want) {
@@ -35,7 +35,7 @@ func TestBuildRunCommandAndEnvFile(t *testing.T) {
 	if got := s.EnvFile(); got != "A=1\nPOSTGRES_PASSWORD=s3cr'et $x\n" {
 		t.Fatalf("env file = %q", got)
 	}
-	if got := s.NamedVolumes(); len(got) != 1 || got[0] != "shop-db-data" {
+	if got := s.NamedVolumes(); len(got) != 1 || got[0] != "data" {
 		t.Fatalf("named volumes = %v", got)
 	}
 	// The command line is one shell line: sh must see the words we meant.
@@ -45,6 +45,41 @@ func TestBuildRunCommandAndEnvFile(t *testing.T) {
 	}
 	if !strings.Contains(string(out), "[--label][shipit.config={") || !strings.HasSuffix(string(out), "[postgres:16][postgres][-c][max_connections=200]") {
 		t.Fatalf("sh words: %s", out)
+	}
+}
+
+// Named volumes are the Docker volumes written in shipit.toml, as with the
+// original shipit (`docker run -v pgdata:...`), so a migrated host's data
+// is mounted; only missing ones are created, labelled as shipit's.
+func TestNamedVolumesAsWritten(t *testing.T) {
+	s, err := Build("myapp", "production", "postgres", config.Accessory{
+		Image:   "postgres:16",
+		Volumes: []string{"pgdata:/var/lib/postgresql/data", "/srv/backup:/backup:ro", "my.vol_2:/x:rw"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(s.NamedVolumes(), " "); got != "pgdata my.vol_2" {
+		t.Fatalf("named volumes = %q", got)
+	}
+	run := s.RunCommand()
+	for _, want := range []string{"--volume pgdata:/var/lib/postgresql/data", "--volume /srv/backup:/backup:ro", "--volume my.vol_2:/x:rw"} {
+		if !strings.Contains(run, want) {
+			t.Errorf("run command lacks %q:\n%s", want, run)
+		}
+	}
+	if strings.Contains(run, "myapp-postgres-pgdata") {
+		t.Errorf("volume name prefixed:\n%s", run)
+	}
+	if got := strings.Join(s.Summary.Volumes, " "); got != "pgdata:/var/lib/postgresql/data /srv/backup:/backup:ro my.vol_2:/x:rw" {
+		t.Errorf("summary volumes = %q", got)
+	}
+	want := []string{
+		"docker volume inspect pgdata >/dev/null 2>&1 || docker volume create --label shipit.app=myapp --label shipit.accessory=postgres pgdata >/dev/null",
+		"docker volume inspect my.vol_2 >/dev/null 2>&1 || docker volume create --label shipit.app=myapp --label shipit.accessory=postgres my.vol_2 >/dev/null",
+	}
+	if got := s.VolumeCreateCommands(); strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("volume create commands:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 
@@ -74,7 +109,9 @@ func TestBadConfigsSayHowToFix(t *testing.T) {
 	}{
 		{config.Accessory{Image: "x", Volumes: []string{"./data:/data"}}, "neither a volume name nor an absolute host path"},
 		{config.Accessory{Image: "x", Volumes: []string{"data:relative"}}, "must be absolute"},
-		{config.Accessory{Image: "x", Volumes: []string{"a:/d", "b:/d"}}, "mounted twice"},
+		{config.Accessory{Image: "x", Volumes: []string{"aa:/d", "bb:/d"}}, "mounted twice"},
+		{config.Accessory{Image: "x", Volumes: []string{"a:/d"}}, "a volume name is two or more"},
+		{config.Accessory{Image: "x", Volumes: []string{"-x:/d"}}, "neither a volume name"},
 		{config.Accessory{Image: "x", Env: map[string]string{"K": "two\nlines"}}, "newline"},
 		{config.Accessory{Image: "x", Cmd: "echo hi; rm -rf /"}, "would need a shell"},
 		{config.Accessory{Image: "x", Cmd: "echo 'open"}, "unterminated"},

@@ -8,6 +8,7 @@ import (
 	pathpkg "path"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,7 +17,8 @@ import (
 	"github.com/shipit-dev/shipit/internal/text"
 )
 
-// Defaults applied by Parse to keys that shipit.toml leaves out.
+// Defaults applied by Parse to keys that shipit.toml leaves out. Where the
+// original shipit has a default, it is the same.
 const (
 	DefaultDeployTo       = "/var/deploy"
 	DefaultKeepReleases   = 5
@@ -24,12 +26,19 @@ const (
 	DefaultWebService     = "web"
 	DefaultComposeFile    = "docker-compose.yml"
 	DefaultBranch         = "main"
-	DefaultHealthPath     = "/"
-	DefaultHealthPort     = 80
-	DefaultHealthInterval = "2s"
+	DefaultStopTimeout    = Duration(30 * time.Second)
+	DefaultHealthPath     = "/health"
+	DefaultHealthPort     = 8080
+	DefaultHealthInterval = Duration(2 * time.Second)
+	DefaultHealthTimeout  = Duration(60 * time.Second)
 	DefaultHealthRetries  = 15
-	DefaultHealthTimeout  = "3s"
+	DefaultProbeTimeout   = Duration(5 * time.Second)
+	DefaultUnhealthyAfter = 3
 )
+
+// OSes are the values [stages.NAME] os accepts: the original shipit's
+// (ubuntu, debian, nixos) and alpine.
+var OSes = []string{"ubuntu", "debian", "nixos", "alpine"}
 
 // Error is a problem in shipit.toml. Error() is `FILE:LINE:COL: MSG`
 // (`FILE: MSG` when there is no position, e.g. the file cannot be read);
@@ -96,12 +105,26 @@ func Load(file string) (*Config, error) {
 // *Error.
 func Parse(data []byte, file string) (*Config, error) {
 	c := &Config{}
-	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields().EnableUnmarshalerInterface()
 	if err := dec.Decode(c); err != nil {
+		var ve *valueError
+		if errors.As(err, &ve) {
+			// Duration and Batch refuse the value without knowing where
+			// it is: find it.
+			if e := checkValues(buildIndex(data), file); e != nil {
+				return nil, e
+			}
+		}
 		return nil, decodeError(data, file, err)
 	}
 	c.Path = file
-	v := &validator{file: file, ix: buildIndex(data)}
+	ix := buildIndex(data)
+	// The decoder hands a table under a Duration key ([x.interval]) to
+	// UnmarshalTOML as its key/value lines; refuse what it let through.
+	if e := checkValues(ix, file); e != nil {
+		return nil, e
+	}
+	v := &validator{file: file, ix: ix}
 	v.check(c)
 	if v.err != nil {
 		return nil, v.err
@@ -234,6 +257,64 @@ func typeError(data []byte, file string, de *toml.DecodeError, got string) *Erro
 	return e
 }
 
+var (
+	durationType = reflect.TypeOf(Duration(0))
+	batchType    = reflect.TypeOf(Batch{})
+)
+
+// checkValues finds the first Duration or Batch value of the document that
+// does not decode, and says where it is and what is expected.
+func checkValues(ix *docIndex, file string) *Error {
+	for _, e := range ix.all {
+		t, ok := schemaType(e.p)
+		if !ok || (t != durationType && t != batchType) {
+			continue
+		}
+		k := e.p.key()
+		_, valPos := ix.vals[k] // arrays have no position of their own: use the key's
+		var ve *valueError
+		switch sc, isVal := ix.scalars[k]; {
+		case ix.tables[k] == e.pos, !isVal && ix.keys[k] == e.pos: // [a.interval] or interval.x = 1
+			ve = &valueError{typeGot: "table"}
+		case isVal && (ix.vals[k] == e.pos || !valPos && ix.keys[k] == e.pos):
+			if t == durationType {
+				_, ve = durationOf(sc.kind, sc.data)
+			} else {
+				_, ve = batchOf(sc.kind, sc.data)
+			}
+		default:
+			continue
+		}
+		if ve == nil {
+			continue
+		}
+		err := &Error{File: file, Line: e.pos.Line, Col: e.pos.Col, HintText: ve.hint}
+		if ve.typeGot != "" {
+			err.Msg = fmt.Sprintf("wrong type for %s: got %s", e.p, article(ve.typeGot))
+			if err.HintText == "" {
+				err.HintText = "expected " + describe(t)
+			}
+		} else {
+			err.Msg = fmt.Sprintf("%s: %s", e.p, ve.msg)
+		}
+		return err
+	}
+	return nil
+}
+
+// schemaType is the Go type at p when p is a path of the schema.
+func schemaType(p path) (reflect.Type, bool) {
+	t := configType
+	for _, part := range p {
+		nt, ok := step(t, part)
+		if !ok {
+			return nil, false
+		}
+		t = nt
+	}
+	return t, true
+}
+
 func article(kind string) string {
 	if kind == "" {
 		return "a value"
@@ -249,6 +330,12 @@ func article(kind string) string {
 func describe(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
+	}
+	switch t {
+	case durationType:
+		return durationWant
+	case batchType:
+		return batchWant
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -435,11 +522,17 @@ func (v *validator) check(c *Config) {
 	if d.ComposeFile == "" {
 		d.ComposeFile = DefaultComposeFile
 	}
+	v.duration(&d.DrainTimeout, 0, dp.append("drain_timeout"), 0,
+		"drain_timeout is how long a stopping release stays out of Traefik's rotation before it is stopped; leave it out to have shipit compute it")
+	if v.duration(&d.StopTimeout, DefaultStopTimeout, dp.append("stop_timeout"), 0, "") && d.StopTimeout.Std()%time.Second != 0 {
+		v.value(dp.append("stop_timeout"), "Docker's stop grace period is whole seconds: write stop_timeout = 30 or \"30s\"",
+			"deploy.stop_timeout must be a whole number of seconds, got %s", d.StopTimeout)
+	}
 
 	// [deploy.health_check]
 	h := &d.HealthCheck
 	hp := dp.append("health_check")
-	if h.Path == "" {
+	if h.Path == "" && !v.ix.has(hp.append("path")) {
 		h.Path = DefaultHealthPath
 	} else if !strings.HasPrefix(h.Path, "/") {
 		v.value(hp.append("path"), `write the path from the root, e.g. path = "/up"`, "deploy.health_check.path must start with \"/\", got %q", h.Path)
@@ -447,17 +540,35 @@ func (v *validator) check(c *Config) {
 	if !v.ix.has(hp.append("port")) {
 		h.Port = DefaultHealthPort
 	} else if h.Port < 1 || h.Port > 65535 {
-		v.value(hp.append("port"), "the port the web service listens on inside its container (default 80)",
+		v.value(hp.append("port"), "the port the web service listens on inside its container (default 8080)",
 			"deploy.health_check.port must be between 1 and 65535, got %d", h.Port)
 	}
+	v.duration(&h.Interval, DefaultHealthInterval, hp.append("interval"), Duration(time.Millisecond),
+		"interval is the time between two probes (Docker's minimum is 1ms)")
+	v.duration(&h.Timeout, DefaultHealthTimeout, hp.append("timeout"), 1,
+		"timeout is how long a deploy waits for the new release to become healthy (default 60s)")
 	if !v.ix.has(hp.append("retries")) {
 		h.Retries = DefaultHealthRetries
 	} else if h.Retries < 1 {
-		v.value(hp.append("retries"), "retries is how many failed checks mark the container unhealthy (default 15)",
+		v.value(hp.append("retries"), "a new container gets interval x retries to start before failed probes count (default 15)",
 			"deploy.health_check.retries must be at least 1, got %d", h.Retries)
 	}
-	v.duration(&h.Interval, DefaultHealthInterval, hp.append("interval"))
-	v.duration(&h.Timeout, DefaultHealthTimeout, hp.append("timeout"))
+	v.duration(&h.ProbeTimeout, DefaultProbeTimeout, hp.append("probe_timeout"), Duration(time.Millisecond),
+		"probe_timeout is how long one probe may take (Docker's minimum is 1ms)")
+	if !v.ix.has(hp.append("unhealthy_after")) {
+		h.UnhealthyAfter = DefaultUnhealthyAfter
+	} else if h.UnhealthyAfter < 1 {
+		v.value(hp.append("unhealthy_after"), "the number of consecutive failed probes after which a running container leaves Traefik's rotation (default 3)",
+			"deploy.health_check.unhealthy_after must be at least 1, got %d", h.UnhealthyAfter)
+	}
+
+	// [deploy.rollout]
+	r := &d.Rollout
+	rp := dp.append("rollout")
+	if !v.ix.has(rp.append("batch")) {
+		r.Batch = BatchPercent(100)
+	}
+	v.duration(&r.Wait, 0, rp.append("wait"), 0, "")
 
 	// [stages.*]
 	sp := path{"stages"}
@@ -482,6 +593,12 @@ func (v *validator) check(c *Config) {
 			continue
 		}
 		v.port(st.Port, p.append("port"))
+		if st.OS != "" || v.ix.has(p.append("os")) {
+			if !slices.Contains(OSes, st.OS) {
+				v.value(p.append("os"), "valid values: "+strings.Join(OSes, ", ")+"; leave os out to let shipit setup read /etc/os-release",
+					"invalid stages.%s.os %q", quoteKey(name), st.OS)
+			}
+		}
 		primary := -1
 		for i, host := range st.Hosts {
 			hp := p.append("hosts", idx(i))
@@ -534,16 +651,28 @@ func (v *validator) check(c *Config) {
 	}
 }
 
-func (v *validator) duration(s *string, def string, p path) {
-	if *s == "" && !v.ix.has(p) {
-		*s = def
-		return
+// duration applies def when shipit.toml leaves p out, else checks that
+// the value is at least lowest (Duration decoding already refused negative
+// values); why explains the key in the hint. It reports whether the key
+// was set and valid.
+func (v *validator) duration(d *Duration, def Duration, p path, lowest Duration, why string) bool {
+	if !v.ix.has(p) {
+		*d = def
+		return false
 	}
-	d, err := time.ParseDuration(*s)
-	if err != nil || d <= 0 {
-		v.value(p, fmt.Sprintf(`use a duration such as "2s", "500ms" or "1m30s" (default %q)`, def),
-			"invalid duration %s = %q", p, *s)
+	if *d < lowest {
+		hint := why
+		if hint != "" {
+			hint += "; "
+		}
+		if lowest == 1 {
+			v.value(p, hint+`use a positive duration such as "2s" or 2 (seconds)`, "%s must be positive, got %s", p, d)
+		} else {
+			v.value(p, hint+fmt.Sprintf(`use %s or more, e.g. "2s"`, lowest), "%s must be at least %s, got %s", p, lowest, d)
+		}
+		return false
 	}
+	return true
 }
 
 func (v *validator) port(n int, p path) {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 const minimal = `[app]
@@ -43,7 +44,7 @@ func TestErrors(t *testing.T) {
 			doc:    "[app]\nname = \"demo\"\n[deploy.health_check]\n  intervl = \"1s\"\n",
 			prefix: "shipit.toml:4:3: ",
 			msg:    []string{`unknown key "intervl" in [deploy.health_check]`},
-			hint:   []string{`did you mean "interval"?`, "path, port, interval, retries, timeout, cmd"},
+			hint:   []string{`did you mean "interval"?`, "path, port, interval, timeout, retries, probe_timeout, unhealthy_after, cmd"},
 		},
 		{
 			name:   "unknown key in inline host table",
@@ -64,7 +65,7 @@ func TestErrors(t *testing.T) {
 			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nhosts = [{ address = \"a\" }]\nproxi = \"j\"\n",
 			prefix: "shipit.toml:5:1: ",
 			msg:    []string{`unknown key "proxi" in [stages.prod]`},
-			hint:   []string{`did you mean "proxy"?`, "user, port, proxy, hosts, env, traefik"},
+			hint:   []string{`did you mean "proxy"?`, "user, port, os, proxy, hosts, env, traefik"},
 		},
 		{
 			name:   "unknown top-level key",
@@ -243,20 +244,176 @@ func TestErrors(t *testing.T) {
 			name:   "bad interval",
 			doc:    minimal + "[deploy.health_check]\ninterval = \"2 seconds\"\n",
 			prefix: "shipit.toml:7:12: ",
-			msg:    []string{`invalid duration deploy.health_check.interval = "2 seconds"`},
-			hint:   []string{`"500ms"`},
+			msg:    []string{`deploy.health_check.interval: invalid duration "2 seconds"`},
+			hint:   []string{`"500ms"`, "integer number of seconds"},
 		},
 		{
 			name:   "bad timeout",
 			doc:    minimal + "[deploy.health_check]\ntimeout = \"\"\n",
 			prefix: "shipit.toml:7:11: ",
-			msg:    []string{`invalid duration deploy.health_check.timeout = ""`},
+			msg:    []string{`deploy.health_check.timeout: invalid duration ""`},
+		},
+		{
+			name:   "duration string without a unit",
+			doc:    minimal + "[deploy.health_check]\ninterval = \"2\"\n",
+			prefix: "shipit.toml:7:12: ",
+			msg:    []string{`invalid duration "2"`},
+			hint:   []string{`needs a unit ("2s")`, "without quotes"},
+		},
+		{
+			name:   "negative integer duration",
+			doc:    minimal + "[deploy.health_check]\ntimeout = -60\n",
+			prefix: "shipit.toml:7:11: ",
+			msg:    []string{"deploy.health_check.timeout: must not be negative, got -60"},
+			hint:   []string{"an integer number of seconds (2)", `"1m30s"`},
+		},
+		{
+			name:   "negative duration string in an inline table",
+			doc:    minimal + "[deploy]\nhealth_check = { interval = \"-1s\" }\n",
+			prefix: "shipit.toml:7:29: ",
+			msg:    []string{`deploy.health_check.interval: must not be negative, got "-1s"`},
+		},
+		{
+			name:   "duration given a float",
+			doc:    minimal + "[deploy.health_check]\ninterval = 2.5\n",
+			prefix: "shipit.toml:7:12: ",
+			msg:    []string{"wrong type for deploy.health_check.interval: got a float"},
+			hint:   []string{`expected a duration: an integer number of seconds (2) or a duration string ("2s"`},
+		},
+		{
+			name:   "duration given a boolean",
+			doc:    minimal + "[deploy]\nstop_timeout = true\n",
+			prefix: "shipit.toml:7:16: ",
+			msg:    []string{"wrong type for deploy.stop_timeout: got a boolean"},
+		},
+		{
+			name:   "duration given an array",
+			doc:    minimal + "[deploy.rollout]\nwait = [1]\n",
+			prefix: "shipit.toml:7:1: ",
+			msg:    []string{"wrong type for deploy.rollout.wait: got an array"},
+		},
+		{
+			name:   "duration given a table",
+			doc:    minimal + "[deploy.health_check.probe_timeout]\nseconds = 1\n",
+			prefix: "shipit.toml:6:1: ",
+			msg:    []string{"wrong type for deploy.health_check.probe_timeout: got a table"},
+		},
+		{
+			name:   "duration given a dotted key",
+			doc:    minimal + "[deploy]\ndrain_timeout.s = 1\n",
+			prefix: "shipit.toml:7:1: ",
+			msg:    []string{"wrong type for deploy.drain_timeout: got a table"},
+		},
+		{
+			name:   "zero interval",
+			doc:    minimal + "[deploy.health_check]\ninterval = 0\n",
+			prefix: "shipit.toml:7:12: ",
+			msg:    []string{"deploy.health_check.interval must be at least 1ms, got 0s"},
+			hint:   []string{"between two probes"},
+		},
+		{
+			name:   "zero overall timeout",
+			doc:    minimal + "[deploy.health_check]\ntimeout = \"0s\"\n",
+			prefix: "shipit.toml:7:11: ",
+			msg:    []string{"deploy.health_check.timeout must be positive, got 0s"},
+			hint:   []string{"waits for the new release to become healthy"},
+		},
+		{
+			name:   "zero probe timeout",
+			doc:    minimal + "[deploy.health_check]\nprobe_timeout = 0\n",
+			prefix: "shipit.toml:7:17: ",
+			msg:    []string{"deploy.health_check.probe_timeout must be at least 1ms, got 0s"},
+		},
+		{
+			name:   "unhealthy_after zero",
+			doc:    minimal + "[deploy.health_check]\nunhealthy_after = 0\n",
+			prefix: "shipit.toml:7:19: ",
+			msg:    []string{"deploy.health_check.unhealthy_after must be at least 1, got 0"},
+			hint:   []string{"Traefik's rotation"},
+		},
+		{
+			name:   "retries zero",
+			doc:    minimal + "[deploy.health_check]\nretries = 0\n",
+			prefix: "shipit.toml:7:11: ",
+			msg:    []string{"deploy.health_check.retries must be at least 1, got 0"},
+		},
+		{
+			name:   "stop_timeout not whole seconds",
+			doc:    minimal + "[deploy]\nstop_timeout = \"1500ms\"\n",
+			prefix: "shipit.toml:7:16: ",
+			msg:    []string{"deploy.stop_timeout must be a whole number of seconds, got 1.5s"},
+		},
+		{
+			name:   "empty health path",
+			doc:    minimal + "[deploy.health_check]\npath = \"\"\n",
+			prefix: "shipit.toml:7:8: ",
+			msg:    []string{`deploy.health_check.path must start with "/"`},
+		},
+		{
+			name:   "batch zero",
+			doc:    minimal + "[deploy.rollout]\nbatch = 0\n",
+			prefix: "shipit.toml:7:9: ",
+			msg:    []string{"deploy.rollout.batch: must be at least 1 host, got 0"},
+			hint:   []string{`("25%")`, "every host at once"},
+		},
+		{
+			name:   "batch number in quotes",
+			doc:    minimal + "[deploy.rollout]\nbatch = \"3\"\n",
+			prefix: "shipit.toml:7:9: ",
+			msg:    []string{`deploy.rollout.batch: invalid batch "3"`},
+			hint:   []string{"batch = 3", `"3%"`},
+		},
+		{
+			name:   "batch percentage out of range",
+			doc:    minimal + "[deploy.rollout]\nbatch = \"0%\"\n",
+			prefix: "shipit.toml:7:9: ",
+			msg:    []string{`between 1% and 100%, got "0%"`},
+		},
+		{
+			name:   "batch fraction",
+			doc:    minimal + "[deploy.rollout]\nbatch = \"12.5%\"\n",
+			prefix: "shipit.toml:7:9: ",
+			msg:    []string{`invalid batch "12.5%"`},
+		},
+		{
+			name:   "batch given a float",
+			doc:    minimal + "[deploy.rollout]\nbatch = 0.5\n",
+			prefix: "shipit.toml:7:9: ",
+			msg:    []string{"wrong type for deploy.rollout.batch: got a float"},
+			hint:   []string{"an integer number of hosts (2) or a percentage"},
+		},
+		{
+			name:   "atomic given a string",
+			doc:    minimal + "[deploy.rollout]\natomic = \"yes\"\n",
+			prefix: "shipit.toml:7:10: ",
+			msg:    []string{"wrong type for deploy.rollout.atomic: got a string"},
+		},
+		{
+			name:   "unknown rollout key",
+			doc:    minimal + "[deploy.rollout]\nbatches = 2\n",
+			prefix: "shipit.toml:7:1: ",
+			msg:    []string{`unknown key "batches" in [deploy.rollout]`},
+			hint:   []string{`did you mean "batch"?`, "batch, wait, atomic"},
+		},
+		{
+			name:   "unknown os",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nos = \"fedora\"\nhosts = [{ address = \"a\" }]\n",
+			prefix: "shipit.toml:4:6: ",
+			msg:    []string{`invalid stages.prod.os "fedora"`},
+			hint:   []string{"valid values: ubuntu, debian, nixos, alpine"},
+		},
+		{
+			name:   "os in another case",
+			doc:    "[app]\nname = \"demo\"\n[stages.prod]\nos = \"Ubuntu\"\nhosts = [{ address = \"a\" }]\n",
+			prefix: "shipit.toml:4:6: ",
+			msg:    []string{`invalid stages.prod.os "Ubuntu"`},
 		},
 		{
 			name:   "bad health port",
 			doc:    minimal + "[deploy.health_check]\nport = 70000\n",
 			prefix: "shipit.toml:7:8: ",
 			msg:    []string{"deploy.health_check.port must be between 1 and 65535"},
+			hint:   []string{"(default 8080)"},
 		},
 		{
 			name:   "relative deploy_to",
@@ -325,18 +482,28 @@ keep_releases = 3
 build = "local"
 web_service = "frontend"
 compose_file = "compose.prod.yml"
+drain_timeout = "20s"
+stop_timeout = 45
 
 [deploy.health_check]
 path = "/up"
-port = 8080
+port = 3000
 interval = "500ms"
 retries = 30
 timeout = "1m30s"
+probe_timeout = 1
+unhealthy_after = 2
 cmd = "test -f /tmp/ready"
+
+[deploy.rollout]
+batch = "25%"
+wait = "10s"
+atomic = true
 
 [stages.production]
 user = "deploy"
 port = 2222
+os = "alpine"
 proxy = "jump@bastion:22,jump2@inner"
 hosts = [
   { address = "10.0.0.1" },
@@ -382,11 +549,14 @@ func TestFullExample(t *testing.T) {
 		App: App{Name: "shop", Repository: "git@example.com:acme/shop.git", Branch: "release"},
 		Deploy: Deploy{
 			DeployTo: "/srv/apps", KeepReleases: 3, Build: "local", WebService: "frontend", ComposeFile: "compose.prod.yml",
-			HealthCheck: HealthCheck{Path: "/up", Port: 8080, Interval: "500ms", Retries: 30, Timeout: "1m30s", Cmd: "test -f /tmp/ready"},
+			DrainTimeout: Duration(20 * time.Second), StopTimeout: Duration(45 * time.Second),
+			HealthCheck: HealthCheck{Path: "/up", Port: 3000, Interval: Duration(500 * time.Millisecond), Timeout: Duration(90 * time.Second),
+				Retries: 30, ProbeTimeout: Duration(time.Second), UnhealthyAfter: 2, Cmd: "test -f /tmp/ready"},
+			Rollout: Rollout{Batch: BatchPercent(25), Wait: Duration(10 * time.Second), Atomic: true},
 		},
 		Stages: map[string]*Stage{
 			"production": {
-				User: "deploy", Port: 2222, Proxy: "jump@bastion:22,jump2@inner",
+				User: "deploy", Port: 2222, OS: "alpine", Proxy: "jump@bastion:22,jump2@inner",
 				Hosts: []Host{{Address: "10.0.0.1"}, {Address: "10.0.0.2:2200", User: "root", Port: 2200}},
 				Env:   map[string]string{"RAILS_ENV": "production", "WORKERS": "4"},
 				Traefik: Traefik{Domain: "shop.example.com", TLS: true, ACMEEmail: "ops@example.com",
@@ -421,8 +591,13 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The original shipit's defaults where it has one (health path, port,
+	// interval, timeout, retries), ours for the rest.
 	want := Deploy{DeployTo: "/var/deploy", KeepReleases: 5, Build: "remote", WebService: "web", ComposeFile: "docker-compose.yml",
-		HealthCheck: HealthCheck{Path: "/", Port: 80, Interval: "2s", Retries: 15, Timeout: "3s"}}
+		DrainTimeout: 0, StopTimeout: Duration(30 * time.Second),
+		HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: Duration(2 * time.Second), Timeout: Duration(60 * time.Second),
+			Retries: 15, ProbeTimeout: Duration(5 * time.Second), UnhealthyAfter: 3},
+		Rollout: Rollout{Batch: BatchPercent(100), Wait: 0, Atomic: false}}
 	if c.Deploy != want {
 		t.Errorf("deploy = %+v\nwant     %+v", c.Deploy, want)
 	}
@@ -432,14 +607,24 @@ func TestDefaults(t *testing.T) {
 	if c.AppPath() != "/var/deploy/demo" {
 		t.Errorf("AppPath = %q", c.AppPath())
 	}
+	if st := c.Stages["prod"]; st.User != "" || st.Port != 0 || st.OS != "" {
+		t.Errorf("stage user/port/os = %q/%d/%q: the SSH defaults are sshpool's (ssh_config, deploy, 22); os is detected", st.User, st.Port, st.OS)
+	}
+	if got := c.Deploy.Rollout.Batch.Size(7); got != 7 {
+		t.Errorf("default batch size of 7 hosts = %d, want all 7", got)
+	}
 	// Explicit values that equal Go zero values are not replaced silently
 	// when they are valid; partial tables keep their other defaults.
-	c, err = Parse([]byte(minimal+"[deploy.health_check]\nport = 3000\n"), "shipit.toml")
+	c, err = Parse([]byte(minimal+"[deploy]\nstop_timeout = 0\ndrain_timeout = \"0s\"\n[deploy.health_check]\nport = 3000\n[deploy.rollout]\nwait = 0\n"), "shipit.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if hc := c.Deploy.HealthCheck; hc.Port != 3000 || hc.Path != "/" || hc.Retries != 15 || hc.Interval != "2s" {
+	if hc := c.Deploy.HealthCheck; hc.Port != 3000 || hc.Path != "/health" || hc.Retries != 15 || hc.Interval != DefaultHealthInterval ||
+		hc.Timeout != DefaultHealthTimeout || hc.ProbeTimeout != DefaultProbeTimeout || hc.UnhealthyAfter != 3 {
 		t.Errorf("health_check = %+v", hc)
+	}
+	if c.Deploy.StopTimeout != 0 || c.Deploy.DrainTimeout != 0 {
+		t.Errorf("explicit zero stop/drain timeouts = %s/%s, want 0s/0s", c.Deploy.StopTimeout, c.Deploy.DrainTimeout)
 	}
 }
 

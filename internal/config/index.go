@@ -83,7 +83,15 @@ type docIndex struct {
 	keyAt   map[pos]path   // key position -> path
 	valAt   map[pos]path   // value position -> path
 	present map[string]bool
-	all     []entry // every recorded position, for prefix lookups
+	scalars map[string]scalar // path -> kind and data of the value written there
+	all     []entry           // every recorded position, for prefix lookups
+}
+
+// scalar is a TOML value: its kind and, for a scalar, its data (an
+// integer's digits as written, a string's content).
+type scalar struct {
+	kind unstable.Kind
+	data string
 }
 
 type entry struct {
@@ -96,6 +104,7 @@ func buildIndex(data []byte) *docIndex {
 	ix := &docIndex{
 		keys: map[string]pos{}, vals: map[string]pos{}, tables: map[string]pos{},
 		keyAt: map[pos]path{}, valAt: map[pos]path{}, present: map[string]bool{},
+		scalars: map[string]scalar{},
 	}
 	var p unstable.Parser
 	p.Reset(data)
@@ -145,6 +154,7 @@ func buildIndex(data []byte) *docIndex {
 			ix.all = append(ix.all, entry{at0, vp})
 		}
 		ix.present[at0.key()] = true
+		ix.scalars[at0.key()] = scalar{v.Kind, string(v.Data)}
 		switch v.Kind {
 		case unstable.InlineTable:
 			it := v.Children()

@@ -29,24 +29,37 @@ type Deploy struct {
 	Build        string      `toml:"build"`         // "remote" (default) | "local"
 	WebService   string      `toml:"web_service"`   // default "web"
 	ComposeFile  string      `toml:"compose_file"`  // default docker-compose.yml
+	DrainTimeout Duration    `toml:"drain_timeout"` // 0 (default): automatic, see docs/configuration.md
+	StopTimeout  Duration    `toml:"stop_timeout"`  // default 30s, whole seconds
 	HealthCheck  HealthCheck `toml:"health_check"`
+	Rollout      Rollout     `toml:"rollout"`
 }
 
 // HealthCheck is [deploy.health_check]: the web service's Docker health
-// check, which gates every deploy.
+// check, which gates every deploy and keeps Traefik's rotation healthy.
 type HealthCheck struct {
-	Path     string `toml:"path"`     // default "/"
-	Port     int    `toml:"port"`     // default 80
-	Interval string `toml:"interval"` // Go/compose duration, default "2s"
-	Retries  int    `toml:"retries"`  // default 15
-	Timeout  string `toml:"timeout"`  // default "3s"
-	Cmd      string `toml:"cmd"`      // optional; replaces the HTTP check
+	Path           string   `toml:"path"`            // default "/health"
+	Port           int      `toml:"port"`            // default 8080
+	Interval       Duration `toml:"interval"`        // between probes, default 2s
+	Timeout        Duration `toml:"timeout"`         // overall wait for a new release to be healthy, default 60s
+	Retries        int      `toml:"retries"`         // start period = interval x retries, default 15
+	ProbeTimeout   Duration `toml:"probe_timeout"`   // one probe, default 5s
+	UnhealthyAfter int      `toml:"unhealthy_after"` // consecutive failed probes, default 3
+	Cmd            string   `toml:"cmd"`             // optional; replaces the HTTP probe
+}
+
+// Rollout is [deploy.rollout]: how the hosts of a stage take turns.
+type Rollout struct {
+	Batch  Batch    `toml:"batch"`  // hosts at once; default all
+	Wait   Duration `toml:"wait"`   // pause between batches, default 0
+	Atomic bool     `toml:"atomic"` // all hosts end on the new release, or all on the previous one
 }
 
 // Stage is [stages.NAME]: where and how to deploy.
 type Stage struct {
-	User    string            `toml:"user"`  // default: ~/.ssh/config or current user
+	User    string            `toml:"user"`  // default: ~/.ssh/config, else "deploy"
 	Port    int               `toml:"port"`  // default: ~/.ssh/config or 22
+	OS      string            `toml:"os"`    // ubuntu, debian, nixos, alpine; default: detected by setup
 	Proxy   string            `toml:"proxy"` // jump host(s): user@host[:port][,user@host...]
 	Hosts   []Host            `toml:"hosts"` // required, at least one
 	Env     map[string]string `toml:"env"`
