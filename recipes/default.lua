@@ -30,7 +30,7 @@ local COMPOSE_DESC = ".shipit-compose"
 local IMAGES = ".shipit-images"
 
 -- Helpers, defined at the end of the file.
-local health, deploy_key, release_dir, project, compose_in, read_lock, current_release, switch_current,
+local health, release_dir, project, compose_in, read_lock, current_release, switch_current,
       write_lock, list_releases, describe_release, stop_release, start_release
 
 ---------------------------------------------------------------------------
@@ -315,34 +315,25 @@ end, "List releases (* current, < rollback target)")
 -- Helpers
 ---------------------------------------------------------------------------
 
--- health returns the health check settings as durations strings and
--- numbers. The Docker health check gets a start period of interval x
--- retries (failed probes while the release boots do not count) and turns
--- unhealthy after unhealthy_after failed probes: that is how fast a
--- drained release leaves Traefik's rotation.
+-- health returns the health check settings. The Docker health check gets
+-- a start period of interval x retries (failed probes while the release
+-- boots do not count) and turns unhealthy after unhealthy_after failed
+-- probes: that is how fast a drained release leaves Traefik's rotation.
 function health()
   local HC = D.health_check
   local hc = {
     port = HC.port, path = HC.path, cmd = HC.cmd, interval = HC.interval,
-    timeout = deploy_key(HC, "timeout", "60s"), probe_timeout = deploy_key(HC, "probe_timeout", "5s"),
-    retries = HC.retries, unhealthy_after = deploy_key(HC, "unhealthy_after", 3),
+    timeout = HC.timeout, probe_timeout = HC.probe_timeout,
+    retries = HC.retries, unhealthy_after = HC.unhealthy_after,
   }
   local interval = time.seconds(hc.interval)
   hc.start_period = time.duration(interval * hc.retries)
-  local drain = deploy_key(D, "drain_timeout", "0s")
-  if time.seconds(drain) == 0 then
-    drain = time.duration(interval * hc.unhealthy_after + time.seconds(hc.probe_timeout) + 5)
+  hc.drain_timeout = D.drain_timeout
+  if time.seconds(hc.drain_timeout) == 0 then
+    hc.drain_timeout = time.duration(interval * hc.unhealthy_after + time.seconds(hc.probe_timeout) + 5)
   end
-  hc.drain_timeout = drain
-  hc.stop_timeout = deploy_key(D, "stop_timeout", "30s")
+  hc.stop_timeout = D.stop_timeout
   return hc
-end
-
--- deploy_key reads an optional key of a config table.
-function deploy_key(t, key, default)
-  local ok, v = pcall(function() return t[key] end)
-  if ok and v ~= nil and v ~= "" then return v end
-  return default
 end
 
 function release_dir(h, release)

@@ -95,6 +95,7 @@ func (g *Globals) pool() *sshpool.Pool {
 		AcceptNewHostKeys: g.AcceptNewHostKeys,
 		IdentityFiles:     g.SSHKey,
 		SSHConfigPath:     g.SSHConfig,
+		DefaultUser:       "deploy", // the original shipit's default
 	})
 	g.pools = append(g.pools, p)
 	return p

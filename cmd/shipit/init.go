@@ -381,14 +381,17 @@ func renderToml(a initAnswers) string {
 	w("# must be healthy before the previous one stops.\n")
 	w("[deploy.health_check]\n")
 	w("port = %d\n", a.Port)
-	w("path = \"/\"\n")
-	w("# interval = \"2s\"\n# retries = 15\n# timeout = \"3s\"\n")
+	w("path = \"/\"                       # default /health\n")
+	w("# interval = \"2s\"                # one probe every interval\n")
+	w("# retries = 15                     # boot allowance: interval x retries\n")
+	w("# timeout = \"60s\"                # how long a deploy waits for healthy\n")
+	w("# unhealthy_after = 3              # failed probes that take a container out of rotation\n")
 	w("# cmd = \"pg_isready\"            # replaces the HTTP probe\n\n")
 	w("[stages.%s]\n", a.Stage)
 	if a.User != "" {
 		w("user = %s\n", tomlString(a.User))
 	} else {
-		w("# user = \"deploy\"                # default: ~/.ssh/config, else your user\n")
+		w("# user = \"deploy\"                # default: ~/.ssh/config, else deploy\n")
 	}
 	w("# port = 22\n# proxy = \"jump@bastion.example.com\"\n")
 	if len(a.Hosts) == 0 {

@@ -98,8 +98,8 @@ func (e *Error) Hint() string { return e.HintText }
 const (
 	DefaultWebService   = "web"
 	DefaultCertResolver = "letsencrypt"
-	DefaultPort         = 80
-	DefaultPath         = "/"
+	DefaultPort         = 8080
+	DefaultPath         = "/health"
 	DefaultInterval     = "2s"
 	DefaultTimeout      = "5s"
 	DefaultRetries      = 3

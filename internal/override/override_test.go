@@ -128,7 +128,7 @@ func TestStructure(t *testing.T) {
 		"traefik.http.routers." + r + ".tls":                        "true",
 		"traefik.http.routers." + r + ".tls.certresolver":           "letsencrypt",
 		"traefik.http.routers." + r + ".service":                    sv,
-		"traefik.http.services." + sv + ".loadbalancer.server.port": "80",
+		"traefik.http.services." + sv + ".loadbalancer.server.port": "8080",
 		"traefik.docker.network":                                    "traefik",
 	}
 	if !strings.HasPrefix(r, "shop-production-") || sv != "shop-production" {
@@ -150,7 +150,7 @@ func TestStructure(t *testing.T) {
 		t.Errorf("networks = %+v", d.Networks)
 	}
 	hc := web.Healthcheck
-	if hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], " http://127.0.0.1:80/;") ||
+	if hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], " http://127.0.0.1:8080/health;") ||
 		hc.Interval != "2s" || hc.Timeout != "5s" || hc.Retries != 3 || hc.StartPeriod != "0s" ||
 		!strings.HasPrefix(hc.Test[1], "[ ! -e /run/shipit/drain ] && { ") {
 		t.Errorf("healthcheck = %+v", hc)
