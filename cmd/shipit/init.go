@@ -383,9 +383,9 @@ func renderToml(a initAnswers) string {
 	w("port = %d\n", a.Port)
 	w("path = \"/\"                       # default /health\n")
 	w("# interval = \"2s\"                # one probe every interval\n")
-	w("# retries = 15                     # boot allowance: interval x retries\n")
+	w("# retries = 15                   # boot allowance: interval x retries\n")
 	w("# timeout = \"60s\"                # how long a deploy waits for healthy\n")
-	w("# unhealthy_after = 3              # failed probes that take a container out of rotation\n")
+	w("# unhealthy_after = 3            # failed probes that take a container out of rotation\n")
 	w("# cmd = \"pg_isready\"            # replaces the HTTP probe\n\n")
 	w("[stages.%s]\n", a.Stage)
 	if a.User != "" {
