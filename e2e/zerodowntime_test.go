@@ -1,20 +1,13 @@
 package e2e
 
-// Zero-downtime deploys through a real Traefik (issue 7).
-//
-// TestZeroDowntimeDeploy is the acceptance test of draining: an isolated
-// host set up with `shipit setup` and the real Traefik image
-// (harness.TraefikImage), the graceful app (harness.GracefulAppFiles)
-// deployed, then deployed twice more while harness.Load sends requests
-// through Traefik on new connections, plus a 2-second request every second.
-// It asserts that no request failed and that every slow request completed.
-//
-// It is OFF unless SHIPIT_ZD_BASELINE=1: today's deploy stops the previous
-// release while Traefik still routes to it, and the test fails (measured
-// on the traefik branch: see traefik-facts.md in the notes). Turn it on
-// (drop the switch) once deploy:stop_previous drains the old release.
-//
-//	SHIPIT_ZD_BASELINE=1 go test ./e2e -run TestZeroDowntimeDeploy -v -count=1
+// Zero-downtime deploys through a real Traefik (issue 7): an isolated host
+// set up with `shipit setup` and the real Traefik image
+// (harness.TraefikImage), the graceful app (on SIGTERM it stops accepting
+// at once and finishes in-flight requests), and harness.Load sending
+// requests through Traefik on new connections plus a 2-second request
+// every second. Across a deploy, a failed deploy, a second deploy, a
+// rollback and a deploy that changes the domain, no request may fail and
+// every slow request must complete.
 
 import (
 	"fmt"
@@ -26,8 +19,6 @@ import (
 
 	"github.com/shipit-dev/shipit/e2e/harness"
 )
-
-const zdBaselineEnv = "SHIPIT_ZD_BASELINE"
 
 // zdIsolatedHost is the isolated host number this test holds (a
 // machine-wide resource; see harness.StartIsolatedHost).
@@ -41,11 +32,15 @@ branch = "main"
 [deploy]
 deploy_to = "/var/deploy"
 keep_releases = 3
+stop_timeout = "10s"
 
 [deploy.health_check]
 port = %d
 path = "/health"
 interval = "500ms"
+retries = 20
+timeout = "30s"
+unhealthy_after = 2
 %s
 [stages.production]
 user = "root"
@@ -53,127 +48,149 @@ hosts = [{ address = %q }]
 
 [stages.production.traefik]
 domain = %q
-tls = false
 image = %q
 `, name, harness.GracefulAppPort, healthExtra, addr, domain, harness.TraefikImage)
 }
 
-// zdDrainLua drains the previous release from shipit.lua, with today's
-// binary: wait for Traefik to route the new release (its provider applies
-// changes at most every 2s), make the old web container's health check
-// fail (marker file), wait until Traefik has dropped it, then let
-// deploy:stop_previous stop it. The waits are fixed sleeps: Traefik's API
-// is not enabled by shipit setup.
-const zdDrainLua = `
-before("deploy:stop_previous", function(h)
-  if h.previous_release == "" then return end
-  local ids = h:run({"docker", "ps", "-q",
-    "--filter", "label=com.docker.compose.project=" .. h.app .. "-" .. h.previous_release,
-    "--filter", "label=com.docker.compose.service=web"})
-  h:run("sleep 2.5")
-  for id in ids:gmatch("%S+") do
-    h:run({"docker", "exec", id, "touch", "/tmp/shipit-drain"})
-  end
-  -- 2 failed probes at 500ms, then Traefik's reaction (< 2s throttle)
-  h:run("sleep 3")
-end)
-`
+type zdRun struct {
+	t      *testing.T
+	env    *harness.Env
+	a      *app
+	host   *harness.SSHD
+	url    string
+	domain string
+}
 
-// zdDeploys sets up an isolated host with the real Traefik, deploys the
-// graceful app (files on top of harness.GracefulAppFiles), then deploys
-// versions 2 and 3 under load; it returns the load report and logs it by
-// phase.
-func zdDeploys(t *testing.T, healthExtra string, files map[string]string) harness.LoadReport {
+// newZD sets up an isolated host with the real Traefik and deploys the
+// graceful app, version 1.
+func newZD(t *testing.T) *zdRun {
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, zdIsolatedHost)
 	env.AllowContainerTraffic(t, host)
 	env.LoadImage(t, host, harness.TraefikImage)
-
-	const name, domain = "zd", "zd.example.com"
-	a := &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home"), name: name}
-	if err := os.MkdirAll(a.home, 0o700); err != nil {
+	const name = "zd"
+	z := &zdRun{t: t, env: env, host: host, domain: "zd.example.com"}
+	z.a = &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home"), name: name}
+	if err := os.MkdirAll(z.a.home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	all := harness.GracefulAppFiles(t, "1")
-	for k, v := range files {
-		all[k] = v
-	}
-	all["shipit.toml"] = zdToml(name, host.Addr, domain, healthExtra)
-	harness.GitRepo(t, a.dir, all)
-
+	files := harness.GracefulAppFiles(t, "1")
+	files["shipit.toml"] = zdToml(name, host.Addr, z.domain, "")
+	harness.GitRepo(t, z.a.dir, files)
 	httpPort, httpsPort := harness.FreePort(t), harness.FreePort(t)
-	a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
-	mustContain(t, "setup", a.mustShipit("setup", "-s", "production"), "started container traefik ("+harness.TraefikImage+")")
-	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-
-	a.mustShipit("deploy", "-s", "production")
-	took := harness.WaitAnswer(t, url, domain, "version 1", 60*time.Second)
-	t.Logf("release 1 routed by Traefik %v after the deploy returned", took.Round(time.Millisecond))
-
-	load := harness.StartLoad(t, harness.LoadOpts{URL: url, Host: domain})
-	time.Sleep(3 * time.Second)
-	type span struct {
-		version    string
-		start, end time.Time
-	}
-	var deploys []span
-	for _, v := range []string{"2", "3"} {
-		a.commit(map[string]string{"version.txt": v + "\n"})
-		start := time.Now()
-		a.mustShipit("deploy", "-s", "production")
-		end := time.Now()
-		harness.WaitAnswer(t, url, domain, "version "+v, 30*time.Second)
-		deploys = append(deploys, span{v, start, end})
-		time.Sleep(3 * time.Second)
-	}
-	rep := load.Stop()
-
-	var b strings.Builder
-	fmt.Fprintf(&b, "whole run: %v\n", rep)
-	fmt.Fprintf(&b, "before the first redeploy: %v\n", rep.Window(rep.From, deploys[0].start))
-	for _, d := range deploys {
-		fmt.Fprintf(&b, "deploy of version %s (%v): %v\n", d.version, d.end.Sub(d.start).Round(time.Millisecond),
-			rep.Window(d.start, d.end.Add(2*time.Second)))
-	}
-	t.Log(b.String())
-	out := env.Docker(t, host, "ps", "--filter", "label=shipit.app="+name, "--format", "{{.Names}} {{.Status}}")
-	if n := len(strings.Split(strings.TrimSpace(out), "\n")); n != 1 {
-		t.Errorf("%d containers of the app run after the deploys, want 1:\n%s", n, out)
-	}
-	return rep
+	z.a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
+	mustContain(t, "setup", z.a.mustShipit("setup", "-s", "production"), "started container traefik ("+harness.TraefikImage+")")
+	z.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	z.a.mustShipit("deploy", "-s", "production")
+	harness.WaitAnswer(t, z.url, z.domain, "version 1", 60*time.Second)
+	return z
 }
 
-func zdCheck(t *testing.T, rep harness.LoadReport) {
+// answersNow checks that right after a command returned, 20 requests in a
+// row are answered by version v.
+func (z *zdRun) answersNow(domain, v string) {
+	z.t.Helper()
+	for i := 0; i < 20; i++ {
+		code, body := harness.HTTPGet(z.url, domain)
+		if code != 200 || strings.TrimSpace(body) != "version "+v {
+			z.t.Fatalf("request %d after the command returned: %d %q, want version %s", i+1, code, strings.TrimSpace(body), v)
+		}
+	}
+}
+
+func (z *zdRun) commit(files map[string]string) { z.a.commit(files) }
+
+func zdCheck(t *testing.T, what string, rep harness.LoadReport) {
 	t.Helper()
+	t.Logf("%s: %v", what, rep)
 	if rep.Failed != 0 || rep.SlowCompleted != rep.SlowStarted {
-		t.Errorf("not zero-downtime: %d of %d requests failed %v; %d of %d slow requests completed",
-			rep.Failed, rep.Sent, rep.ByKind, rep.SlowCompleted, rep.SlowStarted)
-	}
-	if rep.Versions["3"] == 0 {
-		t.Errorf("no answer from version 3: %v", rep.Versions)
+		t.Errorf("%s: not zero-downtime: %d of %d requests failed %v; %d of %d slow requests completed",
+			what, rep.Failed, rep.Sent, rep.ByKind, rep.SlowCompleted, rep.SlowStarted)
 	}
 }
 
-// TestZeroDowntimeDeploy: the product path, today's recipe (see the top of
-// this file). Fails today.
-func TestZeroDowntimeDeploy(t *testing.T) {
-	if os.Getenv(zdBaselineEnv) != "1" {
-		t.Logf("off: %s=1 runs it; it fails until deploys drain the previous release (see the comment at the top of e2e/zerodowntime_test.go)", zdBaselineEnv)
-		return
+func TestZeroDowntimeThroughTraefik(t *testing.T) {
+	z := newZD(t)
+	load := harness.StartLoad(t, harness.LoadOpts{URL: z.url, Host: z.domain})
+	time.Sleep(2 * time.Second)
+	phase := func(name string, fn func()) {
+		start := time.Now()
+		fn()
+		time.Sleep(500 * time.Millisecond)
+		rep := load.Snapshot()
+		w := harness.NewLoadReport(start, time.Now(), rep)
+		zdCheck(t, name, w)
+		if w.Sent < 300 {
+			t.Errorf("%s: only %d requests during the phase, want at least 300", name, w.Sent)
+		}
 	}
-	zdCheck(t, zdDeploys(t, "retries = 20\n", nil))
+
+	phase("deploy of version 2", func() {
+		z.commit(map[string]string{"version.txt": "2\n"})
+		z.a.mustShipit("deploy", "-s", "production")
+		z.answersNow(z.domain, "2")
+	})
+	phase("failed deploy of version 3", func() {
+		z.commit(map[string]string{"version.txt": "3\n", "shipit.toml": zdToml("zd", z.host.Addr, z.domain, "cmd = \"exit 1\"\n")})
+		out, code := z.a.shipit("deploy", "-s", "production")
+		if code == 0 {
+			t.Fatal("a deploy whose health check always fails succeeded")
+		}
+		mustContain(t, "failed deploy", out, "did not become healthy")
+		z.answersNow(z.domain, "2")
+	})
+	phase("deploy of version 4", func() {
+		z.commit(map[string]string{"version.txt": "4\n", "shipit.toml": zdToml("zd", z.host.Addr, z.domain, "")})
+		z.a.mustShipit("deploy", "-s", "production")
+		z.answersNow(z.domain, "4")
+	})
+	phase("rollback to version 2", func() {
+		z.a.mustShipit("rollback", "-s", "production")
+		z.answersNow(z.domain, "2")
+	})
+	whole := load.Stop()
+	zdCheck(t, "whole run", whole)
+
+	// A deploy that changes the domain: while the old release serves, the
+	// old domain keeps answering (no router disabled for being defined two
+	// ways); once the new release is routed, the new domain answers.
+	newDomain := "zd2.example.com"
+	routed := filepath.Join(z.host.DeployRoot, "zd", ".test-routed")
+	stopping := filepath.Join(z.host.DeployRoot, "zd", ".test-stopping")
+	z.commit(map[string]string{"version.txt": "5\n", "shipit.toml": zdToml("zd", z.host.Addr, newDomain, ""),
+		"shipit.lua": `after("deploy:health", function(h) h:run("touch /var/deploy/zd/.test-routed") end)
+before("deploy:stop_previous", function(h) h:run("touch /var/deploy/zd/.test-stopping") end)
+`})
+	oldLoad := harness.StartLoad(t, harness.LoadOpts{URL: z.url, Host: z.domain})
+	cmd := z.a.shipitCmd("deploy", "-s", "production")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, routed, 2*time.Minute)
+	newLoad := harness.StartLoad(t, harness.LoadOpts{URL: z.url, Host: newDomain})
+	waitFile(t, stopping, time.Minute)
+	stopAt := time.Now()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("domain-changing deploy failed: %v\n%s", err, out.String())
+	}
+	z.answersNow(newDomain, "5")
+	oldRep, newRep := oldLoad.Stop(), newLoad.Stop()
+	zdCheck(t, "old domain until the old release is drained", harness.NewLoadReport(start, stopAt, oldLoad.Snapshot()))
+	zdCheck(t, "new domain from the moment the new release is routed", newRep)
+	t.Logf("old domain over the whole domain-changing deploy (404 after the old release left is expected): %v", oldRep)
 }
 
-// TestZeroDowntimeDeployLuaDrain: the same deploys with the drain done in
-// shipit.lua (zdDrainLua) and a health check that fails on the marker
-// (retries 2 so that it turns unhealthy within a second). It shows what
-// the marker approach gives with today's binary; it is behind the same
-// switch because it relies on fixed sleeps.
-func TestZeroDowntimeDeployLuaDrain(t *testing.T) {
-	if os.Getenv(zdBaselineEnv) != "1" {
-		t.Logf("off: %s=1 runs it (see the comment at the top of e2e/zerodowntime_test.go)", zdBaselineEnv)
-		return
+func waitFile(t *testing.T, p string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(p); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	hc := fmt.Sprintf("retries = 2\ncmd = \"[ ! -e /tmp/shipit-drain ] && wget -q -O /dev/null http://127.0.0.1:%d/health\"\n", harness.GracefulAppPort)
-	zdCheck(t, zdDeploys(t, hc, map[string]string{"shipit.lua": zdDrainLua}))
+	t.Fatalf("%s did not appear within %s", p, within)
 }

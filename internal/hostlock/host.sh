@@ -145,13 +145,16 @@ mark() { eval "[ \"\${S_$1:-}\" = true ]"; }
 # settle: undo the change in the journal, or complete it when it got past
 # its point of no return (stopping the previous release); then forget it.
 # Completing is idempotent: a run that had completed but for removing its
-# journal is completed again, to the same state.
+# journal is completed again, to the same state. The journal is first moved
+# aside: from that moment every command shipit might still send is refused
+# (hostlock.Guard), so nothing races the settling.
 settle() {
-	[ -f "$J" ] || return 0
+	if [ -f "$J" ]; then mv -f "$J" "$J.settling"; fi
+	[ -f "$J.settling" ] || return 0
 	J_OP="" J_COMPOSE="docker compose"
 	S_release="" S_previous_release="" S_git_sha="" S_secrets_hash=""
 	# shellcheck disable=SC1090 # written by shipit, every value quoted
-	. "$J"
+	. "$J.settling"
 	case "$J_OP" in
 	deploy)
 		if mark previous_stopped; then
@@ -187,12 +190,12 @@ settle() {
 		;;
 	*)
 		log "journal of an unknown operation '$J_OP' left as $J.unknown"
-		mv -f "$J" "$J.unknown"
+		mv -f "$J.settling" "$J.unknown"
 		return 0
 		;;
 	esac
 	rm -rf "$S/env.undo"
-	rm -f "$J"
+	rm -f "$J.settling"
 }
 
 # backstop APP STAGE: stop every running compose project of this app and
@@ -233,6 +236,7 @@ hold() {
 	settle
 	backstop "$APP" "$STAGE"
 	now >"$S/heartbeat"
+	rm -f "$S/heartbeat.tmp"
 	say "locked"
 	# The reader follows the session's stdin (kept on fd 3: a background
 	# job's own stdin is /dev/null); the loop below watches it.
@@ -241,7 +245,7 @@ hold() {
 		exec 9>&- >/dev/null 2>&1 # only the holder keeps the lock and the output
 		while IFS= read -r line <&3; do
 			case "$line" in
-			hb) now >"$S/heartbeat" ;;
+			hb) now >"$S/heartbeat.tmp" && mv -f "$S/heartbeat.tmp" "$S/heartbeat" ;;
 			settle) : >"$S/settle.request" ;;
 			esac
 		done
@@ -260,19 +264,19 @@ hold() {
 			break
 		fi
 		kill -0 "$reader" 2>/dev/null || break
-		last=$(cat "$S/heartbeat" 2>/dev/null || echo 0)
-		if [ $(($(now) - last)) -gt "$HB_TIMEOUT" ]; then
+		last=$(cat "$S/heartbeat" 2>/dev/null)
+		if [ -n "$last" ] && [ $(($(now) - last)) -gt "$HB_TIMEOUT" ]; then
 			reason="no heartbeat for ${HB_TIMEOUT}s"
 			kill "$reader" 2>/dev/null
 			break
 		fi
 		sleep 1
 	done
-	if [ -f "$J" ]; then
+	if [ -f "$J" ] || [ -f "$J.settling" ]; then
 		log "client gone ($reason): settling"
 		settle
 	fi
-	rm -f "$S/holder" "$S/heartbeat" "$S/settle.request"
+	rm -f "$S/holder" "$S/heartbeat" "$S/heartbeat.tmp" "$S/settle.request"
 	say "released"
 }
 
@@ -288,7 +292,9 @@ status)
 	else
 		echo "free"
 	fi
-	[ -f "$J" ] && echo "journal $(sed -n "s/^J_OP=//p" "$J")"
+	for _j in "$J" "$J.settling"; do
+		[ -f "$_j" ] && echo "journal $(sed -n "s/^J_OP=//p" "$_j")"
+	done
 	exit 0
 	;;
 kill)

@@ -325,9 +325,24 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 	if err := write("S_", state, false); err != nil {
 		return err
 	}
-	body := b.String()
-	if err := l.conn.WriteFile(ctx, JournalPath(l.opts.AppPath), strings.NewReader(body), int64(len(body)), 0o600); err != nil {
-		return fmt.Errorf("host %s: writing the journal: %w", l.conn.Name(), err)
+	select {
+	case <-l.done:
+		return l.LostError()
+	default:
+	}
+	// Written by the shell, not SFTP: never once the holder has begun to
+	// settle this run (it moves the journal aside first), and 0600 from
+	// the first byte.
+	j := JournalPath(l.opts.AppPath)
+	cmd := "umask 077 && [ ! -e " + shell.Quote(j+".settling") + " ] && cat > " + shell.Quote(j+".tmp") +
+		" && mv -f " + shell.Quote(j+".tmp") + " " + shell.Quote(j)
+	var errb bytes.Buffer
+	code, err := l.conn.Run(ctx, cmd, strings.NewReader(b.String()), io.Discard, &errb)
+	if err == nil && code != 0 {
+		err = remote.Failed(l.conn.Name(), "write the journal", code, errb.String(), "")
+	}
+	if err != nil {
+		return fmt.Errorf("host %s: writing the journal (the deploy lock may be lost): %w", l.conn.Name(), err)
 	}
 	l.mu.Lock()
 	l.journal = true
