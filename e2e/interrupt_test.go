@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,10 +12,37 @@ import (
 	"github.com/shipit-dev/shipit/e2e/harness"
 )
 
-// Ctrl-C while a host is mid-switch (current already moved, lock not yet
-// written) puts the host back: current, shipit.lock and the running release
-// as before. Meanwhile a second deploy to the same host is refused.
-func TestInterruptMidSwitchLeavesHostConsistent(t *testing.T) {
+// pausedDeploy starts `shipit deploy` with a pause (a hook that sleeps) at
+// hook, and returns once the pause is reached.
+func pausedDeploy(t *testing.T, a *app, hook, signal string) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	a.commit(map[string]string{"shipit.lua": hook + "\n"})
+	cmd := a.shipitCmd("deploy", "-s", "production")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if _, err := os.Stat(signal); err == nil {
+			os.Remove(signal)
+			return cmd, &out
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("deploy never reached its pause:\n%s", out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Ctrl-C before the point of no return (during the health check) undoes
+// the deploy, and the lock is held until the undo has finished; Ctrl-C
+// after it (during the symlink) completes the switch. Either way current,
+// shipit.lock and the running release agree.
+func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()
@@ -24,70 +52,138 @@ func TestInterruptMidSwitchLeavesHostConsistent(t *testing.T) {
 	a.mustShipit("deploy", "-s", "production")
 	lock1, lockBytes := readLock(t, appPath)
 	r1 := lock1.CurrentRelease
-	w1 := webContainers(t, env, host, "intr", r1)
+	signal := filepath.Join(env.Dir, "paused")
 
-	marker := filepath.Join(env.Dir, "switched")
+	// 1. During deploy:health: undone.
 	waitNextSecond(r1)
-	a.commit(map[string]string{
-		"www/index.html": "version 2\n",
-		"shipit.lua":     `after("deploy:symlink", function(h) h:run("touch ` + marker + `; sleep 60") end)`,
-	})
-	cmd := exec.Command(shipitBin, "--known-hosts", env.KnownHosts, "-i", env.ClientKey, "--ssh-config", env.SSHConfig, "deploy", "-s", "production")
-	cmd.Dir = a.dir
-	cmd.Env = append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		if _, err := os.Stat(marker); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("deploy never reached the symlink:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	if link, _ := os.Readlink(filepath.Join(appPath, "current")); link == "releases/"+r1 {
-		t.Fatal("current did not move before the interrupt: the test proves nothing")
-	}
-
-	// The deploy lock: a second deploy is refused while the first runs.
-	out2, code := a.shipit("deploy", "-s", "production")
-	if code == 0 {
-		t.Fatal("a concurrent deploy to the same host was allowed")
-	}
-	mustContain(t, "concurrent deploy", out2, "another deploy is running")
-
-	start := time.Now()
+	a.commit(map[string]string{"www/index.html": "version 2\n"})
+	cmd, out := pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
 	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	t.Logf("interrupted deploy (%s):\n%s", time.Since(start), out.String())
-	if err == nil {
-		t.Fatal("interrupted deploy exited 0")
+	// While the host undoes, the lock is still held.
+	time.Sleep(300 * time.Millisecond)
+	st := a.mustShipit("lock", "status", "-s", "production")
+	mustContain(t, "lock status during the undo", st, "held: deploy by")
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("interrupted deploy exited 0:\n%s", out)
 	}
+	t.Logf("interrupted deploy:\n%s", out)
+	mustContain(t, "interrupted deploy", out.String(), "undoing the deploy of", "undone")
+	mustContain(t, "lock status after", a.mustShipit("lock", "status", "-s", "production"), ": free")
 	if link, _ := os.Readlink(filepath.Join(appPath, "current")); link != "releases/"+r1 {
-		t.Fatalf("after interrupt current -> %s, want releases/%s", link, r1)
+		t.Fatalf("after the interrupt current -> %s, want releases/%s", link, r1)
 	}
 	if _, b := readLock(t, appPath); string(b) != string(lockBytes) {
 		t.Fatalf("shipit.lock changed:\n%s\n%s", lockBytes, b)
 	}
 	if rels := releasesOn(t, appPath); len(rels) != 1 || rels[0] != r1 {
-		t.Fatalf("releases after interrupt: %v", rels)
+		t.Fatalf("releases after the interrupt: %v", rels)
 	}
 	w := webContainers(t, env, host, "intr", r1)
 	if len(w) != 1 || serve(t, env, host, w[0]) != "version 1" {
-		t.Fatalf("previous release not serving after interrupt (before %v, now %v)", w1, w)
+		t.Fatalf("previous release not serving after the interrupt: %v", w)
 	}
-	if n := len(strings.Fields(env.Docker(t, host, "ps", "-aq", "--filter", "label=shipit.app=intr"))); n != 2 {
-		t.Fatalf("want only the previous release's 2 containers, got %d", n)
-	}
-	// The lock died with the interrupted shipit: the next deploy proceeds.
-	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
+
+	// 2. During deploy:symlink (past the point of no return): completed.
 	waitNextSecond(r1)
+	cmd, out = pausedDeploy(t, a, `before("deploy:symlink", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("interrupted deploy exited 0:\n%s", out)
+	}
+	mustContain(t, "interrupted switch", out.String(), "completing the deploy of")
+	l2, _ := readLock(t, appPath)
+	link, _ := os.Readlink(filepath.Join(appPath, "current"))
+	if l2.CurrentRelease == r1 || link != "releases/"+l2.CurrentRelease || l2.PreviousRelease != r1 {
+		t.Fatalf("after completing: current -> %s, lock %+v (was %s)", link, l2, r1)
+	}
+	if w := webContainers(t, env, host, "intr", r1); len(w) != 0 {
+		t.Fatalf("the previous release still runs after the switch was completed: %v", w)
+	}
+	if w := webContainers(t, env, host, "intr", l2.CurrentRelease); len(w) != 1 || serve(t, env, host, w[0]) != "version 2" {
+		t.Fatalf("new release not serving: %v", w)
+	}
+	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
+	waitNextSecond(l2.CurrentRelease)
+	a.mustShipit("deploy", "-s", "production")
+}
+
+// Two deploys at once: one proceeds and the other names the holder; with
+// --lock-wait the second queues and both succeed in turn. `lock release`
+// refuses a live holder without --force.
+func TestConcurrentDeploysAndLockWait(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	deployTo := t.TempDir()
+	a := newApp(t, env, "conc", deployTo, []*harness.SSHD{host}, "", "")
+	cleanupApp(t, env, host, "conc")
+	a.mustShipit("deploy", "-s", "production")
+	signal := filepath.Join(env.Dir, "paused")
+
+	cmd, out := pausedDeploy(t, a, `before("deploy:build", function(h) h:run("touch `+signal+`; sleep 5") end)`, signal)
+	out2, code := a.shipit("deploy", "-s", "production")
+	if code == 0 {
+		t.Fatal("a concurrent deploy to the same host was allowed")
+	}
+	mustContain(t, "concurrent deploy", out2, "locked: deploy by", "shipit: hint:", "--lock-wait")
+	out3, code := a.shipit("lock", "release", "-s", "production")
+	if code == 0 {
+		t.Fatal("lock release without --force released a live holder")
+	}
+	mustContain(t, "lock release", out3, "held by a live shipit", "--force ends it")
+	// Queued behind the first: waits, then deploys.
+	out4 := a.mustShipit("deploy", "-s", "production", "--lock-wait", "2m")
+	mustContain(t, "queued deploy", out4, "waiting up to 2m0s for the lock: deploy by")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("first deploy failed: %v\n%s", err, out)
+	}
+	appPath := filepath.Join(deployTo, "conc")
+	if rels := releasesOn(t, appPath); len(rels) != 2 {
+		t.Fatalf("releases after two deploys in turn: %v", rels)
+	}
+}
+
+// The remote lock holder killed (as by a host reboot) while a deploy runs:
+// shipit stops (it lost the lock), and the next command settles the journal
+// left on the host before doing anything.
+func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	deployTo := t.TempDir()
+	a := newApp(t, env, "reboot", deployTo, []*harness.SSHD{host}, "", "")
+	cleanupApp(t, env, host, "reboot")
+	appPath := filepath.Join(deployTo, "reboot")
+	a.mustShipit("deploy", "-s", "production")
+	lock1, _ := readLock(t, appPath)
+	signal := filepath.Join(env.Dir, "paused")
+	waitNextSecond(lock1.CurrentRelease)
+	cmd, out := pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	holder, err := os.ReadFile(filepath.Join(appPath, ".shipit", "holder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSuffix(strings.SplitN(strings.SplitN(string(holder), `"holder_pid":`, 2)[1], "}", 2)[0], "\n")
+	env.HostRun(t, host, "kill -KILL "+pid)
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("deploy went on after its lock holder was killed:\n%s", out)
+	}
+	mustContain(t, "deploy without its holder", out.String(), "lost the deploy lock")
+	if _, err := os.Stat(filepath.Join(appPath, ".shipit", "journal")); err != nil {
+		t.Fatalf("no journal left by the killed holder (the test proves nothing): %v", err)
+	}
+	out2 := a.mustShipit("recover", "-s", "production")
+	mustContain(t, "recover", out2, "undoing the deploy of")
+	if _, err := os.Stat(filepath.Join(appPath, ".shipit", "journal")); err == nil {
+		t.Fatal("journal still there after recover")
+	}
+	if link, _ := os.Readlink(filepath.Join(appPath, "current")); link != "releases/"+lock1.CurrentRelease {
+		t.Fatalf("current -> %s after recover, want releases/%s", link, lock1.CurrentRelease)
+	}
+	if rels := releasesOn(t, appPath); len(rels) != 1 {
+		t.Fatalf("releases after recover: %v", rels)
+	}
+	if n := len(strings.Fields(env.Docker(t, host, "ps", "-q", "--filter", "label=shipit.app=reboot"))); n != 2 {
+		t.Fatalf("want only the current release's 2 containers, got %d", n)
+	}
+	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
 	a.mustShipit("deploy", "-s", "production")
 }

@@ -158,6 +158,7 @@ func TestSetupAndDoctor(t *testing.T) {
 	for _, want := range []string{
 		"--providers.docker=true", "--providers.docker.exposedbydefault=false", "--providers.docker.network=traefik",
 		"--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
+		"--entrypoints.traefik.address=127.0.0.1:8080", "--api.insecure=true",
 		"--certificatesresolvers.letsencrypt.acme.email=ops@example.com",
 		"--certificatesresolvers.letsencrypt.acme.storage=/letsencrypt/acme.json",
 		"--certificatesresolvers.letsencrypt.acme.httpchallenge.entrypoint=web",
