@@ -269,6 +269,23 @@ function hostlock.begin(h, meta) end
 ---@param h shipit.Host
 function hostlock.settle(h) end
 
+--- HTTP requests from the machine running shipit (notifications, webhooks). A URL or header value "secret:NAME" is the stage's secret NAME, never shown in messages.
+---@class shipit.http
+local http = {}
+
+--- GETs url and returns the answer (headers with lower-case names; json: the decoded body when opts.json and the answer is JSON). Raises on a status outside 200-299 or no answer, naming the host, the URL and the status with the answer's first line. opts.timeout: seconds or "5s" (default 10s); Ctrl-C aborts the request.
+---@param url string
+---@param opts? {headers?: table<string, string>, timeout?: number|string, json?: boolean}
+---@return {status: integer, body: string, headers: table<string, string>, json: any}
+function http.get(url, opts) end
+
+--- POSTs body (a string; with opts.json = true a table, sent as JSON with Content-Type application/json) and returns the answer as http.get does. The stage's secret values in the body are replaced by ***, as in everything shipit prints.
+---@param url string
+---@param body? string|table
+---@param opts? {headers?: table<string, string>, timeout?: number|string, json?: boolean}
+---@return {status: integer, body: string, headers: table<string, string>, json: any}
+function http.post(url, body, opts) end
+
 --- Local image builds and their transfer to hosts over SSH (no registry).
 ---@class shipit.images
 local images = {}
@@ -459,6 +476,7 @@ function traefik.drain(h, opts) end
 ---@overload fun(name: "shipit.env"): shipit.env
 ---@overload fun(name: "shipit.git"): shipit.git
 ---@overload fun(name: "shipit.hostlock"): shipit.hostlock
+---@overload fun(name: "shipit.http"): shipit.http
 ---@overload fun(name: "shipit.images"): shipit.images
 ---@overload fun(name: "shipit.json"): shipit.json
 ---@overload fun(name: "shipit.lockfile"): shipit.lockfile

@@ -7,6 +7,7 @@ import (
 	_ "github.com/shipit-dev/shipit/builtins/env"
 	_ "github.com/shipit-dev/shipit/builtins/git"
 	_ "github.com/shipit-dev/shipit/builtins/hostlock"
+	_ "github.com/shipit-dev/shipit/builtins/http"
 	_ "github.com/shipit-dev/shipit/builtins/images"
 	_ "github.com/shipit-dev/shipit/builtins/json"
 	_ "github.com/shipit-dev/shipit/builtins/lockfile"

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/audit"
+	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/runtime"
+)
+
+// AuditCmd shows what shipit did on the hosts, from their audit logs.
+type AuditCmd struct {
+	hostFlags
+	N    int  `short:"n" name:"last" default:"20" placeholder:"N" help:"Show the last N entries of the selected hosts together (0: all)."`
+	JSON bool `name:"json" help:"Print the entries as JSON lines (as stored on the hosts) instead of a table."`
+}
+
+func (c *AuditCmd) Run(g *Globals) error {
+	if c.N < 0 {
+		return hint.Errorf("-n 20 shows the last 20 entries; -n 0 shows them all", "-n %d: the number of entries cannot be negative", c.N)
+	}
+	s, err := g.open(c.hostFlags)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	appPath := s.env.Config.AppPath()
+	lists := make([][]audit.Entry, len(s.fleet.Hosts))
+	index := map[string]int{}
+	for i, h := range s.fleet.Hosts {
+		index[h.Name] = i
+	}
+	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
+		// The last N of every host: the last N of all are among them.
+		es, err := audit.Read(ctx, conn, appPath, c.N)
+		for i := range es {
+			if es[i].Host == "" {
+				es[i].Host = h.Name
+			}
+		}
+		lists[index[h.Name]] = es
+		return orchestrator.Result{Err: err}
+	})
+	entries := audit.Last(audit.Merge(lists...), c.N)
+	out := g.stdout
+	if s.out.Redact != nil {
+		out = &redactWriter{w: g.stdout, redact: s.out.Redact}
+	}
+	if c.JSON {
+		for _, e := range entries {
+			b, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "%s\n", b)
+		}
+	} else {
+		printAudit(out, entries)
+		if len(entries) == 0 && orchestrator.Failed(results) == nil {
+			fmt.Fprintf(g.stdout, "no audit entries on the %d selected host(s) of %s yet\n", len(results), c.Stage)
+		}
+	}
+	return orchestrator.Failed(results)
+}
+
+// printAudit renders entries as a table, oldest first.
+func printAudit(w io.Writer, entries []audit.Entry) {
+	if len(entries) == 0 {
+		return
+	}
+	var buf bytes.Buffer
+	tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME (UTC)\tHOST\tCOMMAND\tRESULT\tRELEASE\tSHA\tWHO\tDURATION\tERROR")
+	for _, e := range entries {
+		sha := e.GitSHA
+		if len(sha) > 12 {
+			sha = sha[:12]
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			e.Time.UTC().Format("2006-01-02 15:04:05"), dash(e.Host), dash(e.Command), dash(string(e.Result)),
+			dash(e.Release), dash(sha), dash(who(e)), e.Duration.Round(100*time.Millisecond), e.Error)
+	}
+	tw.Flush()
+	for _, l := range strings.SplitAfter(buf.String(), "\n") {
+		if l != "" {
+			io.WriteString(w, strings.TrimRight(l, " \n")+"\n")
+		}
+	}
+}
+
+// who is the git author's name and the local user@machine.
+func who(e audit.Entry) string {
+	name, _, _ := strings.Cut(e.Author, " <")
+	switch {
+	case name != "" && e.User != "":
+		return name + " (" + e.User + ")"
+	case name != "":
+		return name
+	}
+	return e.User
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// redactWriter hides secret values in what it writes (whole writes only:
+// printAudit and the JSON lines write complete lines).
+type redactWriter struct {
+	w      io.Writer
+	redact func(string) string
+}
+
+func (r *redactWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(r.w, r.redact(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// auditRecord appends one audit entry per result to the selected hosts'
+// logs: command is "deploy", "rollback", "setup", "lock-release",
+// "recover"..., start when the command began. It never fails the command:
+// a host whose log cannot be written gets a warning. It runs even after
+// Ctrl-C (an interrupted run is recorded as such), bounded to a few
+// seconds.
+//
+// Call it once the hosts' work is done, e.g. in DeployCmd.Run:
+//
+//	results := s.task(g.ctx, ...)
+//	s.auditRecord(g, "deploy", start, results)
+func (s *session) auditRecord(g *Globals, command string, start time.Time, results []orchestrator.Result) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(g.ctx), 10*time.Second)
+	defer cancel()
+	byHost := map[string]orchestrator.Result{}
+	for _, r := range results {
+		byHost[r.Host] = r
+	}
+	base := audit.Entry{Command: command, Stage: s.env.Stage, User: audit.LocalUser(), Author: audit.GitAuthor(ctx, s.proj.dir)}
+	appPath := s.env.Config.AppPath()
+	s.fleet.EachHost(ctx, func(ctx context.Context, h orchestrator.Host) orchestrator.Result {
+		r, ok := byHost[h.Name]
+		if !ok {
+			return orchestrator.Result{}
+		}
+		e := base
+		e.Host, e.Release = h.Name, r.Release
+		// When orchestrator.Result carries them, also:
+		// e.PreviousRelease, e.GitSHA = r.PreviousRelease, r.GitSHA
+		e.Duration = r.Elapsed
+		if e.Duration == 0 {
+			e.Duration = time.Since(start)
+		}
+		e.Finish(start, r.Err, s.env.Redact)
+		if g.ctx.Err() != nil && r.Err != nil {
+			e.Result = audit.Interrupted
+		}
+		conn, err := s.fleet.Dial(ctx, h)
+		if err == nil {
+			err = audit.Append(ctx, conn, appPath, e)
+		}
+		if err != nil {
+			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: "audit log not written: " + firstLine(err.Error())})
+		}
+		return orchestrator.Result{}
+	})
+}
