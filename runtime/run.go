@@ -173,8 +173,12 @@ func (s *State) runFailureHooks(ctx context.Context, task string, se *StepError)
 	prev := s.Host.step
 	s.Host.step = "on_failure"
 	defer func() { s.Host.step = prev }()
+	msg := se.Error()
+	if s.Env.Redact != nil {
+		msg = s.Env.Redact(msg) // hooks send it places: never a secret value
+	}
 	for _, hk := range hooks {
-		if err := s.call(hk.Fn, "on_failure", lua.LString(se.Error())); err != nil {
+		if err := s.call(hk.Fn, "on_failure", lua.LString(msg)); err != nil {
 			s.Host.Emit(Event{Kind: Warn, Text: fmt.Sprintf("on_failure hook %s failed: %v", hk.Source, err)})
 		}
 	}

@@ -157,8 +157,7 @@ func (s *session) auditRecord(g *Globals, command string, start time.Time, resul
 		}
 		e := base
 		e.Host, e.Release = h.Name, r.Release
-		// When orchestrator.Result carries them, also:
-		// e.PreviousRelease, e.GitSHA = r.PreviousRelease, r.GitSHA
+		e.PreviousRelease, e.GitSHA = r.PreviousRelease, r.GitSHA
 		e.Duration = r.Elapsed
 		if e.Duration == 0 {
 			e.Duration = time.Since(start)

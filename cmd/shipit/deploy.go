@@ -23,6 +23,7 @@ func (c *DeployCmd) Run(g *Globals) error {
 	s.env.LockWait = c.LockWait
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "deploy", Release: releases.Name(start)})
+	s.auditRecord(g, "deploy", start, results)
 	s.out.Summary(fmt.Sprintf("deploy to %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
 }

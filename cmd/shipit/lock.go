@@ -84,6 +84,8 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	appPath := s.env.Config.AppPath()
 	var mu sync.Mutex
 	var refused []string
+	start := time.Now()
+	var released []orchestrator.Result
 	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
 		st, err := hostlock.ReadStatus(ctx, conn, appPath)
 		if err != nil {
@@ -110,6 +112,9 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 			}
 			if !st.Held {
 				fmt.Fprintf(g.stdout, "%s: released (the host settled the run it held)\n", h.Name)
+				mu.Lock()
+				released = append(released, orchestrator.Result{Host: h.Name, Elapsed: time.Since(start)})
+				mu.Unlock()
 				return orchestrator.Result{}
 			}
 			select {
@@ -120,6 +125,9 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		}
 		return orchestrator.Result{Err: fmt.Errorf("%s: the holder did not end within 10 minutes", h.Name)}
 	})
+	if len(released) > 0 {
+		s.auditRecord(g, "lock-release", start, released)
+	}
 	if len(refused) > 0 {
 		return hint.New("the lock is held by a live shipit on "+strings.Join(refused, "; "),
 			"wait for it (or use --lock-wait); --force ends it: the host settles that run first (undone, or completed "+
@@ -141,6 +149,8 @@ func (c *RecoverCmd) Run(g *Globals) error {
 	}
 	defer s.close()
 	s.env.LockWait = c.LockWait
+	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "recover"})
+	s.auditRecord(g, "recover", start, results)
 	return orchestrator.Failed(results)
 }

@@ -23,6 +23,7 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	s.env.LockWait = c.LockWait
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
+	s.auditRecord(g, "rollback", start, results)
 	s.out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
 }

@@ -37,7 +37,9 @@ func (c *SetupCmd) Run(g *Globals) error {
 	if !g.Verbose {
 		s.out.QuietSteps = true // the ok/changed items say more
 	}
+	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "setup"})
+	s.auditRecord(g, "setup", start, results)
 	fmt.Fprintf(g.stdout, "\nsetup of %s:\n", c.Stage)
 	failed := 0
 	for _, r := range results {

@@ -268,14 +268,34 @@ func (l *Lock) send(ctx context.Context, line string) error {
 // (or settled) the journal without shipit.
 func (l *Lock) Lost() <-chan struct{} { return l.done }
 
+// LostError is a run that lost its lock: the host settles it without shipit.
+type LostError struct {
+	Host string
+	Err  error // why the holder's session ended, if known
+}
+
+func (e *LostError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("host %s: lost the deploy lock: %v", e.Host, e.Err)
+	}
+	return fmt.Sprintf("host %s: lost the deploy lock: its holder ended", e.Host)
+}
+
+func (e *LostError) Unwrap() error { return e.Err }
+
+// Hint says what happens to the host.
+func (e *LostError) Hint() string {
+	return "the host settles the interrupted run by itself (`shipit lock status` shows it); the next deploy, rollback, setup or `shipit recover` finishes whatever is left"
+}
+
+// Interrupted marks the run as interrupted (not failed) in the audit log.
+func (e *LostError) Interrupted() bool { return true }
+
 // LostError says why the session ended.
 func (l *Lock) LostError() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return fmt.Errorf("host %s: lost the deploy lock: %w", l.conn.Name(), l.err)
-	}
-	return fmt.Errorf("host %s: lost the deploy lock: its holder ended", l.conn.Name())
+	return &LostError{Host: l.conn.Name(), Err: l.err}
 }
 
 // Begin starts the journal of a change: meta are its fixed facts (J_OP,

@@ -42,6 +42,9 @@ func (d sshDialer) Dial(ctx context.Context, t sshpool.Target) (remote.Conn, err
 type Result struct {
 	Host    string
 	Release string               // the release the host ran (deploy, rollback, tasks)
+	// PreviousRelease and GitSHA: what the run replaced and deployed
+	// (deploy, rollback), for the audit log.
+	PreviousRelease, GitSHA string
 	Steps   []runtime.StepTiming // per step, for the summary
 	Report  []runtime.ReportItem // what the task reported (doctor checks, setup items)
 	Elapsed time.Duration
@@ -153,7 +156,8 @@ func (t Task) onHost(ctx context.Context, host Host, c remote.Conn) Result {
 	defer h.Finish()
 	var r Result
 	r.Steps, r.Err = s.RunTask(ctx, t.Name)
-	r.Release = h.Release
+	r.Release, r.PreviousRelease = h.Release, h.PreviousRelease
+	r.GitSHA = s.StateSnapshot()["git_sha"]
 	r.Report = h.Report()
 	return r
 }
