@@ -50,6 +50,8 @@ local health, release_dir, project, compose_in, read_lock, current_release, swit
 --   marks: release_created, env_written, started; previous_stopped is the
 --   point of no return: from there on an interrupted deploy is completed
 --   (previous stopped, current switched, shipit.lock written), not undone.
+--   barrier: an atomic rollout (--atomic) holds every host of the batch
+--   there until all are healthy and routed; one failure and none switch.
 ---------------------------------------------------------------------------
 
 task("deploy", {
@@ -61,7 +63,7 @@ task("deploy", {
   "deploy:build",
   { "deploy:start", marks = "started" },
   "deploy:health",
-  { "deploy:stop_previous", marks = "previous_stopped" },
+  { "deploy:stop_previous", marks = "previous_stopped", barrier = true },
   "deploy:symlink",
   "deploy:lockfile",
   "deploy:cleanup",

@@ -11,10 +11,12 @@ import "fmt"
 
 // Globals documents the globals every script sees.
 var Globals = []Func{
-	{Name: "before", Args: "name: string, fn: fun(h: shipit.Host)",
-		Doc: "Runs fn before the named step or task, on each host."},
-	{Name: "after", Args: "name: string, fn: fun(h: shipit.Host)",
-		Doc: "Runs fn after the named step or task, on each host."},
+	{Name: "before", Args: "name: string, fn: fun(h: shipit.Host), opts?: {once?: boolean}",
+		Doc: "Runs fn before the named step or task, on each host (with once = true: see once)."},
+	{Name: "after", Args: "name: string, fn: fun(h: shipit.Host), opts?: {once?: boolean}",
+		Doc: "Runs fn after the named step or task, on each host (with once = true: see once)."},
+	{Name: "once", Args: "name: string, fn: fun(h: shipit.Host)",
+		Doc: "Runs fn before the named step on one host only, the stage's primary (the first, or the one with primary = true), while the other hosts wait at that point; if it fails, every host fails there (and undoes). For migrations, cache warm-ups, one notification."},
 	{Name: "on_failure", Args: "task_or_fn: string|fun(h: shipit.Host, err: string), fn?: fun(h: shipit.Host, err: string)",
 		Doc: "`on_failure(fn)` runs fn when any command fails on a host; `on_failure(\"deploy\", fn)` only when that task fails (after the recipe's own undo)."},
 	{Name: "task", Args: "name: string, body: fun(h: shipit.Host)|(string|shipit.StepSpec)[], desc?: string",

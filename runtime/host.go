@@ -24,6 +24,9 @@ type Host struct {
 	PreviousRelease string
 	Primary         bool              // the stage's primary host (once-per-stage hooks run here)
 	Params          map[string]string // task parameters; nil: the Env's
+	// Coordinator synchronizes this host with the others of its batch
+	// (barriers, once hooks); nil: it runs on its own.
+	Coordinator Coordinator
 
 	ctx  context.Context
 	env  *Env

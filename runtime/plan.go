@@ -28,6 +28,10 @@ type Task struct {
 type StepContract struct {
 	Sets  []string
 	Marks string
+	// Barrier: in a rollout with barriers (--atomic), every host of the
+	// batch waits here until all of them got here, and none goes on when
+	// one failed.
+	Barrier bool
 }
 
 // Hook is a before/after/on_failure function.
@@ -35,6 +39,9 @@ type Hook struct {
 	Fn     *lua.LFunction
 	Source string
 	Task   string // on_failure only: the task it is scoped to ("" = any)
+	// Once: the hook runs on one host of the run (the stage's primary)
+	// while the others wait at that point; all of them get its error.
+	Once bool
 }
 
 // Plan is what the scripts declared: tasks, pipelines and hooks.

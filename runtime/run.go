@@ -77,7 +77,10 @@ func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]Ste
 	start := time.Now()
 	h.Emit(Event{Kind: StepStart, Index: idx, Total: total})
 	var err error
-	if c != nil && c.Marks != "" {
+	if c != nil && c.Barrier && h.Coordinator != nil {
+		err = h.Coordinator.Barrier(h.Context(), h.Name, t.Name)
+	}
+	if err == nil && c != nil && c.Marks != "" {
 		err = s.mark(c.Marks)
 	}
 	if err == nil {
@@ -129,12 +132,30 @@ func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]Ste
 }
 
 func (s *State) runHooks(hooks []*Hook, task string) error {
-	for _, hk := range hooks {
-		if err := s.call(hk.Fn, task); err != nil {
+	for i, hk := range hooks {
+		var err error
+		if hk.Once && s.Host.Coordinator != nil {
+			key := fmt.Sprintf("%s#%d@%s", task, i, hk.Source)
+			err = s.Host.Coordinator.Once(s.Host.Context(), s.Host.Name, key, func() error { return s.call(hk.Fn, task) })
+		} else {
+			err = s.call(hk.Fn, task)
+		}
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Coordinator synchronizes the hosts of one command run.
+type Coordinator interface {
+	// Barrier returns once every host of the batch reached point, or with
+	// an error when one of them failed (then none goes on).
+	Barrier(ctx context.Context, host, point string) error
+	// Once runs fn on one host of the run (the primary) while the others
+	// wait at key; every host gets its error. Each host passes its own fn:
+	// only the primary's runs.
+	Once(ctx context.Context, host, key string, fn func() error) error
 }
 
 func (s *State) call(fn *lua.LFunction, task string, args ...lua.LValue) error {

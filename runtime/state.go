@@ -33,6 +33,7 @@ type Env struct {
 	// LockWait is how long a command queues behind another holder of a
 	// host's deploy lock (--lock-wait).
 	LockWait time.Duration
+
 	// Params are command-line values for tasks (e.g. `logs --tail`), seen in
 	// Lua as the read-only table `params`.
 	Params map[string]string
@@ -163,8 +164,9 @@ func strictGlobals(L *lua.LState) {
 func (s *State) openAPI() {
 	L := s.L
 	reg := func(name string, fn lua.LGFunction) { L.SetGlobal(name, L.NewFunction(fn)) }
-	reg("before", func(L *lua.LState) int { return s.hook(L, "before", s.Plan.Before) })
-	reg("after", func(L *lua.LState) int { return s.hook(L, "after", s.Plan.After) })
+	reg("before", func(L *lua.LState) int { return s.hook(L, "before", s.Plan.Before, false) })
+	reg("after", func(L *lua.LState) int { return s.hook(L, "after", s.Plan.After, false) })
+	reg("once", func(L *lua.LState) int { return s.hook(L, "once", s.Plan.Before, true) })
 	reg("on_failure", func(L *lua.LState) int {
 		// on_failure(fn) runs whatever fails; on_failure("deploy", fn)
 		// only when the deploy task fails.
@@ -237,11 +239,13 @@ func (s *State) openAPI() {
 	}))
 }
 
-func (s *State) hook(L *lua.LState, kind string, into map[string][]*Hook) int {
+func (s *State) hook(L *lua.LState, kind string, into map[string][]*Hook, once bool) int {
 	name := L.CheckString(1)
 	fn := L.CheckFunction(2)
+	var o struct{ Once bool }
+	Options(L, 3, &o)
 	src := sourceOf(fn)
-	into[name] = append(into[name], &Hook{Fn: fn, Source: src})
+	into[name] = append(into[name], &Hook{Fn: fn, Source: src, Once: once || o.Once})
 	s.Plan.hookRefs = append(s.Plan.hookRefs, hookRef{target: name, kind: kind, source: strings.TrimSuffix(whereLua(L), ": ")})
 	return 0
 }
@@ -373,8 +377,10 @@ func pipelineSteps(L *lua.LState, list *lua.LTable) ([]string, map[string]StepCo
 					}
 				case "marks":
 					c.Marks = lua.LVAsString(v)
+				case "barrier":
+					c.Barrier = lua.LVAsBool(v)
 				default:
-					L.ArgError(2, fmt.Sprintf("%s: unknown key %q in a step's contract (keys: sets, marks)", name, k.String()))
+					L.ArgError(2, fmt.Sprintf("%s: unknown key %q in a step's contract (keys: sets, marks, barrier)", name, k.String()))
 				}
 			})
 			steps = append(steps, string(name))

@@ -1,17 +1,31 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"os"
+	"strings"
 	"time"
 
+	"golang.org/x/term"
+
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/releases"
 )
 
-// DeployCmd runs the deploy pipeline.
+// DeployCmd runs the deploy pipeline, as a rollout over the hosts.
 type DeployCmd struct {
 	hostFlags
-	LockWait time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
+	LockWait   time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
+	Batch      string        `help:"Deploy N hosts (or N% of them) at a time; a failed batch stops the rollout (default: [deploy.rollout] batch, else all at once)."`
+	Wait       time.Duration `help:"Pause between batches (default: [deploy.rollout] wait)."`
+	Atomic     bool          `help:"All hosts of a batch switch together: steps 1-8 everywhere, then 9-12 only if every host is healthy; one failure and none switch."`
+	Canary     int           `help:"Deploy N hosts first, then wait for --canary-wait (and the shipit.lua \"canary\" task, if any) or a confirmation before the rest."`
+	CanaryWait time.Duration `help:"How long the canaries run before the rest roll out (unattended; without it a terminal asks)."`
+	Plan       bool          `help:"Show what the deploy would do on each host, changing nothing."`
 }
 
 func (c *DeployCmd) Run(g *Globals) error {
@@ -20,10 +34,76 @@ func (c *DeployCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
-	s.env.LockWait = c.LockWait
+	ro, err := c.rollout(g, s)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	results := s.task(g.ctx, orchestrator.Task{Name: "deploy", Release: releases.Name(start)})
+	release := releases.Name(start)
+	if c.Plan {
+		return s.plan(g, "deploy", release, ro)
+	}
+	s.env.LockWait = c.LockWait
+	results := s.fleet.RunRollout(g.ctx, s.taskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)
 	s.auditRecord(g, "deploy", start, results)
+	s.fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.env.Config.AppPath(), results)
 	s.out.Summary(fmt.Sprintf("deploy to %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
+}
+
+// rollout merges [deploy.rollout] with the flags.
+func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error) {
+	cfg := s.env.Config.Deploy.Rollout
+	batch := cfg.Batch
+	if c.Batch != "" {
+		b, err := config.ParseBatch(c.Batch)
+		if err != nil {
+			return orchestrator.Rollout{}, err
+		}
+		batch = b
+	}
+	ro := orchestrator.Rollout{
+		Batch:      batch.Size,
+		Wait:       time.Duration(cfg.Wait),
+		Atomic:     cfg.Atomic || c.Atomic,
+		Canary:     c.Canary,
+		CanaryWait: c.CanaryWait,
+		Logf:       func(f string, a ...any) { fmt.Fprintf(g.stdout, "rollout: "+f+"\n", a...) },
+	}
+	if c.Wait > 0 {
+		ro.Wait = c.Wait
+	}
+	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.fleet.Hosts)) {
+		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.fleet.Hosts)),
+			"canaries are some of the hosts: use fewer than all of them")
+	}
+	if c.Canary > 0 {
+		if _, ok := s.plan0().Tasks["canary"]; ok {
+			ro.Check = func(ctx context.Context, canaries []orchestrator.Host) error {
+				sub := *s.fleet
+				sub.Hosts = canaries
+				return orchestrator.Failed(sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "canary", AtCurrent: true})))
+			}
+		}
+		if c.CanaryWait == 0 {
+			if !term.IsTerminal(int(os.Stdin.Fd())) {
+				return ro, hint.New("--canary needs a decision: no terminal to ask on",
+					"pass --canary-wait DURATION (and define a \"canary\" task in shipit.lua for a go/no-go check)")
+			}
+			ro.Confirm = func(ctx context.Context) (bool, error) {
+				fmt.Fprintf(g.stdout, "canaries run the new release; roll out to the other hosts? [y/N] ")
+				line, err := bufio.NewReader(os.Stdin).ReadString('\n')
+				if err != nil {
+					return false, err
+				}
+				return strings.HasPrefix(strings.ToLower(strings.TrimSpace(line)), "y"), nil
+			}
+		}
+		ro.Undo = func(ctx context.Context, canaries []orchestrator.Host) []orchestrator.Result {
+			sub := *s.fleet
+			sub.Hosts = canaries
+			return sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "rollback"}))
+		}
+	}
+	return ro, nil
 }

@@ -173,8 +173,23 @@ func (s *session) close() { s.pool.Close() }
 
 // task runs a Lua task on every selected host.
 func (s *session) task(ctx context.Context, t orchestrator.Task) []orchestrator.Result {
+	return s.fleet.RunTask(ctx, s.taskOf(t))
+}
+
+// taskOf completes t with the session's Lua environment and scripts.
+func (s *session) taskOf(t orchestrator.Task) orchestrator.Task {
 	t.Env, t.Scripts = s.env, s.proj.scripts
-	return s.fleet.RunTask(ctx, t)
+	return t
+}
+
+// plan0 is the plan the scripts declare (no host).
+func (s *session) plan0() *runtime.Plan {
+	st, err := runtime.NewState(s.env, nil, s.proj.scripts...)
+	if err != nil {
+		return &runtime.Plan{}
+	}
+	defer st.Close()
+	return st.Plan
 }
 
 // secretStore is the project's encrypted secrets directory.

@@ -12,6 +12,7 @@ type RollbackCmd struct {
 	hostFlags
 	LockWait time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
 	Release  string        `help:"Release to switch to (default: previous_release from shipit.lock)."`
+	Plan     bool          `help:"Show what the rollback would do on each host, changing nothing."`
 }
 
 func (c *RollbackCmd) Run(g *Globals) error {
@@ -21,6 +22,9 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	}
 	defer s.close()
 	s.env.LockWait = c.LockWait
+	if c.Plan {
+		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{})
+	}
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
 	s.auditRecord(g, "rollback", start, results)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2/unstable"
+	"github.com/shipit-dev/shipit/internal/hint"
 )
 
 // Duration is a duration key of shipit.toml. It is written either as an
@@ -244,4 +245,17 @@ func rawScalar(raw []byte) (unstable.Kind, string, error) {
 		return unstable.Invalid, "", &valueError{typeGot: "table"}
 	}
 	return kind, data, nil
+}
+
+// ParseBatch reads a batch from the command line: "2" or "25%".
+func ParseBatch(s string) (Batch, error) {
+	kind := unstable.String
+	if !strings.HasSuffix(s, "%") {
+		kind = unstable.Integer
+	}
+	b, err := batchOf(kind, s)
+	if err != nil {
+		return Batch{}, hint.New("--batch "+s+": "+err.msg, err.hint)
+	}
+	return b, nil
 }

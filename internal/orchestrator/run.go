@@ -41,10 +41,13 @@ func (d sshDialer) Dial(ctx context.Context, t sshpool.Target) (remote.Conn, err
 // Result is the outcome of a command on one host.
 type Result struct {
 	Host    string
-	Release string               // the release the host ran (deploy, rollback, tasks)
+	Release string // the release the host ran (deploy, rollback, tasks)
 	// PreviousRelease and GitSHA: what the run replaced and deployed
 	// (deploy, rollback), for the audit log.
 	PreviousRelease, GitSHA string
+	// Current is the release `current` names once the run is over (see
+	// ReadCurrent): what the host runs, whatever happened.
+	Current string
 	Steps   []runtime.StepTiming // per step, for the summary
 	Report  []runtime.ReportItem // what the task reported (doctor checks, setup items)
 	Elapsed time.Duration
@@ -124,26 +127,22 @@ type Task struct {
 	// AtCurrent starts h.release at the release `current` points at (tasks
 	// run with `shipit run`, logs, app exec).
 	AtCurrent bool
-}
 
-// RunTask runs t on every host, each with its own Lua state.
-func (f *Fleet) RunTask(ctx context.Context, t Task) []Result {
-	return f.Each(ctx, func(ctx context.Context, h Host, c remote.Conn) Result {
-		return t.onHost(ctx, h, c)
-	})
+	coordinator runtime.Coordinator // set per batch by RunRollout
 }
 
 func (t Task) onHost(ctx context.Context, host Host, c remote.Conn) Result {
 	cfg := t.Env.Config
 	h := &runtime.Host{
-		Conn:    c,
-		Name:    host.Name,
-		Stage:   t.Env.Stage,
-		App:     cfg.App.Name,
-		AppPath: path.Join(cfg.Deploy.DeployTo, cfg.App.Name),
-		Release: t.Release,
-		Primary: host.Primary,
-		Params:  t.Params,
+		Conn:        c,
+		Name:        host.Name,
+		Stage:       t.Env.Stage,
+		App:         cfg.App.Name,
+		AppPath:     path.Join(cfg.Deploy.DeployTo, cfg.App.Name),
+		Release:     t.Release,
+		Primary:     host.Primary,
+		Params:      t.Params,
+		Coordinator: t.coordinator,
 	}
 	if t.AtCurrent {
 		h.Release = currentRelease(ctx, c, h.AppPath)
@@ -178,6 +177,30 @@ func Failed(results []Result) error {
 		return errs[0]
 	}
 	return fmt.Errorf("%d of %d hosts failed: %w", len(errs), len(results), errors.Join(errs...))
+}
+
+// ReadCurrent fills each result's Current with the release the host's
+// `current` names now ("?" when the host cannot be asked).
+func (f *Fleet) ReadCurrent(ctx context.Context, appPath string, results []Result) {
+	cur := f.Each(ctx, func(ctx context.Context, h Host, c remote.Conn) Result {
+		return Result{Current: currentRelease(ctx, c, appPath)}
+	})
+	byHost := map[string]string{}
+	for _, r := range cur {
+		byHost[r.Host] = r.Current
+		if r.Err != nil {
+			byHost[r.Host] = "?"
+		}
+	}
+	for i := range results {
+		results[i].Current = byHost[results[i].Host]
+	}
+}
+
+// RunTask runs t on every host, each with its own Lua state; once hooks
+// run on the primary only.
+func (f *Fleet) RunTask(ctx context.Context, t Task) []Result {
+	return f.runBatch(ctx, t, f.Hosts, false, &onceRuns{done: map[string]error{}})
 }
 
 // currentRelease reads the name `current` points at; "" when none.

@@ -3,6 +3,7 @@
 package ui
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -133,7 +134,17 @@ func (p *Printer) Summary(title string, results []orchestrator.Result) {
 		if r.Err != nil {
 			status = p.paint("31", "FAILED")
 		}
-		fmt.Fprintf(p.out, "  %-*s  %s  release %s  %s\n", p.width, r.Host, status, orDash(r.Release), round(r.Elapsed))
+		switch {
+		case errors.Is(r.Err, orchestrator.ErrNotRun):
+			status = p.paint("33", "NOT RUN")
+		case r.Err != nil && r.Current != "" && r.Current == r.Release:
+			status = p.paint("31", "FAILED") + " (completed on the host)"
+		}
+		line := fmt.Sprintf("  %-*s  %s  release %s  %s", p.width, r.Host, status, orDash(r.Release), round(r.Elapsed))
+		if r.Current != "" {
+			line += "  runs " + r.Current
+		}
+		fmt.Fprintln(p.out, line)
 		var parts []string
 		for _, s := range r.Steps {
 			mark := ""

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"sync"
+
+	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/plan"
+	"github.com/shipit-dev/shipit/internal/remote"
+)
+
+// plan shows what a deploy or a rollback would do on each host: read-only
+// there (it runs no step, takes no lock, writes nothing).
+func (s *session) plan(g *Globals, command, release string, ro orchestrator.Rollout) error {
+	cfg := s.env.Config
+	appPath := cfg.AppPath()
+	newSHA := ""
+	if command == "deploy" {
+		out, err := exec.CommandContext(g.ctx, "git", "-C", s.proj.dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
+		if err != nil {
+			return fmt.Errorf("local: git rev-parse %s: %w", cfg.App.Branch, err)
+		}
+		newSHA = strings.TrimSpace(string(out))
+		if s.env.SecretsErr != nil {
+			fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.env.SecretsErr)
+		}
+	}
+	var mu sync.Mutex
+	plans := map[string]plan.Host{}
+	stageEnv := cfg.Stages[s.env.Stage].Env
+	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
+		var p plan.Host
+		var err error
+		if command == "deploy" {
+			p, err = plan.Deploy(ctx, c, appPath, s.proj.dir, newSHA, stageEnv, s.env.Secrets)
+			p.Target = release
+		} else {
+			p, err = plan.Rollback(ctx, c, appPath, s.proj.dir, release)
+		}
+		mu.Lock()
+		plans[h.Name] = p
+		mu.Unlock()
+		return orchestrator.Result{Err: err}
+	})
+	w := g.stdout
+	fmt.Fprintf(w, "%s plan for %s (nothing was changed)\n", command, s.env.Stage)
+	if batches := ro.Batches(s.fleet.Hosts); len(batches) > 1 || ro.Atomic {
+		fmt.Fprintln(w, "\nrollout:")
+		for i, b := range batches {
+			kind := "batch"
+			if i == 0 && ro.Canary > 0 {
+				kind = "canary"
+			}
+			fmt.Fprintf(w, "  %s %d: %s\n", kind, i+1, hostNames(b))
+		}
+		if ro.Atomic {
+			fmt.Fprintln(w, "  atomic: every host of a batch is healthy before any of them switches")
+		}
+		if ro.Wait > 0 {
+			fmt.Fprintf(w, "  wait %s between batches\n", ro.Wait)
+		}
+	}
+	for _, r := range results {
+		p := plans[r.Host]
+		fmt.Fprintf(w, "\n%s\n", r.Host)
+		if r.Err != nil {
+			fmt.Fprintf(w, "  cannot plan: %s\n", firstLine(r.Err.Error()))
+			continue
+		}
+		fmt.Fprintf(w, "  release     %s -> %s\n", orNone(p.Current), p.Target)
+		fmt.Fprintf(w, "  commit      %s -> %s\n", orNone(short12(p.CurrentSHA)), orNone(short12(p.TargetSHA)))
+		if p.CommitsErr != "" {
+			fmt.Fprintf(w, "              (%s)\n", p.CommitsErr)
+		}
+		for _, c := range p.Commits {
+			fmt.Fprintf(w, "              %s\n", c)
+		}
+		if command == "deploy" {
+			if cfg.Deploy.Build == "local" {
+				fmt.Fprintln(w, "  images      built here, then only the layers the host lacks are sent")
+			} else {
+				fmt.Fprintln(w, "  images      built on the host (docker compose build)")
+			}
+		}
+		env := envLine("added", p.EnvAdded) + envLine("changed", p.EnvChanged) + envLine("removed", p.EnvRemoved)
+		if env == "" {
+			env = " unchanged"
+		}
+		fmt.Fprintf(w, "  env        %s\n", env)
+		if p.Locked != "" {
+			fmt.Fprintf(w, "  lock        held now: %s\n", p.Locked)
+		}
+	}
+	hooks := s.hookPlan(command)
+	if len(hooks) > 0 {
+		fmt.Fprintln(w, "\nfrom shipit.lua, on every host:")
+		for _, l := range hooks {
+			fmt.Fprintln(w, "  "+l)
+		}
+	}
+	return orchestrator.Failed(results)
+}
+
+// hookPlan lists, step by step, what shipit.lua adds to the pipeline.
+func (s *session) hookPlan(task string) []string {
+	p := s.plan0()
+	t, ok := p.Tasks[task]
+	if !ok {
+		return nil
+	}
+	var out []string
+	user := func(src string) bool { return !strings.HasPrefix(src, "recipes/") }
+	for _, step := range t.Steps {
+		for _, hk := range p.Before[step] {
+			if user(hk.Source) {
+				kind := "before"
+				if hk.Once {
+					kind = "once  "
+				}
+				out = append(out, fmt.Sprintf("%-22s %s %s", step, kind, hk.Source))
+			}
+		}
+		if st := p.Tasks[step]; st != nil && st.Replaced != "" {
+			out = append(out, fmt.Sprintf("%-22s replaced by %s", step, st.Source))
+		}
+		for _, hk := range p.After[step] {
+			if user(hk.Source) {
+				out = append(out, fmt.Sprintf("%-22s after  %s", step, hk.Source))
+			}
+		}
+	}
+	for _, hk := range p.OnFailure {
+		if user(hk.Source) && (hk.Task == "" || hk.Task == task) {
+			out = append(out, fmt.Sprintf("%-22s %s", "on failure", hk.Source))
+		}
+	}
+	return out
+}
+
+func envLine(what string, keys []string) string {
+	if len(keys) == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" %s %s;", what, strings.Join(keys, ", "))
+}
+
+func hostNames(hs []orchestrator.Host) string {
+	var n []string
+	for _, h := range hs {
+		n = append(n, h.Name)
+	}
+	return strings.Join(n, ", ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func short12(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
