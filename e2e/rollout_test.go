@@ -114,21 +114,22 @@ func TestRollouts(t *testing.T) {
 	}
 
 	// 3. Without --atomic, a failure in batch 2 stops the rollout: batch 1
-	// on the new release, C undone, D untouched; the summary says so.
-	a.commit(map[string]string{"shipit.lua": failOn(C, "deploy:health")})
+	// on the new release, B (batch 2) undone, the later batches untouched;
+	// the summary says so.
+	a.commit(map[string]string{"shipit.lua": failOn(B, "deploy:health")})
 	waitNextSecond(v2[0])
-	out, code = a.shipit("deploy", "-s", "production", "--batch", "2")
+	out, code = a.shipit("deploy", "-s", "production", "--batch", "1")
 	if code == 0 {
 		t.Fatalf("a rollout with a failed batch exited 0:\n%s", out)
 	}
 	v3 := f.currents()
-	if v3[0] == v2[0] || v3[1] != v3[0] || v3[2] != v2[2] || v3[3] != v2[3] {
-		t.Fatalf("after a failed batch 2: hosts run %v (before %v): want A, B new; C, D as before", v3, v2)
+	if v3[0] == v2[0] || v3[1] != v2[1] || v3[2] != v2[2] || v3[3] != v2[3] {
+		t.Fatalf("after a failed batch 2: hosts run %v (before %v): want A new; B, C, D as before", v3, v2)
 	}
 	mustContain(t, "failed batch summary", out,
 		A+"  ok  release "+v3[0], "runs "+v3[0],
-		C+"  FAILED  release", "runs "+v2[2],
-		D+"  NOT RUN", "runs "+v2[3])
+		B+"  FAILED  release", "runs "+v2[1],
+		C+"  NOT RUN", D+"  NOT RUN", "runs "+v2[3])
 
 	// 4. Canary: one host first, a failing go/no-go check: the canary is
 	// rolled back, the rest untouched.

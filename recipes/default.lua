@@ -30,7 +30,7 @@ local COMPOSE_DESC = ".shipit-compose"
 local IMAGES = ".shipit-images"
 
 -- Helpers, defined at the end of the file.
-local health, release_dir, project, compose_in, read_lock, current_release, switch_current,
+local health, release_dir, project, original, compose_in, read_lock, current_release, switch_current,
       write_lock, list_releases, describe_release, stop_release, start_release
 
 ---------------------------------------------------------------------------
@@ -78,8 +78,16 @@ on_failure("deploy", function(h, err)
 end)
 
 -- Kept as a hook (hooks stay when a step is replaced): whatever writes the
--- env, the journal can put the old one back.
-before("deploy:env", function(h) env.backup(h) end)
+-- env, the journal can put the old one back. A previous release without an
+-- env snapshot (one the original shipit deployed) gets the env it runs
+-- with, so a rollback to it restores that env.
+before("deploy:env", function(h)
+  env.backup(h)
+  local prev = h.previous_release
+  if prev ~= "" and h:exists(release_dir(h, prev)) and not h:exists(release_dir(h, prev) .. "/.env.snapshot") then
+    env.snapshot(h, prev)
+  end
+end)
 
 task("deploy:release", function(h)
   hostlock.acquire(h, "deploy")
@@ -308,8 +316,10 @@ task("releases", function(h)
     local sha, at = meta:match("^(%x*)%s*\n%s*(%S*)")
     local mark = "  "
     if name == l.current_release then mark = "* " elseif name == l.previous_release then mark = "< " end
-    print(string.format("%s%s  %s  %s", mark, name, (sha and sha ~= "") and sha:sub(1, 12) or "(no sha)     ",
-      (at and at ~= "") and ("deployed " .. at) or "(not completed)"))
+    if (not sha or sha == "") and name == l.current_release then sha = l.git_sha end
+    local state = (at and at ~= "") and ("deployed " .. at) or "(not completed)"
+    if original(h, name) and h:exists(dir .. "/" .. OVERRIDE) then state = "deployed by the original shipit" end
+    print(string.format("%s%s  %s  %s", mark, name, (sha and sha ~= "") and sha:sub(1, 12) or "(no sha)     ", state))
   end
 end, "List releases (* current, < rollback target)")
 
@@ -342,9 +352,30 @@ function release_dir(h, release)
   return h.releases_path .. "/" .. release
 end
 
--- Each release is its own compose project so old and new run side by side.
+-- Each release is its own compose project so old and new run side by
+-- side: <app>-<release>, as recorded in the release's .shipit-compose. A
+-- release the original shipit deployed has none: compose ran in its
+-- directory, so its project is the directory's name and compose finds its
+-- files (docker-compose.yml and the override) itself.
 function project(h, release)
-  return h.app .. "-" .. release
+  h.vars.projects = h.vars.projects or {}
+  local p = h.vars.projects[release]
+  if p then return p end
+  p = h.app .. "-" .. release
+  if release ~= h.release then
+    local dir = release_dir(h, release)
+    -- Ours have the description, or (older shipit versions) the labels.
+    local r = h:run("[ -e " .. q(dir .. "/" .. COMPOSE_DESC) .. " ] || [ ! -e " .. q(dir .. "/" .. OVERRIDE) ..
+      " ] || grep -q shipit.release " .. q(dir .. "/" .. OVERRIDE), { check = false, quiet = true })
+    if r.code ~= 0 then p = release end -- the original shipit's release
+  end
+  h.vars.projects[release] = p
+  return p
+end
+
+-- original reports whether the original shipit deployed the release.
+function original(h, release)
+  return project(h, release) == release
 end
 
 -- describe_release records how the release is started: its compose
@@ -362,8 +393,9 @@ end
 -- compose_in runs `<compose> -p <project> -f <file> -f <override> ARGS` in
 -- the release's directory.
 function compose_in(h, release, args, opts)
-  local cmd = "cd " .. q(release_dir(h, release)) .. " && " .. compose.command(h) .. " " ..
-    shell.join({ "-p", project(h, release), "-f", D.compose_file, "-f", OVERRIDE }) .. " " .. args
+  local files = shell.join({ "-p", project(h, release), "-f", D.compose_file, "-f", OVERRIDE }) .. " "
+  if original(h, release) then files = "" end
+  local cmd = "cd " .. q(release_dir(h, release)) .. " && " .. compose.command(h) .. " " .. files .. args
   return h:run(cmd, opts)
 end
 
@@ -381,8 +413,10 @@ function stop_release(h, release, down_args)
 end
 
 function start_release(h, release)
-  h:run("mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
-        q(release_dir(h, release) .. "/.shipit-run/drain"))
+  if not original(h, release) then
+    h:run("mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
+          q(release_dir(h, release) .. "/.shipit-run/drain"))
+  end
   compose_in(h, release, "up -d --no-build --remove-orphans")
 end
 

@@ -121,15 +121,22 @@ function Host:read(path) end
 
 -- Globals
 
---- Runs fn before the named step or task, on each host.
+--- Runs fn before the named step or task, on each host (with once = true: see once).
 ---@param name string
 ---@param fn fun(h: shipit.Host)
-function before(name, fn) end
+---@param opts? {once?: boolean}
+function before(name, fn, opts) end
 
---- Runs fn after the named step or task, on each host.
+--- Runs fn after the named step or task, on each host (with once = true: see once).
 ---@param name string
 ---@param fn fun(h: shipit.Host)
-function after(name, fn) end
+---@param opts? {once?: boolean}
+function after(name, fn, opts) end
+
+--- Runs fn before the named step on one host only, the stage's primary (the first, or the one with primary = true), while the other hosts wait at that point; if it fails, every host fails there (and undoes). For migrations, cache warm-ups, one notification.
+---@param name string
+---@param fn fun(h: shipit.Host)
+function once(name, fn) end
 
 --- `on_failure(fn)` runs fn when any command fails on a host; `on_failure("deploy", fn)` only when that task fails (after the recipe's own undo).
 ---@param task_or_fn string|fun(h: shipit.Host, err: string)
@@ -228,9 +235,10 @@ local env = {}
 ---@return {written: boolean, secrets_hash: string, keys: integer}
 function env.sync(h) end
 
---- Copies shared/.env into the release (what a rollback restores).
+--- Copies shared/.env into the release (h.release by default): what a rollback to it restores.
 ---@param h shipit.Host
-function env.snapshot(h) end
+---@param release? string
+function env.snapshot(h, release) end
 
 --- Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with).
 ---@param h shipit.Host

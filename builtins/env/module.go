@@ -19,7 +19,8 @@ func init() {
 		Funcs: []runtime.Func{
 			{Name: "sync", Args: "h: shipit.Host", Returns: "{written: boolean, secrets_hash: string, keys: integer}",
 				Doc: "Writes shared/.env (0600) when shipit.toml env, `shipit config` values or secrets changed."},
-			{Name: "snapshot", Args: "h: shipit.Host", Doc: "Copies shared/.env into the release (what a rollback restores)."},
+			{Name: "snapshot", Args: "h: shipit.Host, release?: string",
+				Doc: "Copies shared/.env into the release (h.release by default): what a rollback to it restores."},
 			{Name: "restore", Args: "h: shipit.Host, release: string",
 				Doc: "Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with)."},
 			{Name: "backup", Args: "h: shipit.Host",
@@ -55,7 +56,11 @@ func open(L *lua.LState) *lua.LTable {
 		},
 		"snapshot": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			return run(L, h, envsync.SnapshotCmd(h.AppPath, h.ReleasePath()))
+			rel := h.ReleasePath()
+			if name := L.OptString(2, ""); name != "" {
+				rel = path.Join(h.AppPath, "releases", name)
+			}
+			return run(L, h, envsync.SnapshotCmd(h.AppPath, rel))
 		},
 		"restore": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)

@@ -135,9 +135,11 @@ func Sync(ctx context.Context, c remote.Conn, appPath string, src Sources) (Resu
 // SnapshotCmd copies the shared env and its sources into a release (0600)
 // so a rollback can restore the env the release was deployed with.
 func SnapshotCmd(appPath, releasePath string) string {
-	return fmt.Sprintf("install -m 600 %s %s && install -m 600 %s %s",
+	// umask: 0600 from the first byte; the sources file may be missing on a
+	// host taken over from the original shipit.
+	return fmt.Sprintf("(umask 077 && cp %s %s && { [ ! -e %s ] || cp %s %s; })",
 		shell.Quote(path.Join(appPath, EnvFile)), shell.Quote(path.Join(releasePath, Snapshot)),
-		shell.Quote(path.Join(appPath, SourcesFile)), shell.Quote(path.Join(releasePath, SnapSources)))
+		shell.Quote(path.Join(appPath, SourcesFile)), shell.Quote(path.Join(appPath, SourcesFile)), shell.Quote(path.Join(releasePath, SnapSources)))
 }
 
 // UndoDir is where BackupCmd keeps the shared env of before a change, for
@@ -162,7 +164,7 @@ func RestoreCmd(appPath, releasePath string) string {
 	q := shell.Quote
 	return fmt.Sprintf("if [ -e %[1]s ]; then (umask 077 && "+
 		"cp %[1]s %[2]s.tmp && chmod 600 %[2]s.tmp && mv -f %[2]s.tmp %[2]s && "+
-		"cp %[4]s %[3]s.tmp && chmod 600 %[3]s.tmp && mv -f %[3]s.tmp %[3]s); fi",
+		"if [ -e %[4]s ]; then cp %[4]s %[3]s.tmp && chmod 600 %[3]s.tmp && mv -f %[3]s.tmp %[3]s; else rm -f %[3]s; fi); fi",
 		q(path.Join(releasePath, Snapshot)), q(env), q(src), q(path.Join(releasePath, SnapSources)))
 }
 

@@ -13,9 +13,12 @@
 package traefik
 
 import (
+	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"path"
@@ -232,14 +235,30 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 // fails their health check, Docker calls them unhealthy, Traefik drops
 // them. It returns what happened for the log; a drain that times out is
 // not an error (the release is stopped anyway, with its grace period).
+//
+// A release the original shipit started has no drain marker: its health
+// check (curl or wget) is made to fail instead, by copying failing
+// `curl` and `wget` into the first directory of the container's PATH;
+// its own interval and retries then decide how long that takes.
 func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 	bs, err := Backends(ctx, c, o.Project)
 	if err != nil || len(bs) == 0 {
 		return "", err
 	}
 	marker := path.Join(o.Dir, DrainMarker)
-	if _, err := remote.Output(ctx, c, "mkdir -p "+shell.Quote(path.Dir(marker))+" && : > "+shell.Quote(marker)); err != nil {
+	if ok, err := c.Exists(ctx, path.Dir(marker)); err != nil {
 		return "", err
+	} else if ok {
+		if _, err := remote.Output(ctx, c, ": > "+shell.Quote(marker)); err != nil {
+			return "", err
+		}
+	} else {
+		for _, b := range bs {
+			if err := failProbe(ctx, c, b.ID); err != nil {
+				return fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", o.Project, err), nil
+			}
+		}
+		o.Timeout = max(o.Timeout, 75*time.Second)
 	}
 	start := time.Now()
 	deadline := start.Add(o.Timeout)
@@ -312,4 +331,50 @@ func sleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// failProbe makes the container's HTTP health probe fail: failing `curl`
+// and `wget` scripts go first in its PATH (the container is stopped and
+// removed right after; its image is untouched).
+func failProbe(ctx context.Context, c remote.Conn, id string) error {
+	out, err := remote.Output(ctx, c, "docker inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "+shell.Quote(id))
+	if err != nil {
+		return err
+	}
+	pathEnv := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	for _, l := range strings.Split(out, "\n") {
+		if v, ok := strings.CutPrefix(l, "PATH="); ok {
+			pathEnv = v
+		}
+	}
+	archive := shimTar()
+	var lastErr error
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if !strings.HasPrefix(dir, "/") {
+			continue
+		}
+		var errb bytes.Buffer
+		code, err := c.Run(ctx, "docker cp - "+shell.Quote(id+":"+dir), bytes.NewReader(archive), io.Discard, &errb)
+		if err != nil {
+			return err
+		}
+		if code == 0 {
+			return nil
+		}
+		lastErr = fmt.Errorf("docker cp into %s: %s", dir, strings.TrimSpace(errb.String()))
+	}
+	return lastErr
+}
+
+// shimTar is a tar of `curl` and `wget` that always fail.
+func shimTar() []byte {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	body := []byte("#!/bin/sh\n# shipit: draining this container out of Traefik's rotation\nexit 1\n")
+	for _, name := range []string{"curl", "wget"} {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)})
+		tw.Write(body)
+	}
+	tw.Close()
+	return buf.Bytes()
 }
