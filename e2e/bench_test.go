@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,34 +16,133 @@ import (
 
 var handshakeRe = regexp.MustCompile(`ssh handshakes (\S+): (\d+)`)
 
-// BenchmarkDeployFanOut measures a deploy to 1 host (the baseline) and to 3
-// isolated hosts in the same run, and the SSH handshakes each host took.
-// Run with `make bench`; it prints ratios, never asserts timings.
+// BenchmarkDeployFanOut measures a deploy to 1 host (the baseline) and to 8
+// isolated hosts in the same run: wall time, the SSH handshakes each host
+// took, and shipit's own CPU per host. A step where shipit serializes hosts
+// shows as a ratio near 8. Run with `make bench`; it prints ratios, never
+// asserts timings.
 func BenchmarkDeployFanOut(b *testing.B) {
 	env := harness.New(b)
-	hosts := env.StartIsolatedHosts(b, 1, 2, 3)
-	deploy := func(name string, hs []*harness.SSHD) (time.Duration, map[string]string) {
+	hosts := env.StartIsolatedHosts(b, 1, 2, 3, 4, 5, 6, 7, 8)
+	deploy := func(name string, hs []*harness.SSHD) (time.Duration, time.Duration, map[string]string) {
 		a := newApp(b, env, name, "/var/deploy", hs, "", "")
+		cmd := a.shipitCmd("--ssh-stats", "deploy", "-s", "production")
 		start := time.Now()
-		out := a.mustShipit("--ssh-stats", "deploy", "-s", "production")
+		out, err := cmd.CombinedOutput()
 		el := time.Since(start)
+		if err != nil {
+			b.Fatalf("deploy to %d hosts: %v\n%s", len(hs), err, out)
+		}
+		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		hsk := map[string]string{}
-		for _, m := range handshakeRe.FindAllStringSubmatch(out, -1) {
+		for _, m := range handshakeRe.FindAllStringSubmatch(string(out), -1) {
 			hsk[m[1]] = m[2]
 		}
-		return el, hsk
+		return el, cpu, hsk
 	}
 	for i := 0; i < b.N; i++ {
-		one, h1 := deploy(fmt.Sprintf("bench1x%d", i), hosts[:1])
-		three, h3 := deploy(fmt.Sprintf("bench3x%d", i), hosts)
+		one, cpu1, h1 := deploy(fmt.Sprintf("bench1x%d", i), hosts[:1])
+		eight, cpu8, h8 := deploy(fmt.Sprintf("bench8x%d", i), hosts)
 		b.ReportMetric(one.Seconds(), "s/deploy-1host")
-		b.ReportMetric(three.Seconds(), "s/deploy-3hosts")
-		b.ReportMetric(three.Seconds()/one.Seconds(), "ratio-3hosts/1host")
-		fmt.Printf("deploy 1 host:  %6.2fs (baseline)\n", one.Seconds())
-		fmt.Printf("deploy 3 hosts: %6.2fs (%.2fx the 1-host baseline; 3.00x would be serial)\n", three.Seconds(), three.Seconds()/one.Seconds())
+		b.ReportMetric(eight.Seconds(), "s/deploy-8hosts")
+		b.ReportMetric(eight.Seconds()/one.Seconds(), "ratio-8hosts/1host")
+		fmt.Printf("deploy 1 host:  %6.2fs (baseline), shipit CPU %v\n", one.Seconds(), cpu1.Round(time.Millisecond))
+		fmt.Printf("deploy 8 hosts: %6.2fs = %.2fx the 1-host baseline (8.00x would be serial), shipit CPU %v = %v per host\n",
+			eight.Seconds(), eight.Seconds()/one.Seconds(), cpu8.Round(time.Millisecond), (cpu8 / 8).Round(time.Millisecond))
 		fmt.Printf("ssh handshakes per host, 1-host deploy: %s\n", fmtMap(h1))
-		fmt.Printf("ssh handshakes per host, 3-host deploy: %s\n", fmtMap(h3))
+		fmt.Printf("ssh handshakes per host, 8-host deploy: %s\n", fmtMap(h8))
 	}
+}
+
+// BenchmarkDeployUnderLoad deploys the graceful app through the real
+// Traefik while requests flow, and prints: requests sent and failed,
+// latency during the switch against before it, and the seconds from "new
+// release healthy" to "old release stopped".
+func BenchmarkDeployUnderLoad(b *testing.B) {
+	for i := 0; i < b.N; i++ {
+		benchUnderLoad(b)
+	}
+}
+
+func benchUnderLoad(b *testing.B) {
+	env := harness.New(b)
+	host := env.StartIsolatedHost(b, zdIsolatedHost)
+	env.AllowContainerTraffic(b, host)
+	env.LoadImage(b, host, harness.TraefikImage)
+	const name, domain = "zdb", "zdb.example.com"
+	a := &app{t: b, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home"), name: name}
+	if err := os.MkdirAll(a.home, 0o700); err != nil {
+		b.Fatal(err)
+	}
+	files := harness.GracefulAppFiles(b, "1")
+	files["shipit.toml"] = zdToml(name, host.Addr, domain, "")
+	files["shipit.lua"] = `after("deploy:health", function(h) h:run("date +%s.%N > /var/deploy/zdb/.routed-at") end)
+after("deploy:stop_previous", function(h) h:run("date +%s.%N > /var/deploy/zdb/.stopped-at") end)
+`
+	harness.GitRepo(b, a.dir, files)
+	httpPort, httpsPort := harness.FreePort(b), harness.FreePort(b)
+	a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
+	a.mustShipit("setup", "-s", "production")
+	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	a.mustShipit("deploy", "-s", "production")
+	harness.WaitAnswer(b, url, domain, "version 1", 60*time.Second)
+
+	load := harness.StartLoad(b, harness.LoadOpts{URL: url, Host: domain})
+	time.Sleep(5 * time.Second)
+	a.commit(map[string]string{"version.txt": "2\n"})
+	start := time.Now()
+	a.mustShipit("deploy", "-s", "production")
+	end := time.Now()
+	time.Sleep(time.Second)
+	rep := load.Stop()
+	before := rep.Window(rep.From, start)
+	during := rep.Window(start, end)
+	readAt := func(f string) time.Time {
+		raw, err := os.ReadFile(filepath.Join(host.DeployRoot, name, f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		sec, _ := strconv.ParseFloat(strings.TrimSpace(string(raw)), 64)
+		return time.Unix(0, int64(sec*1e9))
+	}
+	// Healthy: the new web container's first passing probe (Docker's log).
+	l, _ := readLock(b, filepath.Join(host.DeployRoot, name))
+	ids := webContainers(b, env, host, name, l.CurrentRelease)
+	healthy := firstHealthy(b, env, host, ids, start, end)
+	routed, stopped := readAt(".routed-at"), readAt(".stopped-at")
+	fmt.Printf("deploy under load through Traefik: %d requests sent, %d failed; slow %d/%d completed\n",
+		rep.Sent, rep.Failed, rep.SlowCompleted, rep.SlowStarted)
+	fmt.Printf("  latency before the deploy: p50 %v p99 %v (%d requests)\n", before.P50.Round(100*time.Microsecond), before.P99.Round(100*time.Microsecond), before.Sent)
+	fmt.Printf("  latency during the deploy: p50 %v p99 %v (%d requests); ratio p99 %.2fx\n", during.P50.Round(100*time.Microsecond),
+		during.P99.Round(100*time.Microsecond), during.Sent, float64(during.P99)/float64(max(before.P99, 1)))
+	fmt.Printf("  new release healthy -> routed by Traefik: %.2fs; -> old release stopped: %.2fs\n",
+		routed.Sub(healthy).Seconds(), stopped.Sub(healthy).Seconds())
+	b.ReportMetric(float64(rep.Failed), "failed")
+	b.ReportMetric(stopped.Sub(healthy).Seconds(), "s/healthy-to-old-stopped")
+}
+
+// firstHealthy is when Docker first reported one of the containers healthy
+// (its health_status events: the probe log keeps only the last five).
+func firstHealthy(b *testing.B, env *harness.Env, host *harness.SSHD, ids []string, since, until time.Time) time.Time {
+	var first time.Time
+	for _, id := range ids {
+		out := env.Docker(b, host, "events", "--since", strconv.FormatInt(since.Unix()-1, 10), "--until", strconv.FormatInt(until.Unix()+1, 10),
+			"--filter", "container="+id, "--filter", "event=health_status", "--format", "{{.TimeNano}} {{.Status}}")
+		for _, l := range strings.Split(out, "\n") {
+			f := strings.Fields(l)
+			if len(f) < 2 || !strings.Contains(l, "healthy") || strings.Contains(l, "unhealthy") {
+				continue
+			}
+			n, _ := strconv.ParseInt(f[0], 10, 64)
+			if at := time.Unix(0, n); first.IsZero() || at.Before(first) {
+				first = at
+			}
+		}
+	}
+	if first.IsZero() {
+		b.Fatal("no health_status: healthy event for the new release")
+	}
+	return first
 }
 
 func fmtMap(m map[string]string) string {
@@ -47,5 +150,6 @@ func fmtMap(m map[string]string) string {
 	for k, v := range m {
 		parts = append(parts, k+"="+v)
 	}
+	sort.Strings(parts)
 	return strings.Join(parts, " ")
 }

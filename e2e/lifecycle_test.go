@@ -56,7 +56,7 @@ type lockFile struct {
 	DeployedAt      string `json:"deployed_at"`
 }
 
-func readLock(t *testing.T, appPath string) (lockFile, []byte) {
+func readLock(t testing.TB, appPath string) (lockFile, []byte) {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(appPath, "shipit.lock"))
 	if err != nil {
@@ -84,7 +84,7 @@ func releasesOn(t *testing.T, appPath string) []string {
 
 // webContainers lists the web containers (any state) of a release on the
 // default engine.
-func webContainers(t *testing.T, env *harness.Env, s *harness.SSHD, app, release string) []string {
+func webContainers(t testing.TB, env *harness.Env, s *harness.SSHD, app, release string) []string {
 	t.Helper()
 	out := env.Docker(t, s, "ps", "-aq", "--filter", "label=com.docker.compose.project="+app+"-"+release,
 		"--filter", "label=com.docker.compose.service=web")

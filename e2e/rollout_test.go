@@ -61,7 +61,7 @@ func (f *fleetApp) tree(t *testing.T) string {
 			b.WriteString("\n")
 			return nil
 		})
-		b.WriteString(f.env.Docker(t, h, "ps", "--format", "{{.ID}} {{.Status}}", "--filter", "label=shipit.app="+f.name))
+		b.WriteString(f.env.Docker(t, h, "ps", "--format", "{{.ID}} {{.State}}", "--filter", "label=shipit.app="+f.name))
 	}
 	return b.String()
 }

@@ -39,9 +39,10 @@ local health, release_dir, project, original, compose_in, read_lock, current_rel
 -- The contract: what each step hands to the steps after it and to the
 -- undo. `sets`: fields the step must set (a step replaced in shipit.lua is
 -- checked for them); `marks`: what the step may change on the host,
--- recorded in h.state and in the host's journal before the step runs, so
--- the undo knows what to put back even when the step is replaced, fails,
--- or shipit itself dies (the host then settles the journal on its own).
+-- recorded in h.state and in the host's journal before the step's body
+-- runs (after its before hooks), so the undo knows what to put back even
+-- when the step is replaced, fails, or shipit itself dies (the host then
+-- settles the journal on its own).
 --
 --   h.previous_release  the release serving before this deploy ("" if none)
 --   h.state.git_sha      the commit being deployed
@@ -362,13 +363,12 @@ function project(h, release)
   local p = h.vars.projects[release]
   if p then return p end
   p = h.app .. "-" .. release
-  if release ~= h.release then
-    local dir = release_dir(h, release)
-    -- Ours have the description, or (older shipit versions) the labels.
-    local r = h:run("[ -e " .. q(dir .. "/" .. COMPOSE_DESC) .. " ] || [ ! -e " .. q(dir .. "/" .. OVERRIDE) ..
-      " ] || grep -q shipit.release " .. q(dir .. "/" .. OVERRIDE), { check = false, quiet = true })
-    if r.code ~= 0 then p = release end -- the original shipit's release
-  end
+  local dir = release_dir(h, release)
+  -- Ours have the description, or (older shipit versions) the labels; a
+  -- release being deployed has no override yet.
+  local r = h:run("[ -e " .. q(dir .. "/" .. COMPOSE_DESC) .. " ] || [ ! -e " .. q(dir .. "/" .. OVERRIDE) ..
+    " ] || grep -q shipit.release " .. q(dir .. "/" .. OVERRIDE), { check = false, quiet = true })
+  if r.code ~= 0 then p = release end -- the original shipit's release
   h.vars.projects[release] = p
   return p
 end

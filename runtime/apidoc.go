@@ -20,7 +20,7 @@ const apiClasses = `---@class shipit.RunOpts
 ---@class shipit.StepSpec  a pipeline entry with its contract: { "deploy:push", sets = { "git_sha" } }
 ---@field [1] string        the step name
 ---@field sets? string[]    fields of h.state (or release, previous_release) the step must set
----@field marks? string     h.state field set to true before the step runs (and journaled)
+---@field marks? string     h.state field set to true before the step's body runs (and journaled)
 
 ---@class shipit.Log
 ---@field info fun(fmt: string, ...: any)

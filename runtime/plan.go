@@ -20,7 +20,8 @@ type Task struct {
 }
 
 // StepContract is what a step of a pipeline hands on. Marks is recorded in
-// h.state (and the host's journal, when one is open) before the step runs,
+// h.state (and the host's journal, when one is open) after the step's
+// before hooks and before its body,
 // so the pipeline's on_failure undo knows what to reverse even when the
 // step is replaced or interrupted; Sets are the fields the step must set,
 // checked after it runs (h.state fields, or the host fields release and

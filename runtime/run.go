@@ -80,11 +80,14 @@ func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]Ste
 	if c != nil && c.Barrier && h.Coordinator != nil {
 		err = h.Coordinator.Barrier(h.Context(), h.Name, t.Name)
 	}
-	if err == nil && c != nil && c.Marks != "" {
-		err = s.mark(c.Marks)
-	}
 	if err == nil {
 		err = s.runHooks(s.Plan.Before[t.Name], t.Name)
+	}
+	// The mark comes after the before hooks: it says what the step's body
+	// may change, and a hook that fails (a once-per-stage migration before
+	// the switch, say) means the body never ran.
+	if err == nil && c != nil && c.Marks != "" {
+		err = s.mark(c.Marks)
 	}
 	if err == nil {
 		if len(t.Steps) > 0 {

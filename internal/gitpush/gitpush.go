@@ -22,6 +22,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // Options describes one push.
@@ -310,18 +311,5 @@ func randomHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// tail returns the last few lines of s (at most ~2 KB), trimmed.
-func tail(s string) string {
-	s = strings.TrimSpace(s)
-	if len(s) > 2048 {
-		s = s[len(s)-2048:]
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[i+1:]
-		}
-	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return strings.Join(lines, "\n")
-}
+// tail is the end of a command's stderr kept in errors.
+func tail(s string) string { return text.Tail(strings.TrimSpace(s), remote.StderrLines) }
