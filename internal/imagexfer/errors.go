@@ -1,0 +1,37 @@
+package imagexfer
+
+import (
+	"fmt"
+	"strings"
+)
+
+// HostError is a host that cannot take images as it is, with the fix.
+type HostError struct {
+	Host, Msg, Fix string
+}
+
+func (e *HostError) Error() string { return e.Host + ": " + e.Msg }
+func (e *HostError) Hint() string  { return e.Fix }
+
+// DiskFullError is a host that ran out of disk space while receiving or
+// loading layers; it carries the message of the command that failed (the
+// engine's own for docker load).
+type DiskFullError struct {
+	*CommandError
+}
+
+func (e *DiskFullError) Unwrap() error { return e.CommandError }
+
+func (e *DiskFullError) Hint() string {
+	return fmt.Sprintf("free disk space on %s, e.g. `docker image prune` or `docker system prune` there, "+
+		"then deploy again: layers already received are kept and not sent twice", e.Host)
+}
+
+// hostFailure turns a failed host command into the most useful error.
+func hostFailure(host, cmd string, code int, stderr string) error {
+	ce := &CommandError{Host: host, Cmd: cmd, Code: code, Stderr: tail(stderr)}
+	if strings.Contains(strings.ToLower(stderr), "no space left on device") {
+		return &DiskFullError{ce}
+	}
+	return ce
+}
