@@ -96,21 +96,25 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 
 // plan is one host's share of a transfer.
 type plan struct {
-	load    []*localImage // images the host lacks
-	present []*localImage // images the host has by ID: only tagged
-	send    []string      // diffIDs to stream, base first
-	reuse   []string      // diffIDs staged complete by an earlier transfer
-	skipped int           // layers the engine has
+	perImage map[*localImage]*ImageResult
+	load     []*localImage // images the host lacks
+	present  []*localImage // images the host has by ID: only tagged
+	send     []string      // diffIDs to stream, base first
+	reuse    []string      // diffIDs staged complete by an earlier transfer
+	skipped  int           // layers the engine has
 }
 
 func makePlan(imgs []*localImage, st *hostState) *plan {
-	p := &plan{}
+	p := &plan{perImage: map[*localImage]*ImageResult{}}
 	seen := map[string]bool{}
 	for _, img := range imgs {
+		ir := &ImageResult{Ref: img.Ref}
+		p.perImage[img] = ir
 		if st.ids[img.ID] {
 			p.present = append(p.present, img)
 			continue
 		}
+		ir.Loaded = true
 		p.load = append(p.load, img)
 		for i, d := range img.DiffIDs {
 			if seen[d] {
@@ -118,13 +122,16 @@ func makePlan(imgs []*localImage, st *hostState) *plan {
 			}
 			if !st.containerd && st.chains[img.chain[i]] {
 				p.skipped++
+				ir.LayersSkipped++
 				continue
 			}
 			seen[d] = true
 			if _, ok := st.staged[d]; ok {
 				p.reuse = append(p.reuse, d)
+				ir.LayersReused++
 			} else {
 				p.send = append(p.send, d)
+				ir.LayersSent++
 			}
 		}
 	}
@@ -289,13 +296,23 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 	if err := tagPresent(ctx, h, docker, p.present); err != nil {
 		return res, err
 	}
-	for _, img := range imgs {
-		loaded := false
-		for _, l := range p.load {
-			loaded = loaded || l == img
+	sizes := map[string]int64{}
+	tr.mu.Lock()
+	for i, b := range tr.blobs {
+		if b != nil {
+			n, _, _, _ := b.state()
+			sizes[p.send[i]] = n
 		}
-		res.Images = append(res.Images, ImageResult{Ref: img.Ref, Loaded: loaded})
-		if loaded {
+	}
+	tr.mu.Unlock()
+	for _, img := range imgs {
+		ir := p.perImage[img]
+		for _, d := range img.DiffIDs {
+			ir.Bytes += sizes[d]
+			delete(sizes, d) // counted for the first image only
+		}
+		res.Images = append(res.Images, *ir)
+		if ir.Loaded {
 			res.Sent = append(res.Sent, img.Ref)
 		} else {
 			res.Skipped = append(res.Skipped, img.Ref)

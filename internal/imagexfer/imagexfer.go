@@ -106,6 +106,9 @@ type Progress struct {
 type ImageResult struct {
 	Ref    string
 	Loaded bool // false: the host had the image, only tagged
+	// Layers of this image; a layer two images share counts for the first.
+	LayersSent, LayersReused, LayersSkipped int
+	Bytes                                   int64 // compressed bytes of its layers sent
 }
 
 // Result reports a transfer to one host.
