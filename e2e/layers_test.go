@@ -38,7 +38,7 @@ func proxied(p *harness.Proxy) *harness.SSHD { return &harness.SSHD{Addr: p.Addr
 func (a *app) startShipit(onLine func(string), args ...string) (wait func() (string, int)) {
 	a.t.Helper()
 	full := append([]string{"--known-hosts", a.env.KnownHosts, "-i", a.env.ClientKey, "--ssh-config", a.env.SSHConfig}, args...)
-	cmd := exec.Command(shipitBin, full...)
+	cmd := exec.Command(a.binary(), full...)
 	cmd.Dir = a.dir
 	cmd.Env = append(append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1"), a.env2...)
 	pr, pw, err := os.Pipe()
