@@ -293,8 +293,11 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 			return res, err
 		}
 	}
-	if err := tagPresent(ctx, h, docker, p.present); err != nil {
-		return res, err
+	// (A load already removed the staging directory.)
+	if len(p.present) > 0 || len(p.load) == 0 {
+		if err := tagPresent(ctx, h, docker, p.present); err != nil {
+			return res, err
+		}
 	}
 	sizes := map[string]int64{}
 	tr.mu.Lock()
