@@ -212,8 +212,9 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 		return res, fmt.Errorf("imagexfer: staging directory %q must be an absolute path", h.StagingDir)
 	}
 	for _, r := range refs {
-		if r == "" || strings.HasPrefix(r, "-") || strings.ContainsAny(r, " \t\n") {
-			return res, fmt.Errorf("imagexfer: invalid image reference %q", r)
+		// docker load names images by name:tag only.
+		if r == "" || strings.HasPrefix(r, "-") || strings.ContainsAny(r, " \t\n@") || strings.LastIndex(r, ":") < strings.LastIndex(r, "/")+1 {
+			return res, fmt.Errorf("imagexfer: invalid image reference %q (want name:tag)", r)
 		}
 	}
 	words := strings.Fields(h.Docker)

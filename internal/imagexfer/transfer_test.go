@@ -324,7 +324,7 @@ func TestTransferCancel(t *testing.T) {
 
 func TestTransferRejectsBadInput(t *testing.T) {
 	c := newConn(t)
-	for _, ref := range []string{"", "-x", "a b"} {
+	for _, ref := range []string{"", "-x", "a b", "notag", "host:5000/notag", "a@sha256:00"} {
 		if _, err := NewSender(Options{}).Transfer(context.Background(), testHost(t, c), []string{ref}); err == nil {
 			t.Errorf("Transfer(%q) succeeded", ref)
 		}
@@ -348,5 +348,28 @@ func TestLocalCommandsGetNoSecrets(t *testing.T) {
 	env, _ := os.ReadFile(filepath.Join(fake.dir, "last.env"))
 	if strings.Contains(string(env), secrets.EnvKey) || !strings.Contains(string(env), "SHIPIT_TEST_VISIBLE=yes") {
 		t.Fatalf("local docker environment:\n%s", env)
+	}
+}
+
+// A layer counts as present only on top of the same parents (its chain ID),
+// and a containerd-store host gets every layer of an image it lacks.
+func TestMakePlan(t *testing.T) {
+	a, b, c := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64), "sha256:"+strings.Repeat("c", 64)
+	img := &localImage{Ref: "x:1", ID: "sha256:" + strings.Repeat("1", 64), DiffIDs: []string{a, b, c}}
+	img.chain = chainIDs(img.DiffIDs)
+	other := chainIDs([]string{c}) // c as a base layer elsewhere: a different chain
+	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{img.chain[0]: true, other[0]: true}, staged: map[string]int64{b: 10}}
+	p := makePlan([]*localImage{img}, st)
+	if p.skipped != 1 || strings.Join(p.reuse, ",") != b || strings.Join(p.send, ",") != c || len(p.load) != 1 {
+		t.Fatalf("plan: skipped %d, reuse %v, send %v", p.skipped, p.reuse, p.send)
+	}
+	st.containerd = true
+	p = makePlan([]*localImage{img}, st)
+	if p.skipped != 0 || len(p.send)+len(p.reuse) != 3 {
+		t.Fatalf("containerd plan: skipped %d, reuse %v, send %v", p.skipped, p.reuse, p.send)
+	}
+	st.ids[img.ID] = true
+	if p = makePlan([]*localImage{img}, st); len(p.present) != 1 || len(p.load) != 0 {
+		t.Fatalf("present image planned for load: %+v", p)
 	}
 }
