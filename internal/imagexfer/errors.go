@@ -18,20 +18,21 @@ func (e *HostError) Hint() string  { return e.Fix }
 // engine's own for docker load).
 type DiskFullError struct {
 	*CommandError
+	StagingDir string // where the layers received so far wait on the host
 }
 
 func (e *DiskFullError) Unwrap() error { return e.CommandError }
 
 func (e *DiskFullError) Hint() string {
 	return fmt.Sprintf("free disk space on %s, e.g. `docker image prune` or `docker system prune` there, "+
-		"then deploy again: layers already received are kept and not sent twice", e.Host)
+		"then deploy again: the layers received so far wait in %s and are not sent twice (remove it to get that space back too)", e.Host, e.StagingDir)
 }
 
 // hostFailure turns a failed host command into the most useful error.
-func hostFailure(host, cmd string, code int, stderr string) error {
-	ce := &CommandError{Host: host, Cmd: cmd, Code: code, Stderr: tail(stderr)}
+func hostFailure(h Host, cmd string, code int, stderr string) error {
+	ce := &CommandError{Host: h.Conn.Name(), Cmd: cmd, Code: code, Stderr: tail(stderr)}
 	if strings.Contains(strings.ToLower(stderr), "no space left on device") {
-		return &DiskFullError{ce}
+		return &DiskFullError{CommandError: ce, StagingDir: h.StagingDir}
 	}
 	return ce
 }

@@ -393,7 +393,7 @@ func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracke
 		return fmt.Errorf("%s: sending layer %s: %w", host, short(diffID), err)
 	}
 	if code != 0 {
-		return hostFailure(host, cmd, code, stderr.String())
+		return hostFailure(h, cmd, code, stderr.String())
 	}
 	n, _, err := b.wait(ctx)
 	if err != nil {
@@ -409,7 +409,7 @@ func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracke
 		return fmt.Errorf("%s: staging layer %s: %w", host, short(diffID), err)
 	}
 	if code != 0 {
-		return hostFailure(host, "stage layer "+short(diffID), code, stderr.String())
+		return hostFailure(h, "stage layer "+short(diffID), code, stderr.String())
 	}
 	return nil
 }
@@ -473,7 +473,7 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		return fmt.Errorf("%s: docker load: %w", host, err)
 	}
 	if code != 0 {
-		return hostFailure(host, docker+" load", code, stderr.String())
+		return hostFailure(h, docker+" load", code, stderr.String())
 	}
 	// Check what the engine now calls each ref, then drop the staged files.
 	refs := make([]string, 0, len(want))
@@ -490,7 +490,7 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		return fmt.Errorf("%s: checking loaded images: %w", host, err)
 	}
 	if code != 0 {
-		return hostFailure(host, docker+" image inspect", code, stderr.String())
+		return hostFailure(h, docker+" image inspect", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
 	if len(lines) != len(refs) {
@@ -538,7 +538,7 @@ func tagPresent(ctx context.Context, h Host, docker string, imgs []*localImage) 
 		return fmt.Errorf("%s: docker tag: %w", h.Conn.Name(), err)
 	}
 	if code != 0 {
-		return hostFailure(h.Conn.Name(), cmd, code, stderr.String())
+		return hostFailure(h, cmd, code, stderr.String())
 	}
 	return nil
 }
