@@ -157,3 +157,35 @@ func TestTagForRelease(t *testing.T) {
 		t.Fatalf("%s = %s, %v; want %s", dst, b, err, a)
 	}
 }
+
+// The local engine's own `docker save` (Engine 20.10 here: legacy layout)
+// marks its top layer the way legacyIndex expects: a new top layer is found
+// without spooling anything.
+func TestRealSaveTopLayerFromMetadata(t *testing.T) {
+	requireBase(t)
+	dir := t.TempDir()
+	r := testRand()
+	must(t, os.WriteFile(filepath.Join(dir, "a"), []byte("a "+r), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "b"), []byte("b "+r), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM "+baseImage+"\nCOPY a /a\nCOPY b /b\nCMD [\"true\"]\n"), 0o644))
+	ref := "shipit-save-test:" + r
+	if out, err := exec.Command("docker", "build", "-q", "-t", ref, dir).CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("docker", "rmi", ref).Run() })
+	img, err := inspectLocal(context.Background(), ref)
+	must(t, err)
+	stream, err := exec.Command("docker", "save", ref).Output()
+	must(t, err)
+	top := img.DiffIDs[len(img.DiffIDs)-1]
+	w, res, spooled := extractSingle(t, stream, img, img.DiffIDs, top)
+	if len(w.blobs) != 1 || w.blobs[top] == nil || spooled != 0 {
+		t.Fatalf("produced %d layers (top: %v), spooled %d", len(w.blobs), w.blobs[top] != nil, spooled)
+	}
+	if _, _, err := w.blobs[top].wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, dg, err := configFor(res, img); err != nil || dg != img.ID || len(cfg) == 0 {
+		t.Fatalf("config: %v (%s, want %s)", err, dg, img.ID)
+	}
+}

@@ -119,8 +119,13 @@ func writeTar(t testing.TB, entries []tarEntry) []byte {
 }
 
 // legacySave is what Engine ≤ 24 `docker save` writes for imgs: one v1
-// directory per layer chain, a symlink for a layer saved twice.
-func legacySave(t testing.TB, imgs ...*fxImage) []byte {
+// directory per layer chain, a symlink for a layer saved twice, the image's
+// config in the top layer's json.
+func legacySave(t testing.TB, imgs ...*fxImage) []byte { return legacySaveOpt(t, true, imgs...) }
+
+// legacySaveOpt with topConfig false leaves "config" out of every v1 json,
+// as tools other than the engine may.
+func legacySaveOpt(t testing.TB, topConfig bool, imgs ...*fxImage) []byte {
 	var es []tarEntry
 	saved := map[string]string{} // diffID -> v1 dir
 	var manifest []map[string]any
@@ -128,7 +133,7 @@ func legacySave(t testing.TB, imgs ...*fxImage) []byte {
 	for _, im := range imgs {
 		var layers []string
 		parent := ""
-		for _, l := range im.Layers {
+		for i, l := range im.Layers {
 			v1 := hexOf(sha([]byte(parent + l.diffID + im.Ref)))
 			if prev, ok := saved[l.diffID]; ok && prev != v1 {
 				es = append(es, tarEntry{name: v1 + "/layer.tar", symlink: "../" + prev + "/layer.tar"})
@@ -136,7 +141,14 @@ func legacySave(t testing.TB, imgs ...*fxImage) []byte {
 				es = append(es, tarEntry{name: v1 + "/layer.tar", body: l.tar})
 				saved[l.diffID] = v1
 			}
-			j, _ := json.Marshal(map[string]string{"id": v1, "parent": parent, "created": "1970-01-01T00:00:00Z"})
+			meta := map[string]any{"id": v1, "created": "1970-01-01T00:00:00Z", "container_config": map[string]any{"Cmd": nil}}
+			if parent != "" {
+				meta["parent"] = parent
+			}
+			if topConfig && i == len(im.Layers)-1 {
+				meta["created"], meta["config"] = "2026-01-01T00:00:00Z", map[string]any{"Cmd": []string{"/x"}}
+			}
+			j, _ := json.Marshal(meta)
 			es = append(es, tarEntry{name: v1, dir: true}, tarEntry{name: v1 + "/VERSION", body: []byte("1.0")}, tarEntry{name: v1 + "/json", body: j})
 			layers = append(layers, v1+"/layer.tar")
 			parent = v1

@@ -158,6 +158,7 @@ type Sender struct {
 	wanted    map[string]bool  // diffIDs some host waits for and no pass produced yet
 	misses    map[string]int   // diffID -> passes that ended without it
 	cfgWanted map[string]bool  // refs whose config some host waits for
+	noInfer   bool             // a pass missed a layer: read layers by hash only
 	running   bool
 	closed    bool
 	inspects  map[string]*inspectCall
@@ -338,6 +339,13 @@ func (s *Sender) claim(diffID string, rawSize int64) *blob {
 	return b
 }
 
+// isWanted implements layerWants.
+func (s *Sender) isWanted(diffID string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wanted[diffID]
+}
+
 // pending implements layerWants.
 func (s *Sender) pending() bool {
 	s.mu.Lock()
@@ -406,6 +414,7 @@ func (s *Sender) passes() {
 		var lost []string
 		for d := range s.wanted {
 			s.misses[d]++
+			s.noInfer = true // should legacy metadata ever mislead, hashing does not
 			// A layer wanted after the pass had hashed and dropped it gets
 			// one more pass; one that no pass finds does not exist here.
 			if err != nil || s.misses[d] > 1 || !anyHas(imgs, d) {
@@ -431,6 +440,17 @@ func (s *Sender) passes() {
 		s.notifyLocked()
 		s.mu.Unlock()
 	}
+}
+
+// sameLayers reports whether every image has the same layers (one image
+// under several names, or several built alike).
+func sameLayers(imgs []*localImage) bool {
+	for _, img := range imgs[1:] {
+		if strings.Join(img.DiffIDs, ",") != strings.Join(imgs[0].DiffIDs, ",") {
+			return false
+		}
+	}
+	return true
 }
 
 func anyHas(imgs []*localImage, diffID string) bool {
@@ -470,8 +490,16 @@ func (s *Sender) savePass(imgs []*localImage) error {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	var single *localImage
+	s.mu.Lock()
+	infer := !s.noInfer
+	s.mu.Unlock()
+	if infer && (len(imgs) == 1 || sameLayers(imgs)) {
+		single = imgs[0]
+	}
 	x := &extractor{
 		ctx:      ctx,
+		single:   single,
 		wants:    s,
 		known:    known,
 		spoolDir: dir,

@@ -52,6 +52,8 @@ type layerWants interface {
 	// pending reports whether wanted layers are still unaccounted for, in
 	// which case layers that are only identified by hashing must be spooled.
 	pending() bool
+	// isWanted reports whether diffID is wanted and not produced yet.
+	isWanted(diffID string) bool
 }
 
 // saveContents is what a pass learned besides the layers it produced.
@@ -83,9 +85,10 @@ func sniff(b []byte) compression {
 type entryKind int
 
 const (
-	entrySkip    entryKind = iota // v1 metadata, repositories, oci-layout
+	entrySkip    entryKind = iota // VERSION, repositories, oci-layout
 	entryJSON                     // config, manifest.json, index.json
 	entryLayer                    // <v1id>/layer.tar
+	entryV1JSON                   // <v1id>/json: a legacy layer's metadata
 	entryBlob                     // blobs/sha256/<hex>: JSON or a layer
 	entryUnknown                  // anything else: skipped
 )
@@ -103,7 +106,9 @@ func classify(name string) entryKind {
 		return entryJSON
 	case reHex64.MatchString(dir) && base == "layer.tar":
 		return entryLayer
-	case reHex64.MatchString(dir) && (base == "json" || base == "VERSION"):
+	case reHex64.MatchString(dir) && base == "json":
+		return entryV1JSON
+	case reHex64.MatchString(dir) && base == "VERSION":
 		return entrySkip
 	case strings.HasPrefix(dir, "blobs/") && reHex64.MatchString(base):
 		return entryBlob
@@ -123,6 +128,59 @@ type extractor struct {
 	async func(func())
 	// done reports whether the stream may be abandoned early.
 	done func(*saveContents) bool
+	// single is the image saved when the stream holds exactly one: its
+	// legacy v1 metadata then tells where its layers are (see legacyIndex).
+	single *localImage
+
+	legacy  legacyIndex
+	spooled int // layers spooled raw (for tests)
+}
+
+// legacyIndex infers which layer a legacy v1 directory holds, from the
+// metadata that precedes layer.tar in the same directory. Since Docker 1.10
+// the engine writes the image's own config into the json of the top layer
+// only ("config"), and every json names its parent directory: the top is
+// known on sight, and each parent is one layer down. This lets a pass for a
+// new top layer (the usual redeploy) compress it straight from the stream
+// and skip every other layer unread, instead of hashing and spooling them.
+type legacyIndex struct {
+	index  map[string]int    // v1 dir -> layer index
+	parent map[string]string // v1 dir -> parent v1 dir
+	notTop map[string]bool   // dirs whose json says they are not the top layer
+}
+
+func (li *legacyIndex) set(dir string, k int) {
+	if _, ok := li.index[dir]; ok || k < 0 {
+		return
+	}
+	li.index[dir] = k
+	if p, ok := li.parent[dir]; ok && p != "" {
+		li.set(p, k-1)
+	}
+}
+
+// sawJSON records <dir>/json of an image with n layers.
+func (li *legacyIndex) sawJSON(dir string, b []byte, n int) {
+	if li.index == nil {
+		li.index, li.parent, li.notTop = map[string]int{}, map[string]string{}, map[string]bool{}
+	}
+	var m map[string]json.RawMessage
+	if json.Unmarshal(b, &m) != nil {
+		return
+	}
+	var parent string
+	_ = json.Unmarshal(m["parent"], &parent)
+	if reHex64.MatchString(parent) {
+		li.parent[dir] = parent
+	}
+	if c, ok := m["config"]; ok && string(c) != "null" {
+		li.set(dir, n-1)
+	} else {
+		li.notTop[dir] = true
+	}
+	if k, ok := li.index[dir]; ok && li.parent[dir] != "" {
+		li.set(li.parent[dir], k-1)
+	}
 }
 
 // errStopEarly ends a pass that has everything it needs.
@@ -186,7 +244,29 @@ func (x *extractor) run(r io.Reader) (*saveContents, error) {
 				return res, fmt.Errorf("reading %s: %w", name, err)
 			}
 			res.jsons[name] = b
+		case entryV1JSON:
+			b, err := io.ReadAll(io.LimitReader(tr, maxJSONBlob))
+			if err != nil {
+				return res, fmt.Errorf("reading %s: %w", name, err)
+			}
+			if x.single != nil {
+				x.legacy.sawJSON(path.Dir(name), b, len(x.single.DiffIDs))
+			}
 		case entryLayer:
+			if x.single != nil {
+				dir := path.Dir(name)
+				if k, ok := x.legacy.index[dir]; ok {
+					d := x.single.DiffIDs[k]
+					if err := x.namedLayer(d, hdr.Size, tr); err != nil {
+						return res, err
+					}
+					res.sizes[d] = hdr.Size
+					continue
+				}
+				if x.legacy.notTop[dir] && !x.lowerWanted() {
+					continue // not the top layer, and nothing below it is wanted
+				}
+			}
 			br.Reset(tr)
 			if err := x.hashedLayer(name, hdr.Size, br, res); err != nil {
 				return res, err
@@ -194,6 +274,18 @@ func (x *extractor) run(r io.Reader) (*saveContents, error) {
 		}
 		// entrySkip, entryUnknown: the tar reader skips the rest.
 	}
+}
+
+// lowerWanted reports whether a layer of the single image other than its
+// top one is wanted.
+func (x *extractor) lowerWanted() bool {
+	ids := x.single.DiffIDs
+	for _, d := range ids[:len(ids)-1] {
+		if x.wants.isWanted(d) {
+			return true
+		}
+	}
+	return false
 }
 
 // namedLayer handles a layer whose diffID its name gives: compressed straight
@@ -227,6 +319,7 @@ func (x *extractor) hashedLayer(name string, size int64, br *bufio.Reader, res *
 		}
 		spool = f
 		os.Remove(f.Name()) // unlinked: gone with the process whatever happens
+		x.spooled++
 	}
 	var raw io.Reader = br
 	if spool != nil {

@@ -373,3 +373,30 @@ func TestMakePlan(t *testing.T) {
 		t.Fatalf("present image planned for load: %+v", p)
 	}
 }
+
+// Should an engine's legacy metadata not mark the top layer, the first pass
+// misses the layer and a second one finds it by hashing.
+func TestTransferLegacyWithoutV1Config(t *testing.T) {
+	requireDocker(t)
+	r := testRand()
+	a := newLayer(t, "a-"+r, 64<<10)
+	base := newImage("shipit-xfer-test-"+r+":base", a)
+	im := newImage("shipit-xfer-test-"+r+":nocfg", a, newLayer(t, "b-"+r, 64<<10))
+	rmiOnCleanup(t, base.Ref, im.Ref)
+	fake := newFakeLocal(t)
+	fake.add(legacySave(t, base), []string{base.configDigest()}, base)
+	fake.add(legacySaveOpt(t, false, im), []string{im.configDigest()}, im)
+	h := testHost(t, newConn(t))
+	if _, err := NewSender(Options{}).Transfer(context.Background(), h, []string{base.Ref}); err != nil {
+		t.Fatal(err)
+	}
+	s := NewSender(Options{})
+	defer s.Close()
+	res, err := s.Transfer(context.Background(), h, []string{im.Ref})
+	if err != nil || res.LayersSent != 1 || hostID(im.Ref) != im.configDigest() {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+	if n := strings.Count(fake.calls(), "save"); n != 3 {
+		t.Fatalf("docker save ran %d times, want 1 + 2:\n%s", n, fake.calls())
+	}
+}
