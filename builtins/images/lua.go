@@ -84,7 +84,12 @@ func open(L *lua.LState) *lua.LTable {
 			// One local build per command run, whatever the number of hosts.
 			v, err := st.Env.Once("images.build:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
 				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally from " + short(o.Commit)})
-				return imagexfer.Build(h.Context(), o)
+				start := time.Now()
+				images, err := imagexfer.Build(h.Context(), o)
+				if err == nil {
+					h.Emit(runtime.Event{Kind: runtime.Info, Text: fmt.Sprintf("built in %s", time.Since(start).Round(10*time.Millisecond))})
+				}
+				return images, err
 			})
 			if err != nil {
 				return runtime.Raise(L, err)
@@ -153,8 +158,9 @@ func summary(r imagexfer.Result) string {
 		s += fmt.Sprintf(", %d already staged", r.LayersReused)
 	}
 	s += fmt.Sprintf(", %d skipped (on host); %s", r.LayersSkipped, human(r.Bytes))
-	if r.Bytes > 0 && r.Elapsed > 0 {
-		s += fmt.Sprintf(" in %s", r.Elapsed.Round(10*time.Millisecond))
+	if len(r.Sent) > 0 {
+		ms := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+		s += fmt.Sprintf(" (check %s, send %s, load %s)", ms(r.Check), ms(r.Send), ms(r.Load))
 	}
 	return s
 }

@@ -263,6 +263,7 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 		}()
 	}
 	st, invErr := hostInventory(ctx, h, docker)
+	res.Check = time.Since(start)
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return res, err
@@ -285,14 +286,18 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 		tr.mu.Unlock()
 		s.opts.Logf("%s: %d image(s) to load: %d layer(s) to send, %d staged earlier, %d already in the engine",
 			host, len(p.load), len(p.send), len(p.reuse), p.skipped)
+		t0 := time.Now()
 		if err := s.upload(ctx, h, p, tr); err != nil {
 			return res, err
 		}
 		res.LayersSent, res.LayersReused, res.Bytes = len(p.send), len(p.reuse), tr.sent.Load()
 		tr.phase.Store(PhaseLoading)
+		t1 := time.Now()
+		res.Send = t1.Sub(t0)
 		if err := s.load(ctx, h, docker, p, st); err != nil {
 			return res, err
 		}
+		res.Load = time.Since(t1)
 	}
 	// (A load already removed the staging directory.)
 	if len(p.present) > 0 || len(p.load) == 0 {

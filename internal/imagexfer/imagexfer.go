@@ -122,6 +122,9 @@ type Result struct {
 	LayersSkipped int      // layers the host's engine already had
 	Bytes         int64    // compressed layer bytes sent
 	Elapsed       time.Duration
+	// Where the time went: asking the host, getting the layers there
+	// (this includes the local docker save and compression), loading them.
+	Check, Send, Load time.Duration
 }
 
 // localImage is what this machine's engine says about an image.
