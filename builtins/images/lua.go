@@ -83,6 +83,15 @@ func open(L *lua.LState) *lua.LTable {
 			st := runtime.StateOf(L)
 			// One local build per command run, whatever the number of hosts.
 			v, err := st.Env.Once("images.build:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+				// The plan of this commit (plan_local made it in deploy:override):
+				// no second compose config.
+				plan, err := st.Env.Once("images.plan:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+					return imagexfer.PlanBuild(h.Context(), o)
+				})
+				if err != nil {
+					return nil, err
+				}
+				o.Plan = plan.(map[string]string)
 				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally from " + short(o.Commit)})
 				start := time.Now()
 				images, err := imagexfer.Build(h.Context(), o)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml"
 )
@@ -34,6 +35,9 @@ type BuildOptions struct {
 	Project string
 	// CacheDir holds the build tree (default: the user's cache dir).
 	CacheDir string
+	// Plan, when set, is what PlanBuild returned for the same commit and
+	// compose file: Build then skips reading the compose config again.
+	Plan map[string]string
 }
 
 type composeService struct {
@@ -87,9 +91,17 @@ func Build(ctx context.Context, o BuildOptions) (map[string]string, error) {
 			return err
 		}
 		var services []string
-		images, services, err = buildServices(ctx, dir, c)
-		if err != nil || len(services) == 0 {
+		if o.Plan != nil {
+			images = o.Plan
+			for svc := range images {
+				services = append(services, svc)
+			}
+			sort.Strings(services)
+		} else if images, services, err = buildServices(ctx, dir, c); err != nil {
 			return err
+		}
+		if len(services) == 0 {
+			return nil
 		}
 		if _, err := local(ctx, dir, c.env(), c.base[0], c.args(append([]string{"build"}, services...)...)...); err != nil {
 			return err
@@ -106,6 +118,10 @@ func Build(ctx context.Context, o BuildOptions) (map[string]string, error) {
 
 func (c composeCLI) env() []string { return []string{"COMPOSE_PROJECT_NAME=" + c.proj} }
 
+// composeFlavour remembers, per docker CLI, whether it has the compose v2
+// plugin: asked once per process, not once per plan and build.
+var composeFlavour sync.Map // localDocker -> bool
+
 func findCompose(ctx context.Context, dir string, o BuildOptions) (composeCLI, error) {
 	// compose v2 refuses names it would not produce itself; normalise the
 	// same way for both versions so image names only differ by separator.
@@ -113,14 +129,21 @@ func findCompose(ctx context.Context, dir string, o BuildOptions) (composeCLI, e
 	if c.proj == "" {
 		return c, fmt.Errorf("imagexfer: project name %q has no usable characters (a-z, 0-9, _ and -)", o.Project)
 	}
-	if _, err := local(ctx, dir, c.env(), localDocker, "compose", "version"); err == nil {
+	v2, known := composeFlavour.Load(localDocker)
+	if !known {
+		_, err := local(ctx, dir, c.env(), localDocker, "compose", "version")
+		if err != nil && ctx.Err() != nil {
+			return c, ctx.Err()
+		}
+		v2 = err == nil
+		composeFlavour.Store(localDocker, v2)
+	}
+	if v2.(bool) {
 		c.base, c.v2 = []string{localDocker, "compose"}, true
-	} else if ctx.Err() != nil {
-		return c, ctx.Err()
 	} else if _, lerr := exec.LookPath(localComposeV1); lerr == nil {
 		c.base = []string{localComposeV1}
 	} else {
-		return c, fmt.Errorf("local: neither `docker compose` (v2) nor %s (v1) is available: %v", localComposeV1, err)
+		return c, fmt.Errorf("local: neither `docker compose` (v2) nor %s (v1) is available", localComposeV1)
 	}
 	if o.ComposeFile != "" {
 		c.base = append(c.base, "-f", o.ComposeFile)
