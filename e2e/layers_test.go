@@ -230,3 +230,33 @@ func TestLocalBuildDiskFullFailsBeforeSwitch(t *testing.T) {
 		t.Fatalf("previous release not serving: %v", ids)
 	}
 }
+
+// On a terminal, a transfer shows per host the bytes to send, sent, the
+// throughput and the ETA while it runs; off a terminal only the per-image
+// lines and the summary (checked by the other tests).
+func TestLocalBuildProgressOnTTY(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartIsolatedHost(t, 22)
+	proxy := env.StartProxy(t, host)
+	a := newApp(t, env, "ttyxfer", "/var/deploy", []*harness.SSHD{proxied(proxy)}, "", "build = \"local\"\n")
+	removeLocalImages(t, env, "ttyxfer")
+	a.commit(layeredFiles(map[string]int{"big.bin": 12 << 20}, "big.bin"))
+	proxy.SetRate(4 << 20) // three seconds of transfer
+	// script(1) gives shipit a pseudo-terminal for its output.
+	args := []string{"--known-hosts", env.KnownHosts, "-i", env.ClientKey, "--ssh-config", env.SSHConfig, "deploy", "-s", "production"}
+	cmdline := a.binary()
+	for _, s := range args {
+		cmdline += " '" + s + "'"
+	}
+	cmd := exec.Command("script", "-qefc", cmdline, "/dev/null")
+	cmd.Dir = a.dir
+	cmd.Env = append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("deploy on a terminal: %v", err)
+	}
+	if !regexp.MustCompile(`images: sending \d/\d layers, [\d.]+ [kM]B of [\d.]+ MB, [\d.]+ [kM]B/s, ETA`).Match(out) {
+		t.Fatal("no live transfer progress on a terminal")
+	}
+}

@@ -122,8 +122,7 @@ func (p *Proxy) accept(target string) {
 func (p *Proxy) copy(dst, src net.Conn, n *atomic.Int64, throttled bool) {
 	defer p.track(src, false)
 	buf := make([]byte, 32<<10)
-	var start time.Time // of the current throttled stretch
-	var sent int64
+	var next time.Time // when the paced stream may send again
 	for {
 		chunk := buf
 		rate := int64(0)
@@ -140,15 +139,14 @@ func (p *Proxy) copy(dst, src net.Conn, n *atomic.Int64, throttled bool) {
 			}
 			n.Add(int64(k))
 			if rate > 0 {
-				if start.IsZero() {
-					start = time.Now() // no credit for the time spent unthrottled
+				// No credit for idle time: a stream that waited does not
+				// burst afterwards.
+				now := time.Now()
+				if next.Before(now) {
+					next = now
 				}
-				sent += int64(k)
-				if ahead := time.Duration(float64(sent)/float64(rate)*float64(time.Second)) - time.Since(start); ahead > 0 {
-					time.Sleep(ahead)
-				}
-			} else {
-				start, sent = time.Time{}, 0
+				next = next.Add(time.Duration(float64(k) / float64(rate) * float64(time.Second)))
+				time.Sleep(time.Until(next))
 			}
 		}
 		if err != nil {

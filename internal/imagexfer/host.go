@@ -143,6 +143,7 @@ type tracker struct {
 	h       Host
 	start   time.Time
 	first   atomic.Int64 // unix nanos of the first byte sent
+	last    atomic.Int64 // and of the latest
 	sent    atomic.Int64
 	done    atomic.Int64
 	phase   atomic.Value // Phase
@@ -168,9 +169,9 @@ func (t *tracker) snapshot() Progress {
 		Layers: n, LayersDone: int(t.done.Load()), Bytes: total, BytesSent: t.sent.Load(),
 		Elapsed: time.Since(t.start),
 	}
-	if f := t.first.Load(); f > 0 {
-		if el := time.Since(time.Unix(0, f)).Seconds(); el > 0.05 {
-			p.Rate = float64(p.BytesSent) / el
+	if f, l := t.first.Load(), t.last.Load(); f > 0 {
+		if el := time.Duration(l - f).Seconds(); el > 0.05 {
+			p.Rate = float64(p.BytesSent) / el // over the sending, not the loading
 		}
 	}
 	if p.Rate > 0 && p.Bytes > p.BytesSent {
@@ -193,7 +194,9 @@ type countingReader struct {
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	if n > 0 {
-		c.t.first.CompareAndSwap(0, time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		c.t.first.CompareAndSwap(0, now)
+		c.t.last.Store(now)
 		c.t.sent.Add(int64(n))
 	}
 	return n, err
