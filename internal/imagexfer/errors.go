@@ -36,3 +36,18 @@ func hostFailure(h Host, cmd string, code int, stderr string) error {
 	}
 	return ce
 }
+
+// CutError is a transfer to a host that lost its connection (or was
+// cancelled) part way: what was complete stays staged there.
+type CutError struct {
+	Host, Layer string
+	Err         error
+}
+
+func (e *CutError) Error() string {
+	return fmt.Sprintf("%s: sending layer %s: %v", e.Host, e.Layer, e.Err)
+}
+func (e *CutError) Unwrap() error { return e.Err }
+func (e *CutError) Hint() string {
+	return "deploy again: the layers that reached " + e.Host + " complete are kept there and not sent twice"
+}

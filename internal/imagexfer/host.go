@@ -398,7 +398,7 @@ func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracke
 		if berr := blobErr(b); berr != nil {
 			return berr
 		}
-		return fmt.Errorf("%s: sending layer %s: %w", host, short(diffID), err)
+		return &CutError{Host: host, Layer: short(diffID), Err: err}
 	}
 	if code != 0 {
 		return hostFailure(h, cmd, code, stderr.String())

@@ -202,7 +202,8 @@ func TestTransferCutThenResume(t *testing.T) {
 	h := testHost(t, c.localConn)
 	h.Conn = c
 	_, err := NewSender(Options{Uploads: 1}).Transfer(context.Background(), h, []string{im.Ref})
-	if err == nil || !strings.Contains(err.Error(), "connection lost") {
+	var cutErr *CutError
+	if !errors.As(err, &cutErr) || !errors.Is(err, errCut) || !strings.Contains(cutErr.Hint(), "not sent twice") {
 		t.Fatalf("cut transfer: err = %v", err)
 	}
 	if hostID(im.Ref) != "" {
