@@ -341,7 +341,7 @@ func BenchmarkLayerTransfer(b *testing.B) {
 
 	b.Run("one-host", func(b *testing.B) {
 		env := harness.New(b)
-		host := env.StartIsolatedHost(b, 23)
+		host := env.StartIsolatedHost(b, 28)
 		proxy := env.StartProxy(b, host)
 		for i := 0; i < b.N; i++ {
 			one := benchApp(b, env, fmt.Sprintf("benchone%d", i), base, map[string][]string{"one": {proxy.Addr}})
@@ -382,7 +382,7 @@ func BenchmarkLayerTransfer(b *testing.B) {
 
 	b.Run("four-hosts", func(b *testing.B) {
 		env := harness.New(b)
-		hosts := env.StartIsolatedHosts(b, 24, 25, 26, 27)
+		hosts := env.StartIsolatedHosts(b, 28, 29, 30, 31)
 		var proxies []*harness.Proxy
 		var addrs []string
 		for _, h := range hosts {
@@ -411,7 +411,7 @@ func BenchmarkLayerTransfer(b *testing.B) {
 
 	b.Run("1GB-image", func(b *testing.B) {
 		env := harness.New(b)
-		host := env.StartIsolatedHost(b, 28)
+		host := env.StartIsolatedHost(b, 31)
 		proxy := env.StartProxy(b, host)
 		big := "shipit-bench-base:1g"
 		buildBase(b, env, big, 3, 256<<20, 256<<20, 256<<20, 256<<20)

@@ -112,7 +112,7 @@ func removeLocalImages(t testing.TB, env *harness.Env, app string) {
 // file and sends only the layers still missing.
 func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 	env := harness.New(t)
-	host := env.StartIsolatedHost(t, 21)
+	host := env.StartIsolatedHost(t, 30)
 	proxy := env.StartProxy(t, host)
 	a := newApp(t, env, "cutxfer", "/var/deploy", []*harness.SSHD{proxied(proxy)}, "", "build = \"local\"\n")
 	removeLocalImages(t, env, "cutxfer")
@@ -200,7 +200,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 // started or switched; the previous release keeps serving.
 func TestLocalBuildDiskFullFailsBeforeSwitch(t *testing.T) {
 	env := harness.New(t)
-	host := env.StartIsolatedHost(t, 22)
+	host := env.StartIsolatedHost(t, 31)
 	a := newApp(t, env, "fullxfer", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
 	removeLocalImages(t, env, "fullxfer")
 	a.mustShipit("deploy", "-s", "production")
@@ -236,7 +236,7 @@ func TestLocalBuildDiskFullFailsBeforeSwitch(t *testing.T) {
 // lines and the summary (checked by the other tests).
 func TestLocalBuildProgressOnTTY(t *testing.T) {
 	env := harness.New(t)
-	host := env.StartIsolatedHost(t, 22)
+	host := env.StartIsolatedHost(t, 29)
 	proxy := env.StartProxy(t, host)
 	a := newApp(t, env, "ttyxfer", "/var/deploy", []*harness.SSHD{proxied(proxy)}, "", "build = \"local\"\n")
 	removeLocalImages(t, env, "ttyxfer")
