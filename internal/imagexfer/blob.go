@@ -31,7 +31,6 @@ type blob struct {
 	err     error
 	sum     hash.Hash
 	digest  string // sha256 of the compressed bytes, once done
-	readers int    // open followers (for tests and Close)
 }
 
 func newBlob(dir, diffID string, rawSize int64) (*blob, error) {
@@ -133,17 +132,13 @@ func (b *blob) wait(ctx context.Context) (int64, string, error) {
 // reader returns a reader of the compressed bytes from the start that
 // waits for more until the blob is complete.
 func (b *blob) reader(ctx context.Context) io.ReadCloser {
-	b.mu.Lock()
-	b.readers++
-	b.mu.Unlock()
 	return &follower{b: b, ctx: ctx}
 }
 
 type follower struct {
-	b      *blob
-	ctx    context.Context
-	off    int64
-	closed bool
+	b   *blob
+	ctx context.Context
+	off int64
 }
 
 var errBlobClosed = errors.New("imagexfer: layer spool closed")
@@ -183,15 +178,7 @@ func (r *follower) Read(p []byte) (int, error) {
 	}
 }
 
-func (r *follower) Close() error {
-	if !r.closed {
-		r.closed = true
-		r.b.mu.Lock()
-		r.b.readers--
-		r.b.mu.Unlock()
-	}
-	return nil
-}
+func (r *follower) Close() error { return nil }
 
 // close releases the spool file; followers still reading get an error.
 func (b *blob) close() {

@@ -19,7 +19,7 @@
 //
 // Engines with the containerd image store import the legacy archive through
 // containerd, which requires every layer file named by the manifest: for them
-// the archive carries every layer (see DESIGN notes in docs/imagexfer.md).
+// the archive carries every layer (see docs/imagexfer.md).
 package imagexfer
 
 import (
