@@ -51,8 +51,8 @@ type Options struct {
 	// Level is the gzip level of the layers sent (default 1, fastest: on
 	// layer-sized inputs it is within a few percent of level 6's size).
 	Level int
-	// SpoolDir holds compressed layers while they are sent (default: a
-	// directory in the user's cache dir). Files there are unlinked at once.
+	// SpoolDir holds compressed layers while they are sent (default: the
+	// user's cache dir). Files there are unlinked as soon as they are open.
 	SpoolDir string
 	// Uploads is how many layers go to one host at a time (default 2).
 	Uploads int
@@ -217,9 +217,6 @@ func (s *Sender) Close() error {
 	for _, b := range blobs {
 		b.close()
 	}
-	if s.dir != "" {
-		os.RemoveAll(s.dir)
-	}
 	return nil
 }
 
@@ -238,11 +235,13 @@ func (s *Sender) spoolDir() (string, error) {
 				base = os.TempDir()
 			}
 		}
+		// Spool files are unlinked as soon as they are open (see newBlob),
+		// so they share one directory and never pile up in it.
 		if err := os.MkdirAll(base, 0o700); err != nil {
 			s.dirErr = fmt.Errorf("local spool: %w", err)
 			return
 		}
-		s.dir, s.dirErr = os.MkdirTemp(base, "layers-")
+		s.dir = base
 	})
 	return s.dir, s.dirErr
 }
