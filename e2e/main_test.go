@@ -9,12 +9,39 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/shipit-dev/shipit/e2e/harness"
 )
 
 var shipitBin string
+
+var (
+	benchBinOnce sync.Once
+	benchBin     string
+	benchBinErr  error
+)
+
+// benchShipit is shipit built as users get it, for benchmarks: tests use a
+// -race build, which runs compression about twenty times slower.
+func benchShipit(t testing.TB) string {
+	t.Helper()
+	benchBinOnce.Do(func() {
+		benchBin = filepath.Join(filepath.Dir(shipitBin), "shipit-norace")
+		_, file, _, _ := runtime.Caller(0)
+		build := exec.Command("go", "build", "-trimpath", "-o", benchBin, "./cmd/shipit")
+		build.Dir = filepath.Join(filepath.Dir(file), "..")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			benchBinErr = fmt.Errorf("building shipit without -race: %v\n%s", err, out)
+		}
+	})
+	if benchBinErr != nil {
+		t.Fatal(benchBinErr)
+	}
+	return benchBin
+}
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "shipit-bin-")
@@ -44,6 +71,14 @@ type app struct {
 	home string
 	name string
 	env2 []string // extra environment for the shipit process
+	bin  string   // shipit binary; "" = shipitBin
+}
+
+func (a *app) binary() string {
+	if a.bin != "" {
+		return a.bin
+	}
+	return shipitBin
 }
 
 // appFiles is a busybox httpd web app and a worker, with a health file.
@@ -107,7 +142,7 @@ func (a *app) commit(files map[string]string) { harness.GitRepo(a.t, a.dir, file
 func (a *app) shipit(args ...string) (string, int) {
 	a.t.Helper()
 	full := append([]string{"--known-hosts", a.env.KnownHosts, "-i", a.env.ClientKey, "--ssh-config", a.env.SSHConfig}, args...)
-	cmd := exec.Command(shipitBin, full...)
+	cmd := exec.Command(a.binary(), full...)
 	cmd.Dir = a.dir
 	cmd.Env = append(append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1"), a.env2...)
 	out, err := cmd.CombinedOutput()

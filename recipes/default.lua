@@ -134,7 +134,7 @@ end, "Check the code out into the release")
 task("deploy:override", function(h)
   local imgs = {}
   if D.build == "local" then
-    imgs = images.plan_local(h, { compose_file = D.compose_file })
+    imgs = images.plan_local(h, { compose_file = D.compose_file, commit = h.state.git_sha })
   end
   h.state.images = imgs
   local base = h.release_path .. "/" .. D.compose_file
@@ -174,9 +174,10 @@ end, "Write the merged env to shared/.env and link it into the release")
 
 task("deploy:build", function(h)
   if D.build == "local" then
-    images.build_local(h, { compose_file = D.compose_file })
+    images.build_local(h, { compose_file = D.compose_file, commit = h.state.git_sha })
     local r = images.transfer(h, h.state.images)
-    log.info("images: %d sent, %d already on host", #r.sent, #r.skipped)
+    log.info("images: %d sent, %d already on host (layers: %d sent, %d staged earlier, %d on host; %d bytes)",
+      #r.sent, #r.skipped, r.layers_sent, r.layers_reused, r.layers_skipped, r.bytes)
   else
     compose_in(h, h.release, "build")
   end

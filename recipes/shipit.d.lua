@@ -294,25 +294,25 @@ function http.get(url, opts) end
 ---@return {status: integer, body: string, headers: table<string, string>, json: any}
 function http.post(url, body, opts) end
 
---- Local image builds and their transfer to hosts over SSH (no registry).
+--- Local image builds from the deployed commit, and their transfer to hosts over SSH: only the layers a host lacks (no registry).
 ---@class shipit.images
 local images = {}
 
 --- The image each service with a build: section gets for this release (service -> ref).
 ---@param h shipit.Host
----@param opts {compose_file: string}
+---@param opts {compose_file: string, commit: string}
 ---@return table<string, string>
 function images.plan_local(h, opts) end
 
---- Builds the services on this machine, once per command run, and tags them for the release.
+--- Builds the commit's services on this machine, once per command run, and tags them for the release.
 ---@param h shipit.Host
----@param opts {compose_file: string}
+---@param opts {compose_file: string, commit: string}
 function images.build_local(h, opts) end
 
---- Sends the images the host lacks; images it has are only tagged.
+--- Sends what the host's engine lacks, layer by layer (compressed once, shared by every host); images it has are only tagged.
 ---@param h shipit.Host
 ---@param refs table<string, string>
----@return {sent: string[], skipped: string[], bytes: integer}
+---@return {sent: string[], skipped: string[], bytes: integer, layers_sent: integer, layers_reused: integer, layers_skipped: integer}
 function images.transfer(h, refs) end
 
 --- JSON encoding and decoding.

@@ -16,7 +16,23 @@ const (
 	Warn
 	Debug
 	Report // a structured report item (Item is set)
+	// Progress is a long transfer's state (Event.Progress); renderers show
+	// it live on a terminal and may drop it otherwise.
+	Progress
+	// Note is a line for the host's block of the end-of-run summary.
+	Note
 )
+
+// TransferProgress is how far a transfer on one host has got.
+type TransferProgress struct {
+	What        string // e.g. "images"
+	Phase       string // e.g. "checking", "sending", "loading", "done"
+	Done, Total int64  // bytes; Total is an estimate until known
+	Items       int    // e.g. layers to send
+	ItemsDone   int
+	Rate        float64       // bytes per second
+	ETA         time.Duration // 0 when unknown
+}
 
 // Event is reported by a host's goroutine to the one renderer.
 type Event struct {
@@ -29,6 +45,8 @@ type Event struct {
 	Text    string
 	Err     error
 	Item    *ReportItem // for Report events
+	// Progress is set for Kind Progress.
+	Progress *TransferProgress
 }
 
 // Sink receives events; implementations must be safe for concurrent use.

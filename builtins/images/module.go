@@ -1,14 +1,13 @@
 // Package images is require("shipit.images"): local builds and image
-// transfer to hosts over the pooled SSH connection (no registry).
+// transfer to hosts over the pooled SSH connection (no registry). The logic
+// is internal/imagexfer; this is the Lua binding only.
 package images
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"os/exec"
+	"path"
 	"sort"
-	"strings"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -18,47 +17,21 @@ import (
 
 func init() {
 	runtime.RegisterModule(runtime.Module{Name: "shipit.images", Open: open,
-		Doc: "Local image builds and their transfer to hosts over SSH (no registry).",
+		Doc: "Local image builds from the deployed commit, and their transfer to hosts over SSH: only the layers a host lacks (no registry).",
 		Funcs: []runtime.Func{
-			{Name: "plan_local", Args: "h: shipit.Host, opts: {compose_file: string}", Returns: "table<string, string>",
+			{Name: "plan_local", Args: "h: shipit.Host, opts: {compose_file: string, commit: string}", Returns: "table<string, string>",
 				Doc: "The image each service with a build: section gets for this release (service -> ref)."},
-			{Name: "build_local", Args: "h: shipit.Host, opts: {compose_file: string}",
-				Doc: "Builds the services on this machine, once per command run, and tags them for the release."},
-			{Name: "transfer", Args: "h: shipit.Host, refs: table<string, string>", Returns: "{sent: string[], skipped: string[], bytes: integer}",
-				Doc: "Sends the images the host lacks; images it has are only tagged."},
+			{Name: "build_local", Args: "h: shipit.Host, opts: {compose_file: string, commit: string}",
+				Doc: "Builds the commit's services on this machine, once per command run, and tags them for the release."},
+			{Name: "transfer", Args: "h: shipit.Host, refs: table<string, string>",
+				Returns: "{sent: string[], skipped: string[], bytes: integer, layers_sent: integer, layers_reused: integer, layers_skipped: integer}",
+				Doc:     "Sends what the host's engine lacks, layer by layer (compressed once, shared by every host); images it has are only tagged."},
 		}})
 }
 
-// BuildServices lists the services of the local compose file that have a
-// build: section, sorted.
-func BuildServices(ctx context.Context, dir, file string) ([]string, error) {
-	cmd := exec.CommandContext(ctx, "docker", "compose", "-f", file, "config", "--format", "json")
-	cmd.Dir = dir
-	out, err := cmd.Output()
-	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = strings.TrimSpace(string(ee.Stderr))
-		}
-		return nil, fmt.Errorf("local `docker compose config` in %s failed: %v %s", dir, err, stderr)
-	}
-	var cfg struct {
-		Services map[string]struct {
-			Build json.RawMessage `json:"build"`
-		} `json:"services"`
-	}
-	if err := json.Unmarshal(out, &cfg); err != nil {
-		return nil, fmt.Errorf("parse docker compose config: %w", err)
-	}
-	var names []string
-	for name, s := range cfg.Services {
-		if len(s.Build) > 0 && string(s.Build) != "null" {
-			names = append(names, name)
-		}
-	}
-	sort.Strings(names)
-	return names, nil
-}
+// stagingDir is where layers wait on a host until they are loaded: inside the
+// app's directory, so the app's deploy lock keeps other transfers out of it.
+func stagingDir(h *runtime.Host) string { return path.Join(h.AppPath, ".image-layers") }
 
 func refsFor(app, release string, services []string) map[string]string {
 	refs := map[string]string{}
@@ -76,29 +49,65 @@ func table(L *lua.LState, m map[string]string) *lua.LTable {
 	return t
 }
 
+func list(L *lua.LState, xs []string) *lua.LTable {
+	t := L.NewTable()
+	for _, x := range xs {
+		t.Append(lua.LString(x))
+	}
+	return t
+}
+
+func buildOpts(L *lua.LState, h *runtime.Host) imagexfer.BuildOptions {
+	o := L.CheckTable(2)
+	commit := lua.LVAsString(o.RawGetString("commit"))
+	if commit == "" {
+		L.ArgError(2, "commit is required: local builds use the commit being deployed (h.vars.git_sha)")
+	}
+	return imagexfer.BuildOptions{
+		RepoDir:     runtime.StateOf(L).Env.ProjectDir,
+		Commit:      commit,
+		ComposeFile: lua.LVAsString(o.RawGetString("compose_file")),
+		Project:     h.App,
+	}
+}
+
 func open(L *lua.LState) *lua.LTable {
 	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"plan_local": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			file := lua.LVAsString(L.CheckTable(2).RawGetString("compose_file"))
+			o := buildOpts(L, h)
 			st := runtime.StateOf(L)
-			v, err := st.Env.Once("images.services:"+file, func() (any, error) {
-				return BuildServices(h.Context(), st.Env.ProjectDir, file)
+			v, err := st.Env.Once("images.plan:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+				return imagexfer.PlanBuild(h.Context(), o)
 			})
 			if err != nil {
 				return runtime.Raise(L, err)
 			}
-			L.Push(table(L, refsFor(h.App, h.Release, v.([]string))))
+			L.Push(table(L, refsFor(h.App, h.Release, keys(v.(map[string]string)))))
 			return 1
 		},
 		"build_local": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			file := lua.LVAsString(L.CheckTable(2).RawGetString("compose_file"))
+			o := buildOpts(L, h)
 			st := runtime.StateOf(L)
 			// One local build per command run, whatever the number of hosts.
-			v, err := st.Env.Once("images.build:"+file, func() (any, error) {
-				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally"})
-				return imagexfer.BuildServices(h.Context(), st.Env.ProjectDir, file, h.App)
+			v, err := st.Env.Once("images.build:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+				// The plan of this commit (plan_local made it in deploy:override):
+				// no second compose config.
+				plan, err := st.Env.Once("images.plan:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+					return imagexfer.PlanBuild(h.Context(), o)
+				})
+				if err != nil {
+					return nil, err
+				}
+				o.Plan = plan.(map[string]string)
+				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally from " + short(o.Commit)})
+				start := time.Now()
+				images, err := imagexfer.Build(h.Context(), o)
+				if err == nil {
+					h.Emit(runtime.Event{Kind: runtime.Info, Text: fmt.Sprintf("built in %s", time.Since(start).Round(10*time.Millisecond))})
+				}
+				return images, err
 			})
 			if err != nil {
 				return runtime.Raise(L, err)
@@ -113,41 +122,84 @@ func open(L *lua.LState) *lua.LTable {
 		},
 		"transfer": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			var imgs []imagexfer.Image
-			var err error
-			L.CheckTable(2).ForEach(func(_, ref lua.LValue) {
-				if err != nil {
-					return
+			var refs []string
+			L.CheckTable(2).ForEach(func(_, ref lua.LValue) { refs = append(refs, ref.String()) })
+			sort.Strings(refs)
+			st := runtime.StateOf(L)
+			// One sender per run: a layer several hosts need is read and
+			// compressed once. Its spool files go with the process.
+			v, _ := st.Env.Once("images.sender", func() (any, error) { return imagexfer.NewSender(imagexfer.Options{}), nil })
+			res, err := v.(*imagexfer.Sender).Transfer(h.Context(), imagexfer.Host{
+				Conn:       h.Conn,
+				Docker:     "docker",
+				StagingDir: stagingDir(h),
+				Progress: func(p imagexfer.Progress) {
+					h.Emit(runtime.Event{Kind: runtime.Progress, Progress: &runtime.TransferProgress{
+						What: "images", Phase: string(p.Phase), Done: p.BytesSent, Total: p.Bytes,
+						Items: p.Layers, ItemsDone: p.LayersDone, Rate: p.Rate, ETA: p.ETA,
+					}})
+				},
+			}, refs)
+			if err != nil {
+				return runtime.Raise(L, err)
+			}
+			// One line per image, whatever the terminal.
+			for _, im := range res.Images {
+				what := "already on host, tagged"
+				if im.Loaded {
+					what = fmt.Sprintf("loaded: %d layer(s) sent (%s)", im.LayersSent, human(im.Bytes))
+					if im.LayersReused > 0 {
+						what += fmt.Sprintf(", %d staged earlier", im.LayersReused)
+					}
+					what += fmt.Sprintf(", %d already on host", im.LayersSkipped)
 				}
-				var id string
-				id, err = imagexfer.LocalImageID(h.Context(), ref.String())
-				imgs = append(imgs, imagexfer.Image{Ref: ref.String(), ID: id})
-			})
-			if err != nil {
-				return runtime.Raise(L, err)
+				h.Emit(runtime.Event{Kind: runtime.Info, Text: "image " + im.Ref + ": " + what})
 			}
-			sort.Slice(imgs, func(i, j int) bool { return imgs[i].Ref < imgs[j].Ref })
-			res, err := imagexfer.Transfer(h.Context(), h.Conn, imgs, "docker", func(f string, a ...any) {
-				h.Emit(runtime.Event{Kind: runtime.Debug, Text: fmt.Sprintf(f, a...)})
-			})
-			if err != nil {
-				return runtime.Raise(L, err)
-			}
+			h.Emit(runtime.Event{Kind: runtime.Note, Text: summary(res)})
 			t := L.NewTable()
-			sent, skipped := L.NewTable(), L.NewTable()
-			for _, s := range res.Sent {
-				sent.Append(lua.LString(s))
-			}
-			for _, s := range res.Skipped {
-				skipped.Append(lua.LString(s))
-			}
-			t.RawSetString("sent", sent)
-			t.RawSetString("skipped", skipped)
+			t.RawSetString("sent", list(L, res.Sent))
+			t.RawSetString("skipped", list(L, res.Skipped))
 			t.RawSetString("bytes", lua.LNumber(res.Bytes))
+			t.RawSetString("layers_sent", lua.LNumber(res.LayersSent))
+			t.RawSetString("layers_reused", lua.LNumber(res.LayersReused))
+			t.RawSetString("layers_skipped", lua.LNumber(res.LayersSkipped))
 			L.Push(t)
 			return 1
 		},
 	})
+}
+
+// summary is the host's line in the deploy summary.
+func summary(r imagexfer.Result) string {
+	s := fmt.Sprintf("images: %d loaded, %d already there; layers: %d sent", len(r.Sent), len(r.Skipped), r.LayersSent)
+	if r.LayersReused > 0 {
+		s += fmt.Sprintf(", %d already staged", r.LayersReused)
+	}
+	s += fmt.Sprintf(", %d skipped (on host); %s", r.LayersSkipped, human(r.Bytes))
+	if len(r.Sent) > 0 {
+		ms := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
+		s += fmt.Sprintf(" (check %s, send %s, load %s)", ms(r.Check), ms(r.Send), ms(r.Load))
+	}
+	return s
+}
+
+func human(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1e6:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1e9:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
 }
 
 func keys(m map[string]string) []string {

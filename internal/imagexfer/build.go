@@ -2,12 +2,16 @@ package imagexfer
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml"
 )
@@ -15,6 +19,26 @@ import (
 // localComposeV1 is the standalone compose v1 binary, used when the
 // `docker compose` plugin (v2) is not available.
 var localComposeV1 = "docker-compose"
+
+// BuildOptions say what to build on this machine.
+type BuildOptions struct {
+	// RepoDir is a directory inside the project's git repository.
+	RepoDir string
+	// Commit is the commit to build: the one being deployed. Uncommitted
+	// changes in the working tree never reach an image.
+	Commit string
+	// ComposeFile is relative to the repository root, as on the hosts;
+	// "" for compose's default.
+	ComposeFile string
+	// Project is the compose project name (the app name); it is normalised
+	// as compose does.
+	Project string
+	// CacheDir holds the build tree (default: the user's cache dir).
+	CacheDir string
+	// Plan, when set, is what PlanBuild returned for the same commit and
+	// compose file: Build then skips reading the compose config again.
+	Plan map[string]string
+}
 
 type composeService struct {
 	Build any    `json:"build" yaml:"build"`
@@ -26,55 +50,128 @@ type composeProject struct {
 	Services map[string]composeService `json:"services" yaml:"services"`
 }
 
-// BuildServices builds, on this machine, every service of the compose
-// project in dir that has a `build:` section, with COMPOSE_PROJECT_NAME=project
-// (lower-cased, characters outside [a-z0-9_-] dropped, as compose does),
-// and returns service -> image name as compose tagged it: the service's
-// `image:` if set, else <project>-<service> (compose v2) or
-// <project>_<service> (compose v1). composeFile may be "" for compose's default.
-func BuildServices(ctx context.Context, dir, composeFile, project string) (map[string]string, error) {
+// composeCLI is the local compose command, resolved once per call.
+type composeCLI struct {
+	base []string // command and leading args
+	v2   bool
+	proj string
+}
+
+func (c composeCLI) args(args ...string) []string {
+	return append(append([]string{}, c.base[1:]...), args...)
+}
+
+// PlanBuild lists the services of the commit's compose file that have a
+// `build:` section, as service -> the image name compose gives them: the
+// service's `image:` if set, else <project>-<service> (compose v2) or
+// <project>_<service> (compose v1). Nothing is built.
+func PlanBuild(ctx context.Context, o BuildOptions) (map[string]string, error) {
+	images := map[string]string{}
+	err := withTree(ctx, o, func(dir string) error {
+		c, err := findCompose(ctx, dir, o)
+		if err != nil {
+			return err
+		}
+		images, _, err = buildServices(ctx, dir, c)
+		return err
+	})
+	return images, err
+}
+
+// Build builds, on this machine, every service with a `build:` section of
+// the compose project at o.Commit, and returns service -> image name (see
+// PlanBuild). It builds in a checkout of the commit kept between runs (so
+// BuildKit's context transfer and cache stay incremental), never in the
+// working tree.
+func Build(ctx context.Context, o BuildOptions) (map[string]string, error) {
+	images := map[string]string{}
+	err := withTree(ctx, o, func(dir string) error {
+		c, err := findCompose(ctx, dir, o)
+		if err != nil {
+			return err
+		}
+		var services []string
+		if o.Plan != nil {
+			images = o.Plan
+			for svc := range images {
+				services = append(services, svc)
+			}
+			sort.Strings(services)
+		} else if images, services, err = buildServices(ctx, dir, c); err != nil {
+			return err
+		}
+		if len(services) == 0 {
+			return nil
+		}
+		if _, err := local(ctx, dir, c.env(), c.base[0], c.args(append([]string{"build"}, services...)...)...); err != nil {
+			return err
+		}
+		for _, s := range services {
+			if _, err := LocalImageID(ctx, images[s]); err != nil {
+				return fmt.Errorf("local: compose built service %s but image %s is not there: %w", s, images[s], err)
+			}
+		}
+		return nil
+	})
+	return images, err
+}
+
+func (c composeCLI) env() []string { return []string{"COMPOSE_PROJECT_NAME=" + c.proj} }
+
+// composeFlavour remembers, per docker CLI, whether it has the compose v2
+// plugin: asked once per process, not once per plan and build.
+var composeFlavour sync.Map // localDocker -> bool
+
+func findCompose(ctx context.Context, dir string, o BuildOptions) (composeCLI, error) {
 	// compose v2 refuses names it would not produce itself; normalise the
 	// same way for both versions so image names only differ by separator.
-	proj := normalizeV2(project)
-	if proj == "" {
-		return nil, fmt.Errorf("imagexfer: project name %q has no usable characters (a-z, 0-9, _ and -)", project)
+	c := composeCLI{proj: normalizeV2(o.Project)}
+	if c.proj == "" {
+		return c, fmt.Errorf("imagexfer: project name %q has no usable characters (a-z, 0-9, _ and -)", o.Project)
 	}
-	env := append(os.Environ(), "COMPOSE_PROJECT_NAME="+proj)
-	var base []string // command and leading args
-	v2 := false
-	if _, err := local(ctx, dir, env, localDocker, "compose", "version"); err == nil {
-		base, v2 = []string{localDocker, "compose"}, true
-	} else if ctx.Err() != nil {
-		return nil, ctx.Err()
+	v2, known := composeFlavour.Load(localDocker)
+	if !known {
+		_, err := local(ctx, dir, c.env(), localDocker, "compose", "version")
+		if err != nil && ctx.Err() != nil {
+			return c, ctx.Err()
+		}
+		v2 = err == nil
+		composeFlavour.Store(localDocker, v2)
+	}
+	if v2.(bool) {
+		c.base, c.v2 = []string{localDocker, "compose"}, true
 	} else if _, lerr := exec.LookPath(localComposeV1); lerr == nil {
-		base = []string{localComposeV1}
+		c.base = []string{localComposeV1}
 	} else {
-		return nil, fmt.Errorf("local: neither `docker compose` (v2) nor %s (v1) is available: %v", localComposeV1, err)
+		return c, fmt.Errorf("local: neither `docker compose` (v2) nor %s (v1) is available", localComposeV1)
 	}
-	if composeFile != "" {
-		base = append(base, "-f", composeFile)
+	if o.ComposeFile != "" {
+		c.base = append(c.base, "-f", o.ComposeFile)
 	}
-	cmdArgs := func(args ...string) []string { return append(append([]string{}, base[1:]...), args...) }
+	return c, nil
+}
 
+// buildServices reads the compose config in dir and returns the image name
+// of each service with a build: section, and those services sorted.
+func buildServices(ctx context.Context, dir string, c composeCLI) (map[string]string, []string, error) {
 	var p composeProject
-	if v2 {
-		out, err := local(ctx, dir, env, base[0], cmdArgs("config", "--format", "json")...)
+	if c.v2 {
+		out, err := local(ctx, dir, c.env(), c.base[0], c.args("config", "--format", "json")...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			return nil, fmt.Errorf("local: parsing `docker compose config --format json`: %w", err)
+			return nil, nil, fmt.Errorf("local: parsing `docker compose config --format json`: %w", err)
 		}
 	} else {
-		out, err := local(ctx, dir, env, base[0], cmdArgs("config")...)
+		out, err := local(ctx, dir, c.env(), c.base[0], c.args("config")...)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := yaml.Unmarshal([]byte(out), &p); err != nil {
-			return nil, fmt.Errorf("local: parsing `%s config`: %w", localComposeV1, err)
+			return nil, nil, fmt.Errorf("local: parsing `%s config`: %w", localComposeV1, err)
 		}
 	}
-
 	images := map[string]string{}
 	var services []string
 	for name, s := range p.Services {
@@ -85,29 +182,72 @@ func BuildServices(ctx context.Context, dir, composeFile, project string) (map[s
 		switch {
 		case s.Image != "":
 			images[name] = s.Image
-		case v2:
-			if p.Name != "" {
-				images[name] = p.Name + "-" + name
-			} else {
-				images[name] = proj + "-" + name
-			}
+		case c.v2 && p.Name != "":
+			images[name] = p.Name + "-" + name
+		case c.v2:
+			images[name] = c.proj + "-" + name
 		default:
-			images[name] = proj + "_" + name
+			images[name] = c.proj + "_" + name
 		}
-	}
-	if len(services) == 0 {
-		return images, nil
 	}
 	sort.Strings(services)
-	if _, err := local(ctx, dir, env, base[0], cmdArgs(append([]string{"build"}, services...)...)...); err != nil {
-		return nil, err
+	return images, services, nil
+}
+
+// withTree checks o.Commit out into the project's build tree and runs fn in
+// it, holding a lock so that two shipit runs of one project never share it.
+//
+// The tree and its own index live in the cache dir, not in the repository:
+// git's one-way merge (read-tree --reset -u) rewrites only the files that
+// differ from the previous build, so their mtimes, which BuildKit compares to
+// decide what context to send again, stay put.
+func withTree(ctx context.Context, o BuildOptions, fn func(dir string) error) error {
+	if o.Commit == "" {
+		return fmt.Errorf("imagexfer: no commit to build")
 	}
-	for _, s := range services {
-		if _, err := LocalImageID(ctx, images[s]); err != nil {
-			return nil, fmt.Errorf("local: compose built service %s but image %s is not there: %w", s, images[s], err)
+	top, err := local(ctx, o.RepoDir, nil, "git", "rev-parse", "--show-toplevel")
+	if err != nil {
+		return fmt.Errorf("local: %s is not in a git repository: %w", o.RepoDir, err)
+	}
+	top = strings.TrimSpace(top)
+	sha, err := local(ctx, top, nil, "git", "rev-parse", "--verify", "--quiet", o.Commit+"^{commit}")
+	if err != nil {
+		return fmt.Errorf("local: commit %s is not in %s: %w", o.Commit, top, err)
+	}
+	sha = strings.TrimSpace(sha)
+
+	cache := o.CacheDir
+	if cache == "" {
+		c, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("local: no cache directory for the build tree: %w", err)
 		}
+		cache = filepath.Join(c, "shipit")
 	}
-	return images, nil
+	key := sha256.Sum256([]byte(top + "\x00" + normalizeV2(o.Project)))
+	root := filepath.Join(cache, "build", hex.EncodeToString(key[:8]))
+	tree := filepath.Join(root, "tree")
+	if err := os.MkdirAll(tree, 0o700); err != nil {
+		return fmt.Errorf("local: build tree: %w", err)
+	}
+	unlock, err := lockFile(ctx, filepath.Join(root, "lock"))
+	if err != nil {
+		return fmt.Errorf("local: locking the build tree %s: %w", root, err)
+	}
+	defer unlock()
+
+	idx := "GIT_INDEX_FILE=" + filepath.Join(root, "index")
+	git := func(args ...string) error {
+		_, err := local(ctx, top, []string{idx}, "git", append([]string{"--work-tree=" + tree}, args...)...)
+		return err
+	}
+	if err := git("read-tree", "--reset", "-u", sha); err != nil {
+		return fmt.Errorf("local: checking out %s for the build: %w", short(sha), err)
+	}
+	if err := git("clean", "-ffdqx"); err != nil {
+		return fmt.Errorf("local: cleaning the build tree: %w", err)
+	}
+	return fn(tree)
 }
 
 // normalizeV2 mirrors compose-go's project name normalisation.

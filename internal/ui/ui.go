@@ -30,7 +30,11 @@ type Printer struct {
 	out     io.Writer
 	verbose bool
 	color   bool
+	tty     bool
 	width   int // host column width
+
+	lastProgress map[string]time.Time // host -> last progress line (TTY)
+	notes        map[string][]string  // host -> lines for its summary block
 }
 
 // New returns a Printer writing to out; hosts sets the prefix width.
@@ -39,7 +43,9 @@ func New(out io.Writer, verbose bool, hosts []string) *Printer {
 	for _, h := range hosts {
 		w = max(w, len(h))
 	}
-	return &Printer{out: out, verbose: verbose, color: isTTY(out) && os.Getenv("NO_COLOR") == "", width: w}
+	tty := isTTY(out)
+	return &Printer{out: out, verbose: verbose, color: tty && os.Getenv("NO_COLOR") == "", tty: tty, width: w,
+		lastProgress: map[string]time.Time{}, notes: map[string][]string{}}
 }
 
 func isTTY(w io.Writer) bool {
@@ -100,6 +106,26 @@ func (p *Printer) Emit(e runtime.Event) {
 			return
 		}
 		line = strings.Join(p.ReportLines(*e.Item), "\n")
+	case runtime.Progress:
+		// A line a second per host on a terminal; the final figures come
+		// as Info and Note events, so nothing is lost elsewhere.
+		if !p.tty || e.Progress == nil {
+			return
+		}
+		p.mu.Lock()
+		now := time.Now()
+		if now.Sub(p.lastProgress[e.Host]) < time.Second {
+			p.mu.Unlock()
+			return
+		}
+		p.lastProgress[e.Host] = now
+		p.mu.Unlock()
+		line = p.paint("2", FormatProgress(e.Progress))
+	case runtime.Note:
+		p.mu.Lock()
+		p.notes[e.Host] = append(p.notes[e.Host], e.Text)
+		p.mu.Unlock()
+		return
 	default:
 		line = e.Text
 	}
@@ -156,7 +182,42 @@ func (p *Printer) Summary(title string, results []orchestrator.Result) {
 		if len(parts) > 0 {
 			fmt.Fprintf(p.out, "  %-*s  %s\n", p.width, "", p.paint("2", strings.Join(parts, " · ")))
 		}
+		for _, n := range p.notes[r.Host] {
+			fmt.Fprintf(p.out, "  %-*s  %s\n", p.width, "", n)
+		}
 	}
+}
+
+// FormatProgress renders a transfer's state: "images: sending 3/5 layers,
+// 12.1 of 40.3 MB, 25.2 MB/s, ETA 1.1s".
+func FormatProgress(t *runtime.TransferProgress) string {
+	s := fmt.Sprintf("%s: %s", t.What, t.Phase)
+	if t.Items > 0 {
+		s += fmt.Sprintf(" %d/%d layers", t.ItemsDone, t.Items)
+	}
+	if t.Total > 0 {
+		s += fmt.Sprintf(", %s of %s", MB(t.Done), MB(t.Total))
+	}
+	if t.Rate > 0 {
+		s += fmt.Sprintf(", %s/s", MB(int64(t.Rate)))
+	}
+	if t.ETA > 0 {
+		s += ", ETA " + round(t.ETA)
+	}
+	return s
+}
+
+// MB formats a byte count for people.
+func MB(n int64) string {
+	switch {
+	case n < 1000:
+		return fmt.Sprintf("%d B", n)
+	case n < 1000*1000:
+		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
+	case n < 1000*1000*1000:
+		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
 }
 
 func orDash(s string) string {

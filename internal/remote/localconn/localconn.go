@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -41,6 +42,7 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	x.Dir = c.Dir
 	x.Env = append(os.Environ(), c.Env...)
 	x.Stdout, x.Stderr = stdout, stderr
+	var stdinErr atomic.Pointer[error]
 	if stdin != nil {
 		// As over SSH: the caller's stdin is copied on the side and the
 		// command's end does not wait for it (a lock holder's stdin stays
@@ -50,7 +52,11 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 			return -1, err
 		}
 		go func() {
-			_, _ = io.Copy(pw, stdin)
+			// A read error of the caller's stdin fails the command, as
+			// over SSH (it is recorded before the command sees EOF).
+			if _, err := io.Copy(pw, stdin); err != nil {
+				stdinErr.Store(&err)
+			}
 			pw.Close()
 		}()
 		defer pr.Close()
@@ -64,6 +70,9 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, std
 	err := x.Run()
 	if ctx.Err() != nil {
 		return -1, ctx.Err() // as sshpool reports a cancelled command
+	}
+	if e := stdinErr.Load(); e != nil {
+		return -1, *e
 	}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) && ctx.Err() == nil {

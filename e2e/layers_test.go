@@ -1,0 +1,262 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/rand"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shipit-dev/shipit/e2e/harness"
+)
+
+// layeredFiles is the demo web app with extra layers of random (so
+// incompressible) data: a file per entry of sizes, in this order.
+func layeredFiles(sizes map[string]int, order ...string) map[string]string {
+	files := appFiles("1")
+	df := "FROM " + harness.BaseImage + "\nCOPY www /www\n"
+	for _, name := range order {
+		b := make([]byte, sizes[name])
+		_, _ = rand.Read(b)
+		files[name] = string(b)
+		df += "COPY " + name + " /" + name + "\n"
+	}
+	files["Dockerfile"] = df + "CMD [\"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]\n"
+	return files
+}
+
+// proxied is a stage host reached through a proxy; newApp only reads Addr.
+func proxied(p *harness.Proxy) *harness.SSHD { return &harness.SSHD{Addr: p.Addr} }
+
+// startShipit runs shipit in the background; onLine sees each output line.
+func (a *app) startShipit(onLine func(string), args ...string) (wait func() (string, int)) {
+	a.t.Helper()
+	full := append([]string{"--known-hosts", a.env.KnownHosts, "-i", a.env.ClientKey, "--ssh-config", a.env.SSHConfig}, args...)
+	cmd := exec.Command(a.binary(), full...)
+	cmd.Dir = a.dir
+	cmd.Env = append(append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1"), a.env2...)
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	pw.Close()
+	var out strings.Builder
+	var mu sync.Mutex
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			mu.Lock()
+			out.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			if onLine != nil {
+				onLine(sc.Text())
+			}
+		}
+	}()
+	return func() (string, int) {
+		err := cmd.Wait()
+		<-done
+		pr.Close()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		a.t.Logf("$ shipit %s (exit %d)\n%s", strings.Join(args, " "), code, out.String())
+		return out.String(), code
+	}
+}
+
+var layersRe = regexp.MustCompile(`layers: (\d+) sent, (\d+) staged earlier, (\d+) on host; (\d+) bytes`)
+
+// layerFigures reads the deploy:build log line of a deploy's output.
+func layerFigures(t testing.TB, out string) (sent, reused, onHost int, bytes int64) {
+	t.Helper()
+	m := layersRe.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no image transfer figures in the output:\n%s", out)
+	}
+	sent, _ = strconv.Atoi(m[1])
+	reused, _ = strconv.Atoi(m[2])
+	onHost, _ = strconv.Atoi(m[3])
+	bytes, _ = strconv.ParseInt(m[4], 10, 64)
+	return
+}
+
+func removeLocalImages(t testing.TB, env *harness.Env, app string) {
+	t.Cleanup(func() {
+		out := env.Docker(t, nil, "image", "ls", "-q", "--filter", "reference="+app+"-*")
+		if ids := strings.Fields(out); len(ids) > 0 {
+			_, _ = exec.Command("docker", append([]string{"image", "rm", "-f"}, ids...)...).CombinedOutput()
+		}
+	})
+}
+
+// The network drops while layers stream to a host (the upload is throttled
+// so that the cut lands mid-layer): the engine gets nothing, complete layers
+// wait in the staging directory, and the next deploy removes the partial
+// file and sends only the layers still missing.
+func TestLocalBuildCutMidTransferResumes(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartIsolatedHost(t, 30)
+	proxy := env.StartProxy(t, host)
+	a := newApp(t, env, "cutxfer", "/var/deploy", []*harness.SSHD{proxied(proxy)}, "", "build = \"local\"\n")
+	removeLocalImages(t, env, "cutxfer")
+	a.commit(layeredFiles(map[string]int{"small.bin": 4 << 20, "big.bin": 24 << 20}, "small.bin", "big.bin"))
+	staging := filepath.Join(host.DeployRoot, "cutxfer", ".image-layers")
+
+	var cut sync.Once
+	cutDone := make(chan struct{})
+	watch := func(line string) {
+		if !strings.Contains(line, "▸ [6/12] deploy:build") {
+			return
+		}
+		proxy.SetRate(6 << 20)
+		go func() {
+			defer close(cutDone)
+			deadline := time.Now().Add(60 * time.Second)
+			for time.Now().Before(deadline) {
+				var complete, partial bool
+				ents, _ := os.ReadDir(staging)
+				for _, e := range ents {
+					fi, err := e.Info()
+					if err != nil || fi.Size() < 1<<20 {
+						continue
+					}
+					complete = complete || strings.HasSuffix(e.Name(), ".gz")
+					partial = partial || strings.Contains(e.Name(), ".part-")
+				}
+				if complete && partial {
+					cut.Do(proxy.Cut)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	out, code := a.startShipit(watch, "deploy", "-s", "production")()
+	<-cutDone
+	if code == 0 {
+		t.Fatalf("the deploy survived the cut:\n%s", out)
+	}
+	// The engine has no new image; complete layers and a partial file wait.
+	if imgs := env.Docker(t, host, "image", "ls", "-q", "--filter", "reference=cutxfer-web"); strings.TrimSpace(imgs) != "" {
+		t.Fatalf("the engine has an image after the cut: %s", imgs)
+	}
+	var complete, partial int
+	ents, _ := os.ReadDir(staging)
+	for _, e := range ents {
+		switch {
+		case strings.Contains(e.Name(), ".part-"):
+			partial++
+		case strings.HasSuffix(e.Name(), ".gz"):
+			complete++
+		}
+	}
+	if complete == 0 || partial == 0 {
+		t.Fatalf("staging after the cut: %v", ents)
+	}
+
+	proxy.SetRate(0)
+	waitNextSecond(time.Now().UTC().Format("20060102-150405"))
+	up := proxy.Up()
+	out = a.mustShipit("deploy", "-s", "production")
+	sentNow := proxy.Up() - up
+	// (A layer whose check was in flight at the cut may have been renamed
+	// into place by the host after the client went away.)
+	sent, reused, _, bytes := layerFigures(t, out)
+	if reused < complete || sent == 0 || sent+reused != 3 {
+		t.Fatalf("resumed deploy: %d layers sent, %d staged earlier; %d of 3 were complete after the cut", sent, reused, complete)
+	}
+	// Only the rest crossed the wire: not the complete layers again.
+	if bytes > 26<<20 || sentNow > bytes+4<<20 {
+		t.Fatalf("resumed deploy sent %d layer bytes, %d bytes on the wire", bytes, sentNow)
+	}
+	if _, err := os.Stat(staging); !os.IsNotExist(err) {
+		t.Fatalf("staging directory left after a successful deploy: %v", err)
+	}
+	rel := filepath.Base(strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/cutxfer/current")))
+	if ids := webContainers(t, env, host, "cutxfer", rel); len(ids) != 1 || health(t, env, host, ids[0]) != "healthy" {
+		t.Fatalf("release %s not healthy after the resumed deploy: %v", rel, ids)
+	}
+}
+
+// A host whose engine runs out of disk while loading: the deploy fails in
+// deploy:build with the engine's message and a hint, before anything is
+// started or switched; the previous release keeps serving.
+func TestLocalBuildDiskFullFailsBeforeSwitch(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartIsolatedHost(t, 31)
+	a := newApp(t, env, "fullxfer", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
+	removeLocalImages(t, env, "fullxfer")
+	a.mustShipit("deploy", "-s", "production")
+	r1 := filepath.Base(strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/fullxfer/current")))
+
+	// The engine unpacks docker load archives in <data-root>/tmp: make it 1 MB.
+	root := strings.TrimSpace(env.Docker(t, host, "info", "--format", "{{.DockerRootDir}}"))
+	env.HostRun(t, host, "mount -t tmpfs -o size=1m shipit-full "+filepath.Join(root, "tmp"))
+	t.Cleanup(func() {
+		_, _ = exec.Command("nsenter", "-t", strconv.Itoa(host.Pid), "-m", "--", "umount", filepath.Join(root, "tmp")).CombinedOutput()
+	})
+
+	waitNextSecond(r1)
+	a.commit(layeredFiles(map[string]int{"big.bin": 6 << 20}, "big.bin"))
+	out, code := a.shipit("deploy", "-s", "production")
+	if code == 0 {
+		t.Fatalf("deploy to a full disk succeeded:\n%s", out)
+	}
+	mustContain(t, "full-disk deploy", out, "✗ [6/12] deploy:build", "no space left on device", "hint: free disk space on")
+	if strings.Contains(out, "[7/12] deploy:start") {
+		t.Fatalf("the release was started after the transfer failed:\n%s", out)
+	}
+	if cur := filepath.Base(strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/fullxfer/current"))); cur != r1 {
+		t.Fatalf("current moved to %s", cur)
+	}
+	if ids := webContainers(t, env, host, "fullxfer", r1); len(ids) != 1 || serve(t, env, host, ids[0]) != "version 1" {
+		t.Fatalf("previous release not serving: %v", ids)
+	}
+}
+
+// On a terminal, a transfer shows per host the bytes to send, sent, the
+// throughput and the ETA while it runs; off a terminal only the per-image
+// lines and the summary (checked by the other tests).
+func TestLocalBuildProgressOnTTY(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartIsolatedHost(t, 29)
+	proxy := env.StartProxy(t, host)
+	a := newApp(t, env, "ttyxfer", "/var/deploy", []*harness.SSHD{proxied(proxy)}, "", "build = \"local\"\n")
+	removeLocalImages(t, env, "ttyxfer")
+	a.commit(layeredFiles(map[string]int{"big.bin": 12 << 20}, "big.bin"))
+	proxy.SetRate(4 << 20) // three seconds of transfer
+	// script(1) gives shipit a pseudo-terminal for its output.
+	args := []string{"--known-hosts", env.KnownHosts, "-i", env.ClientKey, "--ssh-config", env.SSHConfig, "deploy", "-s", "production"}
+	cmdline := a.binary()
+	for _, s := range args {
+		cmdline += " '" + s + "'"
+	}
+	cmd := exec.Command("script", "-qefc", cmdline, "/dev/null")
+	cmd.Dir = a.dir
+	cmd.Env = append(os.Environ(), "HOME="+a.home, "SSH_AUTH_SOCK=", "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s", out)
+	if err != nil {
+		t.Fatalf("deploy on a terminal: %v", err)
+	}
+	if !regexp.MustCompile(`images: sending \d/\d layers, [\d.]+ [kM]B of [\d.]+ MB, [\d.]+ [kM]B/s, ETA`).Match(out) {
+		t.Fatal("no live transfer progress on a terminal")
+	}
+}

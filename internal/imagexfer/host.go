@@ -1,0 +1,552 @@
+package imagexfer
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/shell"
+)
+
+// Staging directory on a host:
+//
+//	<diffid-hex>.gz              a complete layer, waiting to be loaded
+//	<diffid-hex>.gz.part-<rand>  a layer being received (removed by the next run)
+//	manifest.json, <hex>.json    the load archive's metadata (written just before it)
+//
+// A layer is renamed into place only after its size is checked, so a cut
+// transfer leaves complete layers and partial files that the next transfer
+// recognises, and removes.
+
+// hostState is what a host's engine and staging directory hold.
+type hostState struct {
+	containerd bool            // containerd image store: load archives carry every layer
+	ids        map[string]bool // image IDs
+	chains     map[string]bool // layer chain IDs
+	staged     map[string]int64
+	hasTar     bool
+}
+
+// hostInventory asks the host's engine for its images' layers, lists the
+// staging directory and removes what a cut transfer left half written.
+func hostInventory(ctx context.Context, h Host, docker string) (*hostState, error) {
+	dir := shell.Quote(h.StagingDir)
+	cmd := "out=$(" + docker + " info --format '{{json .DriverStatus}}' 2>&1); rc=$?; " +
+		"if [ $rc -ne 0 ]; then printf '%s\\n' \"$out\" >&2; [ $rc -eq 127 ] && exit 127; exit 3; fi; " +
+		"printf 'D %s\\n' \"$out\"; " +
+		"ids=$(" + docker + " image ls -aq --no-trunc) || exit 3; " +
+		"if [ -n \"$ids\" ]; then printf '%s\\n' \"$ids\" | sort -u | xargs " + docker +
+		" image inspect --format " + shell.Quote("I {{.Id}}{{range .RootFS.Layers}} {{.}}{{end}}") + " 2>/dev/null; fi; " +
+		"command -v tar >/dev/null 2>&1 && echo T; " +
+		"if [ -d " + dir + " ]; then cd " + dir + " && rm -f -- *.part-* manifest.json *.json && " +
+		"for f in *.gz; do [ -f \"$f\" ] && printf 'S %s %s\\n' \"$f\" \"$(wc -c <\"$f\" | tr -d ' ')\"; done; fi; exit 0"
+	var stdout, stderr bytes.Buffer
+	code, err := h.Conn.Run(ctx, cmd, nil, &stdout, &stderr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: asking docker which layers it has: %w", h.Conn.Name(), err)
+	}
+	if code == 127 {
+		return nil, fmt.Errorf("imagexfer: %w on %s (%s): %s", ErrDockerMissing, h.Conn.Name(), docker, tail(stderr.String()))
+	}
+	if code != 0 {
+		return nil, &CommandError{Host: h.Conn.Name(), Cmd: docker + " image inspect", Code: code, Stderr: tail(stderr.String())}
+	}
+	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]int64{}}
+	for _, line := range strings.Split(stdout.String(), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "D":
+			st.containerd = strings.Contains(line, "io.containerd.snapshotter")
+		case "I":
+			if len(f) < 2 {
+				continue
+			}
+			st.ids[f[1]] = true
+			for _, c := range chainIDs(f[2:]) {
+				st.chains[c] = true
+			}
+		case "S":
+			if len(f) == 3 && strings.HasSuffix(f[1], ".gz") {
+				if n, err := strconv.ParseInt(f[2], 10, 64); err == nil {
+					st.staged["sha256:"+strings.TrimSuffix(f[1], ".gz")] = n
+				}
+			}
+		case "T":
+			st.hasTar = true
+		}
+	}
+	return st, nil
+}
+
+// plan is one host's share of a transfer.
+type plan struct {
+	perImage map[*localImage]*ImageResult
+	load     []*localImage // images the host lacks
+	present  []*localImage // images the host has by ID: only tagged
+	send     []string      // diffIDs to stream, base first
+	reuse    []string      // diffIDs staged complete by an earlier transfer
+	skipped  int           // layers the engine has
+}
+
+func makePlan(imgs []*localImage, st *hostState) *plan {
+	p := &plan{perImage: map[*localImage]*ImageResult{}}
+	seen := map[string]bool{}
+	for _, img := range imgs {
+		ir := &ImageResult{Ref: img.Ref}
+		p.perImage[img] = ir
+		if st.ids[img.ID] {
+			p.present = append(p.present, img)
+			continue
+		}
+		ir.Loaded = true
+		p.load = append(p.load, img)
+		for i, d := range img.DiffIDs {
+			if seen[d] {
+				continue
+			}
+			if !st.containerd && st.chains[img.chain[i]] {
+				p.skipped++
+				ir.LayersSkipped++
+				continue
+			}
+			seen[d] = true
+			if _, ok := st.staged[d]; ok {
+				p.reuse = append(p.reuse, d)
+				ir.LayersReused++
+			} else {
+				p.send = append(p.send, d)
+				ir.LayersSent++
+			}
+		}
+	}
+	return p
+}
+
+// tracker measures one host's transfer for Progress.
+type tracker struct {
+	h       Host
+	start   time.Time
+	first   atomic.Int64 // unix nanos of the first byte sent
+	last    atomic.Int64 // and of the latest
+	sent    atomic.Int64
+	done    atomic.Int64
+	phase   atomic.Value // Phase
+	refs    []string
+	mu      sync.Mutex
+	blobs   []*blob // layers to send, for the byte total
+	nLayers int
+}
+
+func (t *tracker) snapshot() Progress {
+	t.mu.Lock()
+	var total int64
+	for _, b := range t.blobs {
+		if b != nil {
+			_, _, _, est := b.state()
+			total += est
+		}
+	}
+	n := t.nLayers
+	t.mu.Unlock()
+	p := Progress{
+		Host: t.h.Conn.Name(), Phase: t.phase.Load().(Phase), Images: t.refs,
+		Layers: n, LayersDone: int(t.done.Load()), Bytes: total, BytesSent: t.sent.Load(),
+		Elapsed: time.Since(t.start),
+	}
+	if f, l := t.first.Load(), t.last.Load(); f > 0 {
+		if el := time.Duration(l - f).Seconds(); el > 0.05 {
+			p.Rate = float64(p.BytesSent) / el // over the sending, not the loading
+		}
+	}
+	if p.Rate > 0 && p.Bytes > p.BytesSent {
+		p.ETA = time.Duration(float64(p.Bytes-p.BytesSent) / p.Rate * float64(time.Second))
+	}
+	return p
+}
+
+func (t *tracker) report() {
+	if t.h.Progress != nil {
+		t.h.Progress(t.snapshot())
+	}
+}
+
+type countingReader struct {
+	r io.Reader
+	t *tracker
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		now := time.Now().UnixNano()
+		c.t.first.CompareAndSwap(0, now)
+		c.t.last.Store(now)
+		c.t.sent.Add(int64(n))
+	}
+	return n, err
+}
+
+// Transfer makes every ref (a local image) available on the host under the
+// same name, sending only the layers the host's engine lacks.
+func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, error) {
+	res := Result{Host: h.Conn.Name()}
+	start := time.Now()
+	defer func() { res.Elapsed = time.Since(start) }()
+	if len(refs) == 0 {
+		return res, nil
+	}
+	if h.StagingDir == "" || !path.IsAbs(h.StagingDir) {
+		return res, fmt.Errorf("imagexfer: staging directory %q must be an absolute path", h.StagingDir)
+	}
+	for _, r := range refs {
+		// docker load names images by name:tag only.
+		if r == "" || strings.HasPrefix(r, "-") || strings.ContainsAny(r, " \t\n@") || strings.LastIndex(r, ":") < strings.LastIndex(r, "/")+1 {
+			return res, fmt.Errorf("imagexfer: invalid image reference %q (want name:tag)", r)
+		}
+	}
+	words := strings.Fields(h.Docker)
+	if len(words) == 0 {
+		words = []string{"docker"}
+	}
+	docker := shell.Join(words...)
+	host := h.Conn.Name()
+
+	tr := &tracker{h: h, start: start, refs: refs}
+	tr.phase.Store(PhaseChecking)
+	stopTicker := make(chan struct{})
+	var tickerDone sync.WaitGroup
+	if h.Progress != nil {
+		tickerDone.Add(1)
+		go func() {
+			defer tickerDone.Done()
+			tk := time.NewTicker(250 * time.Millisecond)
+			defer tk.Stop()
+			for {
+				select {
+				case <-tk.C:
+					tr.report()
+				case <-stopTicker:
+					return
+				}
+			}
+		}()
+	}
+	defer func() {
+		close(stopTicker)
+		tickerDone.Wait()
+		tr.phase.Store(PhaseDone)
+		tr.report()
+	}()
+
+	// Local images and the host's inventory, at the same time.
+	imgs := make([]*localImage, len(refs))
+	var wg sync.WaitGroup
+	errs := make([]error, len(refs))
+	for i, r := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			imgs[i], errs[i] = s.image(ctx, r)
+		}()
+	}
+	st, invErr := hostInventory(ctx, h, docker)
+	res.Check = time.Since(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return res, err
+	}
+	if invErr != nil {
+		return res, invErr
+	}
+
+	p := makePlan(imgs, st)
+	res.LayersSkipped = p.skipped
+	if len(p.load) > 0 {
+		if !st.hasTar {
+			return res, &HostError{Host: host, Msg: "tar is not installed on the host", Fix: "install tar on " + host + " (shipit assembles the docker load archive there)"}
+		}
+		s.want(p.load, p.send)
+		tr.phase.Store(PhaseSending)
+		tr.mu.Lock()
+		tr.nLayers = len(p.send)
+		tr.blobs = make([]*blob, len(p.send))
+		tr.mu.Unlock()
+		s.opts.Logf("%s: %d image(s) to load: %d layer(s) to send, %d staged earlier, %d already in the engine",
+			host, len(p.load), len(p.send), len(p.reuse), p.skipped)
+		t0 := time.Now()
+		if err := s.upload(ctx, h, p, tr); err != nil {
+			return res, err
+		}
+		res.LayersSent, res.LayersReused, res.Bytes = len(p.send), len(p.reuse), tr.sent.Load()
+		tr.phase.Store(PhaseLoading)
+		t1 := time.Now()
+		res.Send = t1.Sub(t0)
+		if err := s.load(ctx, h, docker, p, st); err != nil {
+			return res, err
+		}
+		res.Load = time.Since(t1)
+	}
+	// (A load already removed the staging directory.)
+	if len(p.present) > 0 || len(p.load) == 0 {
+		if err := tagPresent(ctx, h, docker, p.present); err != nil {
+			return res, err
+		}
+	}
+	sizes := map[string]int64{}
+	tr.mu.Lock()
+	for i, b := range tr.blobs {
+		if b != nil {
+			n, _, _, _ := b.state()
+			sizes[p.send[i]] = n
+		}
+	}
+	tr.mu.Unlock()
+	for _, img := range imgs {
+		ir := p.perImage[img]
+		for _, d := range img.DiffIDs {
+			ir.Bytes += sizes[d]
+			delete(sizes, d) // counted for the first image only
+		}
+		res.Images = append(res.Images, *ir)
+		if ir.Loaded {
+			res.Sent = append(res.Sent, img.Ref)
+		} else {
+			res.Skipped = append(res.Skipped, img.Ref)
+		}
+	}
+	return res, nil
+}
+
+// upload streams every layer of p.send into the staging directory, a few at a
+// time, each renamed into place once its size is checked.
+func (s *Sender) upload(ctx context.Context, h Host, p *plan, tr *tracker) error {
+	if len(p.send) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, s.opts.Uploads)
+	errs := make([]error, len(p.send))
+	var wg sync.WaitGroup
+	// Layers go in the order they become available: with a legacy save
+	// stream a layer is only known once the stream has passed it.
+	for i, d := range p.send {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			b, err := s.blobFor(ctx, d)
+			if err == nil {
+				tr.mu.Lock()
+				tr.blobs[i] = b
+				tr.mu.Unlock()
+				select {
+				case sem <- struct{}{}:
+					err = uploadLayer(ctx, h, b, d, tr)
+					<-sem
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+			}
+			if errs[i] = err; err != nil {
+				cancel() // the load cannot happen anyway: stop the others
+			} else {
+				tr.done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func randHex() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracker) error {
+	host := h.Conn.Name()
+	final := path.Join(h.StagingDir, strings.TrimPrefix(diffID, "sha256:")+".gz")
+	part := final + ".part-" + randHex()
+	r := b.reader(ctx)
+	defer r.Close()
+	cmd := "umask 077 && mkdir -p " + shell.Quote(h.StagingDir) + " && cat > " + shell.Quote(part)
+	var stderr bytes.Buffer
+	code, err := h.Conn.Run(ctx, cmd, &countingReader{r: r, t: tr}, io.Discard, &stderr)
+	if err != nil {
+		if berr := blobErr(b); berr != nil {
+			return berr
+		}
+		return &CutError{Host: host, Layer: short(diffID), Err: err}
+	}
+	if code != 0 {
+		return hostFailure(h, cmd, code, stderr.String())
+	}
+	n, _, err := b.wait(ctx)
+	if err != nil {
+		return err
+	}
+	// Only a part of the expected size becomes a staged layer: a stream cut
+	// short looks like a clean end of input to cat.
+	fin := "f=" + shell.Quote(part) + "; n=$(wc -c <\"$f\" | tr -d ' ') && [ \"$n\" = " + strconv.FormatInt(n, 10) + " ] && mv -f \"$f\" " + shell.Quote(final) +
+		" || { rm -f \"$f\"; echo \"received $n of " + strconv.FormatInt(n, 10) + " bytes\" >&2; exit 3; }"
+	stderr.Reset()
+	code, err = h.Conn.Run(ctx, fin, nil, io.Discard, &stderr)
+	if err != nil {
+		return fmt.Errorf("%s: staging layer %s: %w", host, short(diffID), err)
+	}
+	if code != 0 {
+		return hostFailure(h, "stage layer "+short(diffID), code, stderr.String())
+	}
+	return nil
+}
+
+func blobErr(b *blob) error {
+	if _, done, err, _ := b.state(); done && err != nil {
+		return err
+	}
+	return nil
+}
+
+// manifestItem is one image of a docker load archive (legacy layout).
+type manifestItem struct {
+	Config   string
+	RepoTags []string
+	Layers   []string
+}
+
+// load writes the configs and the manifest into the staging directory and
+// runs docker load on an archive of them and the staged layers.
+func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *hostState) error {
+	host := h.Conn.Name()
+	var meta bytes.Buffer
+	tw := tar.NewWriter(&meta)
+	var manifest []manifestItem
+	files := []string{"manifest.json"}
+	want := map[string]string{} // ref -> expected config digest
+	for _, img := range p.load {
+		cfg, dg, err := s.configOf(ctx, img)
+		if err != nil {
+			return err
+		}
+		name := strings.TrimPrefix(dg, "sha256:") + ".json"
+		if err := addFile(tw, name, cfg); err != nil {
+			return err
+		}
+		files = append(files, name)
+		item := manifestItem{Config: name, RepoTags: []string{img.Ref}}
+		for _, d := range img.DiffIDs {
+			item.Layers = append(item.Layers, strings.TrimPrefix(d, "sha256:")+".gz")
+		}
+		manifest = append(manifest, item)
+		want[img.Ref] = dg
+	}
+	mj, _ := json.Marshal(manifest)
+	if err := addFile(tw, "manifest.json", mj); err != nil {
+		return err
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	for _, d := range append(append([]string{}, p.send...), p.reuse...) {
+		files = append(files, strings.TrimPrefix(d, "sha256:")+".gz")
+	}
+	sort.Strings(files[1:])
+	dir := shell.Quote(h.StagingDir)
+	cmd := "umask 077 && mkdir -p " + dir + " && cd " + dir + " && tar -xf - && tar -cf - " + shell.Join(files...) + " | " + docker + " load -q"
+	var stderr bytes.Buffer
+	code, err := h.Conn.Run(ctx, cmd, &meta, io.Discard, &stderr)
+	if err != nil {
+		return fmt.Errorf("%s: docker load: %w", host, err)
+	}
+	if code != 0 {
+		return hostFailure(h, docker+" load", code, stderr.String())
+	}
+	// Check what the engine now calls each ref, then drop the staged files.
+	refs := make([]string, 0, len(want))
+	for r := range want {
+		refs = append(refs, r)
+	}
+	sort.Strings(refs)
+	check := "for r in " + shell.Join(refs...) + "; do " + docker + " image inspect --format " +
+		shell.Quote("{{.Id}} {{json .RootFS.Layers}}") + " \"$r\" || exit 3; done; rm -rf " + shell.Quote(h.StagingDir)
+	var stdout bytes.Buffer
+	stderr.Reset()
+	code, err = h.Conn.Run(ctx, check, nil, &stdout, &stderr)
+	if err != nil {
+		return fmt.Errorf("%s: checking loaded images: %w", host, err)
+	}
+	if code != 0 {
+		return hostFailure(h, docker+" image inspect", code, stderr.String())
+	}
+	lines := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(lines) != len(refs) {
+		return fmt.Errorf("%s: after docker load: unexpected inspect output %q", host, stdout.String())
+	}
+	byRef := map[string]*localImage{}
+	for _, img := range p.load {
+		byRef[img.Ref] = img
+	}
+	for i, r := range refs {
+		id, layers, _ := strings.Cut(lines[i], " ")
+		var got []string
+		_ = json.Unmarshal([]byte(layers), &got)
+		ok := id == want[r]
+		if st.containerd { // the ID is that of a manifest containerd wrote
+			ok = strings.Join(got, ",") == strings.Join(byRef[r].DiffIDs, ",")
+		}
+		if !ok {
+			return fmt.Errorf("%s: after docker load, %s is %s, want %s", host, r, id, want[r])
+		}
+	}
+	return nil
+}
+
+func addFile(tw *tar.Writer, name string, b []byte) error {
+	if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(b)), ModTime: time.Unix(0, 0), Typeflag: tar.TypeReg}); err != nil {
+		return err
+	}
+	_, err := tw.Write(b)
+	return err
+}
+
+// tagPresent gives images the host already has their new names, and drops a
+// staging directory left by an earlier, cut transfer.
+func tagPresent(ctx context.Context, h Host, docker string, imgs []*localImage) error {
+	var cmds []string
+	for _, img := range imgs {
+		cmds = append(cmds, docker+" tag "+shell.Join(img.ID, img.Ref))
+	}
+	cmds = append(cmds, "rm -rf "+shell.Quote(h.StagingDir))
+	cmd := strings.Join(cmds, " && ")
+	var stderr bytes.Buffer
+	code, err := h.Conn.Run(ctx, cmd, nil, io.Discard, &stderr)
+	if err != nil {
+		return fmt.Errorf("%s: docker tag: %w", h.Conn.Name(), err)
+	}
+	if code != 0 {
+		return hostFailure(h, cmd, code, stderr.String())
+	}
+	return nil
+}

@@ -1,0 +1,162 @@
+package imagexfer
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// localDocker is the local docker CLI; tests replace it with a shim.
+var localDocker = "docker"
+
+// secretEnv are variables that never reach local docker, compose or git
+// commands: a build could print or bake them into an image.
+// (SHIPIT_AGE_KEY is internal/secrets.EnvKey; a test checks they agree.)
+var secretEnv = []string{"SHIPIT_AGE_KEY"}
+
+// localEnv is this process's environment without secrets, plus extra.
+func localEnv(extra ...string) []string {
+	var env []string
+outer:
+	for _, kv := range os.Environ() {
+		for _, s := range secretEnv {
+			if strings.HasPrefix(kv, s+"=") {
+				continue outer
+			}
+		}
+		env = append(env, kv)
+	}
+	return append(env, extra...)
+}
+
+// LocalImageID returns the ID (sha256:...) of a local image.
+func LocalImageID(ctx context.Context, ref string) (string, error) {
+	out, err := local(ctx, "", nil, localDocker, "image", "inspect", "--format", "{{.Id}}", "--", ref)
+	if err != nil {
+		return "", err
+	}
+	id := strings.TrimSpace(out)
+	if !strings.HasPrefix(id, "sha256:") {
+		return "", fmt.Errorf("local: docker image inspect %s: unexpected id %q", ref, id)
+	}
+	return id, nil
+}
+
+// TagForRelease tags the local image src as dst.
+func TagForRelease(ctx context.Context, src, dst string) error {
+	_, err := local(ctx, "", nil, localDocker, "tag", src, dst)
+	return err
+}
+
+// inspectLocal returns the ID and layers of a local image.
+func inspectLocal(ctx context.Context, ref string) (*localImage, error) {
+	out, err := local(ctx, "", nil, localDocker, "image", "inspect", "--format", "{{.Id}} {{json .RootFS.Layers}}", "--", ref)
+	if err != nil {
+		return nil, err
+	}
+	id, layers, _ := strings.Cut(strings.TrimSpace(out), " ")
+	img := &localImage{Ref: ref, ID: id}
+	if err := json.Unmarshal([]byte(layers), &img.DiffIDs); err != nil || !strings.HasPrefix(id, "sha256:") {
+		return nil, fmt.Errorf("local: docker image inspect %s: unexpected output %q", ref, out)
+	}
+	for _, d := range img.DiffIDs {
+		if !strings.HasPrefix(d, "sha256:") || !reHex64.MatchString(strings.TrimPrefix(d, "sha256:")) {
+			return nil, fmt.Errorf("local: docker image inspect %s: unexpected layer %q", ref, d)
+		}
+	}
+	img.chain = chainIDs(img.DiffIDs)
+	return img, nil
+}
+
+// saveStream runs local `docker save refs...` and hands its stdout to read.
+// When read returns errStopEarly the save is killed and that is no error.
+func saveStream(ctx context.Context, refs []string, read func(io.Reader) (*saveContents, error)) (*saveContents, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	args := append([]string{"save", "--"}, refs...)
+	cmd := exec.CommandContext(ctx, localDocker, args...)
+	cmd.Env = localEnv()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("local: %s save: %w", localDocker, err)
+	}
+	res, rerr := read(out)
+	if rerr != nil {
+		cancel() // stop the save: nobody reads its output any more
+	} else {
+		_, _ = io.Copy(io.Discard, out)
+	}
+	werr := cmd.Wait()
+	if errors.Is(rerr, errStopEarly) {
+		return res, nil
+	}
+	var ee *exec.ExitError
+	if werr != nil && errors.As(werr, &ee) && !killed(ee) {
+		// It failed by itself: the root cause of whatever read saw.
+		return nil, &CommandError{Host: "local", Cmd: localDocker + " " + strings.Join(args, " "), Code: ee.ExitCode(), Stderr: tail(stderr.String())}
+	}
+	if rerr != nil {
+		return nil, fmt.Errorf("local: %s save: %w", localDocker, rerr)
+	}
+	if werr != nil {
+		return nil, fmt.Errorf("local: %s save: %w: %s", localDocker, werr, tail(stderr.String()))
+	}
+	return res, nil
+}
+
+func killed(ee *exec.ExitError) bool {
+	ws, ok := ee.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}
+
+// local runs a local command without a shell and without secrets in its
+// environment; non-zero exit is a *CommandError.
+func local(ctx context.Context, dir string, env []string, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = localEnv(env...)
+	cmd.WaitDelay = 5 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		if ctx.Err() != nil {
+			return stdout.String(), ctx.Err()
+		}
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return stdout.String(), &CommandError{Host: "local", Cmd: name + " " + strings.Join(args, " "), Code: ee.ExitCode(), Stderr: tail(stderr.String())}
+		}
+		return stdout.String(), fmt.Errorf("local: %s: %w", name, err)
+	}
+	return stdout.String(), nil
+}
+
+// tail returns the last few lines of s (at most ~2 KB), trimmed.
+func tail(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 2048 {
+		s = s[len(s)-2048:]
+		if i := strings.IndexByte(s, '\n'); i >= 0 {
+			s = s[i+1:]
+		}
+	}
+	lines := strings.Split(s, "\n")
+	if len(lines) > 15 {
+		lines = lines[len(lines)-15:]
+	}
+	return strings.Join(lines, "\n")
+}
