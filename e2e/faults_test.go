@@ -280,11 +280,21 @@ func (f *faultApp) interruptAt(step, mode string, stats *faultStats, args ...str
 	stats.add(what, took)
 }
 
-func runFaults(t *testing.T, n int, mode string, stats *faultStats) {
+// runFaults interrupts the given way at every step of the deploy (task
+// "deploy") or of the rollback (task "rollback").
+func runFaults(t *testing.T, n int, mode, task string, stats *faultStats) {
 	env := harness.New(t)
-	f := newFaultApp(t, env, n, "flt"+mode)
+	f := newFaultApp(t, env, n, "flt"+mode+task[:1])
+	if task == "rollback" {
+		f.next("")
+		f.mustShipit("deploy", "-s", "production") // a release to roll back to
+	}
 	load := harness.StartLoad(t, harness.LoadOpts{URL: f.url, Host: f.domain, Clients: 2, Pause: 50 * time.Millisecond})
-	for _, step := range deploySteps {
+	steps := deploySteps
+	if task == "rollback" {
+		steps = nil
+	}
+	for _, step := range steps {
 		f.next(f.pauseIn(step))
 		f.interruptAt(step, mode, stats, "deploy", "-s", "production")
 		v := f.next("")
@@ -294,7 +304,12 @@ func runFaults(t *testing.T, n int, mode string, stats *faultStats) {
 		}
 		harness.WaitAnswer(t, f.url, f.domain, "version "+v, 10*time.Second)
 	}
-	for _, step := range rollbackSteps {
+	if task == "deploy" {
+		steps = nil
+	} else {
+		steps = rollbackSteps
+	}
+	for _, step := range steps {
 		f.commit(map[string]string{"shipit.lua": f.pauseIn(step) + "\n"})
 		f.interruptAt(step, mode, stats, "rollback", "-s", "production")
 		v := f.next("")
@@ -312,10 +327,13 @@ func runFaults(t *testing.T, n int, mode string, stats *faultStats) {
 }
 
 func TestFaultInjection(t *testing.T) {
+	t.Parallel() // its own isolated hosts
 	stats := &faultStats{}
 	t.Run("group", func(t *testing.T) {
-		t.Run("kill", func(t *testing.T) { t.Parallel(); runFaults(t, 16, "kill", stats) })
-		t.Run("cut", func(t *testing.T) { t.Parallel(); runFaults(t, 17, "cut", stats) })
+		t.Run("kill-deploy", func(t *testing.T) { t.Parallel(); runFaults(t, 16, "kill", "deploy", stats) })
+		t.Run("cut-deploy", func(t *testing.T) { t.Parallel(); runFaults(t, 17, "cut", "deploy", stats) })
+		t.Run("kill-rollback", func(t *testing.T) { t.Parallel(); runFaults(t, 18, "kill", "rollback", stats) })
+		t.Run("cut-rollback", func(t *testing.T) { t.Parallel(); runFaults(t, 19, "cut", "rollback", stats) })
 	})
 	t.Logf("fault injection: %d interruptions tried, %d settled by the host alone; worst %s to consistent (%s)",
 		stats.tried, stats.survived, stats.worst.Round(100*time.Millisecond), stats.worstAt)

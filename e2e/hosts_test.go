@@ -13,6 +13,7 @@ import (
 // matches a pattern: a deploy to one host leaves the others untouched, and
 // exec, logs and doctor only talk to the selected hosts.
 func TestHostsFilter(t *testing.T) {
+	t.Parallel() // its own isolated hosts
 	env := harness.New(t)
 	hosts := env.StartIsolatedHosts(t, 11, 12, 13)
 	a := newApp(t, env, "pick", "/var/deploy", hosts, "", "")

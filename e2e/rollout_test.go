@@ -67,6 +67,7 @@ func (f *fleetApp) tree(t *testing.T) string {
 }
 
 func TestRollouts(t *testing.T) {
+	t.Parallel() // its own isolated hosts
 	env := harness.New(t)
 	hosts := env.StartIsolatedHosts(t, 23, 24, 25, 26)
 	a := newApp(t, env, "roll", "/var/deploy", hosts, "", "")

@@ -56,6 +56,7 @@ services:
 }
 
 func TestTakeOverAHostOfTheOriginalShipit(t *testing.T) {
+	t.Parallel() // its own isolated hosts
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 27)
 	env.AllowContainerTraffic(t, host)

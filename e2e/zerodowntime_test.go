@@ -110,6 +110,7 @@ func zdCheck(t *testing.T, what string, rep harness.LoadReport) {
 }
 
 func TestZeroDowntimeThroughTraefik(t *testing.T) {
+	t.Parallel() // its own isolated hosts
 	z := newZD(t)
 	load := harness.StartLoad(t, harness.LoadOpts{URL: z.url, Host: z.domain})
 	time.Sleep(2 * time.Second)

@@ -206,6 +206,7 @@ backstop() {
 	_cur=${_cur##*/}
 	: "${J_COMPOSE:=$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}"
 	find "$APP_DIR" -maxdepth 2 -name '.*.shipit-tmp-*' -exec rm -f {} + 2>/dev/null
+	rm -f "$APP_DIR"/.image-layers/*.part-* 2>/dev/null
 	[ -n "$_cur" ] || return 0
 	_lines=$(docker ps --filter "label=shipit.app=$1" --filter "label=shipit.stage=$2" \
 		--format '{{.Label "com.docker.compose.project"}} {{.Label "shipit.release"}}' 2>/dev/null | sort -u)
