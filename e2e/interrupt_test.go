@@ -187,3 +187,35 @@ func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
 	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
 	a.mustShipit("deploy", "-s", "production")
 }
+
+// `lock release --force` ends a live holder: the host settles the run it
+// held (here: undone, before its point of no return), the shipit that held
+// it fails naming the lost lock, and the lock is free.
+func TestLockReleaseForce(t *testing.T) {
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	deployTo := t.TempDir()
+	a := newApp(t, env, "force", deployTo, []*harness.SSHD{host}, "", "")
+	cleanupApp(t, env, host, "force")
+	appPath := filepath.Join(deployTo, "force")
+	a.mustShipit("deploy", "-s", "production")
+	lock1, _ := readLock(t, appPath)
+	signal := filepath.Join(env.Dir, "paused")
+	waitNextSecond(lock1.CurrentRelease)
+	cmd, out := pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	rel := a.mustShipit("lock", "release", "-s", "production", "--force")
+	mustContain(t, "lock release --force", rel, "released (the host settled the run it held)")
+	if err := cmd.Wait(); err == nil {
+		t.Fatalf("the deploy whose lock was forced away exited 0:\n%s", out)
+	}
+	mustContain(t, "forced-away deploy", out.String(), "lost the deploy lock")
+	mustContain(t, "lock status", a.mustShipit("lock", "status", "-s", "production"), ": free")
+	if link, _ := os.Readlink(filepath.Join(appPath, "current")); link != "releases/"+lock1.CurrentRelease {
+		t.Fatalf("current -> %s after the forced release, want releases/%s", link, lock1.CurrentRelease)
+	}
+	if rels := releasesOn(t, appPath); len(rels) != 1 {
+		t.Fatalf("releases after the forced release: %v", rels)
+	}
+	audit := a.mustShipit("audit", "-s", "production")
+	mustContain(t, "audit", audit, "lock-release")
+}

@@ -1,0 +1,108 @@
+package traefik
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeHost answers the docker commands the package sends, from a script.
+type fakeHost struct {
+	mu       sync.Mutex
+	servers  string // the Traefik API's services JSON
+	noAPI    bool
+	health   string
+	commands []string
+}
+
+func (f *fakeHost) Name() string { return "h1" }
+func (f *fakeHost) WriteFile(context.Context, string, io.Reader, int64, os.FileMode) error {
+	return errors.New("not used")
+}
+func (f *fakeHost) Exists(context.Context, string) (bool, error) { return true, nil }
+
+func (f *fakeHost) Run(_ context.Context, cmd string, _ io.Reader, stdout, stderr io.Writer) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commands = append(f.commands, cmd)
+	switch {
+	case strings.HasPrefix(cmd, "docker ps -q"):
+		io.WriteString(stdout, "c0ffee000001\n")
+	case strings.HasPrefix(cmd, "docker inspect"):
+		io.WriteString(stdout, `[{"ID":"c0ffee000001abcd","Config":{"Labels":{"traefik.enable":"true",`+
+			`"traefik.http.services.app-prod.loadbalancer.server.port":"8080"}},`+
+			`"State":{"Running":true,"Health":{"Status":"`+f.health+`"}},`+
+			`"NetworkSettings":{"Networks":{"traefik":{"IPAddress":"10.0.0.7"}}}}]`)
+	case strings.Contains(cmd, "docker exec traefik wget"):
+		if f.noAPI {
+			io.WriteString(stderr, "wget: can't connect to remote host\n")
+			return 1, nil
+		}
+		if strings.Contains(cmd, "/api/version") {
+			io.WriteString(stdout, `{"Version":"3.6.12"}`)
+		} else {
+			io.WriteString(stdout, f.servers)
+		}
+	case strings.HasPrefix(cmd, ": > "):
+	default:
+		return 127, nil
+	}
+	return 0, nil
+}
+
+const routed = `[{"name":"app-prod@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.7:8080"},{"url":"http://10.0.0.3:8080"}]},"serverStatus":{"http://10.0.0.7:8080":"UP"}}]`
+const notRouted = `[{"name":"app-prod@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.3:8080"}]}}]`
+
+func TestWaitRoutedChecksTraefiksServers(t *testing.T) {
+	h := &fakeHost{servers: routed, health: "healthy"}
+	if err := WaitRouted(context.Background(), h, Options{Project: "app-r2", Timeout: time.Second}); err != nil {
+		t.Fatalf("routed release: %v", err)
+	}
+	h = &fakeHost{servers: notRouted, health: "healthy"}
+	err := WaitRouted(context.Background(), h, Options{Project: "app-r2", Timeout: 600 * time.Millisecond})
+	var nr *NotRoutedError
+	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "service app-prod does not list 10.0.0.7:8080") || nr.Hint() == "" {
+		t.Fatalf("not routed: %v", err)
+	}
+}
+
+func TestDrainWaitsUntilTraefikDropsTheServer(t *testing.T) {
+	h := &fakeHost{servers: routed, health: "healthy"}
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		h.mu.Lock()
+		h.servers = notRouted
+		h.mu.Unlock()
+	}()
+	start := time.Now()
+	msg, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 10 * time.Second})
+	if err != nil || !strings.HasPrefix(msg, "drained app-r1 in") {
+		t.Fatalf("drain: %q %v", msg, err)
+	}
+	if el := time.Since(start); el < 400*time.Millisecond {
+		t.Fatalf("drain returned after %s, before Traefik dropped the server", el)
+	}
+	if !strings.Contains(strings.Join(h.commands, "\n"), ": > /d/releases/r1/.shipit-run/drain") {
+		t.Fatalf("no drain marker placed: %q", h.commands)
+	}
+	// A drain that never completes times out without failing the stop.
+	h = &fakeHost{servers: routed, health: "healthy"}
+	msg, err = Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 300 * time.Millisecond})
+	if err != nil || !strings.Contains(msg, "timed out") {
+		t.Fatalf("timed-out drain: %q %v", msg, err)
+	}
+}
+
+// Without Traefik's API, Docker's view decides: unhealthy is drained.
+func TestDrainWithoutTheAPIUsesDockerHealth(t *testing.T) {
+	h := &fakeHost{noAPI: true, health: "unhealthy"}
+	msg, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/r1", Timeout: 10 * time.Second})
+	if err != nil || !strings.HasPrefix(msg, "drained") {
+		t.Fatalf("drain without API: %q %v", msg, err)
+	}
+}
