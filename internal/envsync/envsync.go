@@ -97,7 +97,7 @@ func Sync(ctx context.Context, c remote.Conn, appPath string, src Sources) (Resu
 	}
 	plain := plainHash(src.Stage, cfg)
 	want := fmt.Sprintf("age:%s plain:%s\n", src.SecretsHash, plain)
-	have, haveErr := readFile(ctx, c, path.Join(appPath, SourcesFile))
+	have, haveErr := remote.ReadFile(ctx, c, path.Join(appPath, SourcesFile))
 	exists, err := c.Exists(ctx, path.Join(appPath, EnvFile))
 	if err != nil {
 		return res, err
@@ -170,7 +170,7 @@ func RestoreCmd(appPath, releasePath string) string {
 
 // ReadConfig returns the host's `shipit config` values.
 func ReadConfig(ctx context.Context, c remote.Conn, appPath string) (map[string]string, error) {
-	b, err := readFile(ctx, c, path.Join(appPath, ConfigFile))
+	b, err := remote.ReadFile(ctx, c, path.Join(appPath, ConfigFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -220,31 +220,6 @@ func plainHash(stage, cfg map[string]string) string {
 		h.Write([]byte{0})
 	}
 	return hex.EncodeToString(h.Sum(nil))
-}
-
-// readFile reads a remote file; a missing file is os.ErrNotExist.
-func readFile(ctx context.Context, c remote.Conn, p string) ([]byte, error) {
-	if r, ok := c.(interface {
-		ReadFile(context.Context, string) ([]byte, error)
-	}); ok {
-		return r.ReadFile(ctx, p)
-	}
-	ok, err := c.Exists(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fs.ErrNotExist
-	}
-	var out, errb bytes.Buffer
-	code, err := c.Run(ctx, "cat "+shell.Quote(p), nil, &out, &errb)
-	if err != nil {
-		return nil, err
-	}
-	if code != 0 {
-		return nil, fmt.Errorf("host %s: cat %s: exit %d: %s", c.Name(), p, code, strings.TrimSpace(errb.String()))
-	}
-	return out.Bytes(), nil
 }
 
 func mkdirShared(ctx context.Context, c remote.Conn, appPath string) error {

@@ -77,7 +77,7 @@ func Rollback(ctx context.Context, c remote.Conn, appPath, projectDir, target st
 		return h, errors.New("shipit.lock names no previous release; pass --release NAME")
 	}
 	rel := path.Join(appPath, "releases", target)
-	if sha, err := readFile(ctx, c, path.Join(rel, ".shipit-revision")); err == nil {
+	if sha, err := remote.ReadFile(ctx, c, path.Join(rel, ".shipit-revision")); err == nil {
 		h.TargetSHA = strings.TrimSpace(string(sha))
 	}
 	have, err := readEnv(ctx, c, path.Join(appPath, envsync.EnvFile))
@@ -107,7 +107,7 @@ func (h *Host) readLock(ctx context.Context, c remote.Conn, appPath string) (*lo
 	} else {
 		return nil, err
 	}
-	b, err := readFile(ctx, c, path.Join(appPath, "shipit.lock"))
+	b, err := remote.ReadFile(ctx, c, path.Join(appPath, "shipit.lock"))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -119,7 +119,7 @@ func (h *Host) readLock(ctx context.Context, c remote.Conn, appPath string) (*lo
 		return nil, nil // a broken lock: the deploy rewrites it
 	}
 	h.CurrentSHA = l.GitSHA
-	if holder, err := readFile(ctx, c, path.Join(appPath, ".shipit", "holder")); err == nil {
+	if holder, err := remote.ReadFile(ctx, c, path.Join(appPath, ".shipit", "holder")); err == nil {
 		h.Locked = strings.TrimSpace(string(holder))
 	}
 	return l, nil
@@ -198,7 +198,7 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 
 // readEnv reads an env file's keys and values (missing: empty).
 func readEnv(ctx context.Context, c remote.Conn, p string) (map[string]string, error) {
-	b, err := readFile(ctx, c, p)
+	b, err := remote.ReadFile(ctx, c, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -214,16 +214,4 @@ func readEnv(ctx context.Context, c remote.Conn, p string) (map[string]string, e
 		m[e.Key] = e.Value
 	}
 	return m, nil
-}
-
-func readFile(ctx context.Context, c remote.Conn, p string) ([]byte, error) {
-	ok, err := c.Exists(ctx, p)
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, fs.ErrNotExist
-	}
-	out, err := remote.Output(ctx, c, "cat "+shell.Quote(p))
-	return []byte(out), err
 }
