@@ -358,25 +358,14 @@ end
 -- side: <app>-<release>, as recorded in the release's .shipit-compose. A
 -- release the original shipit deployed has none: compose ran in its
 -- directory, so its project is the directory's name and compose finds its
--- files (docker-compose.yml and the override) itself.
+-- files (docker-compose.yml and the override) itself (compose.release).
 function project(h, release)
-  h.vars.projects = h.vars.projects or {}
-  local p = h.vars.projects[release]
-  if p then return p end
-  p = h.app .. "-" .. release
-  local dir = release_dir(h, release)
-  -- Ours have the description, or (older shipit versions) the labels; a
-  -- release being deployed has no override yet.
-  local r = h:run("[ -e " .. q(dir .. "/" .. COMPOSE_DESC) .. " ] || [ ! -e " .. q(dir .. "/" .. OVERRIDE) ..
-    " ] || grep -q shipit.release " .. q(dir .. "/" .. OVERRIDE), { check = false, quiet = true })
-  if r.code ~= 0 then p = release end -- the original shipit's release
-  h.vars.projects[release] = p
-  return p
+  return compose.release(h, release).project
 end
 
 -- original reports whether the original shipit deployed the release.
 function original(h, release)
-  return project(h, release) == release
+  return compose.release(h, release).original
 end
 
 -- describe_release records how the release is started: its compose
@@ -392,12 +381,10 @@ function describe_release(h, release, imgs)
 end
 
 -- compose_in runs `<compose> -p <project> -f <file> -f <override> ARGS` in
--- the release's directory.
+-- the release's directory (plain `<compose> ARGS` for the original's).
 function compose_in(h, release, args, opts)
-  local files = shell.join({ "-p", project(h, release), "-f", D.compose_file, "-f", OVERRIDE }) .. " "
-  if original(h, release) then files = "" end
-  local cmd = "cd " .. q(release_dir(h, release)) .. " && " .. compose.command(h) .. " " .. files .. args
-  return h:run(cmd, opts)
+  local r = compose.release(h, release)
+  return h:run("cd " .. q(r.dir) .. " && " .. compose.command(h) .. " " .. r.args .. " " .. args, opts)
 end
 
 -- stop_release drains a release out of Traefik's rotation, stops it with

@@ -171,7 +171,7 @@ task("doctor:release", check("current release", function(h)
     report.warn("current release", "none deployed", "`shipit deploy -s " .. h.stage .. "`")
     return
   end
-  local project = h.app .. "-" .. rel
+  local project = require("shipit.compose").release(h, rel).project
   local r = h:run("docker ps -a --filter " .. q("label=com.docker.compose.project=" .. project) ..
     " --format '{{.Names}}\t{{.State}}\t{{.Label \"com.docker.compose.service\"}}'", { quiet = true })
   local problems, web, n = {}, {}, 0

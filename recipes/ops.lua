@@ -21,8 +21,8 @@ end
 -- `cd <release> && exec <compose> -p <app>-<release> -f ... ARGS`; exec so
 -- that the compose process itself is what a follow session kills.
 local function compose_cmd(h, args)
-  return "cd " .. q(h.release_path) .. " && exec " .. compose.command(h) .. " " ..
-    shell.join({ "-p", h.app .. "-" .. h.release, "-f", D.compose_file, "-f", OVERRIDE }) .. " " .. args
+  local r = compose.release(h, h.release)
+  return "cd " .. q(r.dir) .. " && exec " .. compose.command(h) .. " " .. r.args .. " " .. args
 end
 
 -- Fail with the list of services when `service` is not in the release.
@@ -66,7 +66,7 @@ end, "Show the logs of the current release (params: service, tail, since, follow
 -- The first running container of the web service, or a failure.
 local function web_container(h)
   local out = h:run({ "docker", "ps", "-q",
-    "--filter", "label=com.docker.compose.project=" .. h.app .. "-" .. h.release,
+    "--filter", "label=com.docker.compose.project=" .. compose.release(h, h.release).project,
     "--filter", "label=com.docker.compose.service=" .. D.web_service,
     "--filter", "status=running" }, { quiet = true })
   local id = out:match("%S+")

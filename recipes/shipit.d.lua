@@ -221,6 +221,12 @@ function compose.command(h) end
 ---@return "v2"|"v1"
 function compose.flavor(h) end
 
+--- How a release's compose project is invoked: its project and files (args: the quoted -p/-f words), or original = true for a release the original shipit started (compose ran in its directory).
+---@param h shipit.Host
+---@param name string
+---@return {dir: string, project: string, files: string[], original: boolean, args: string}
+function compose.release(h, name) end
+
 --- Waits until every container of the service is healthy, at most timeout (default 60s); fails at once when one turns unhealthy or exits, with the container's last log lines and health-check output.
 ---@param h shipit.Host
 ---@param opts {project: string, service: string, interval?: number|string, timeout?: number|string}
@@ -467,7 +473,7 @@ function time.duration(seconds) end
 ---@class shipit.traefik
 local traefik = {}
 
---- Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API on the host's loopback); raises naming what did not happen after timeout (default 30s).
+--- Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default 30s).
 ---@param h shipit.Host
 ---@param opts {project: string, timeout?: number|string}
 function traefik.wait_routed(h, opts) end

@@ -1,6 +1,9 @@
 package runtime
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // The documentation of the Lua API that the runtime itself provides: the
 // globals of every script and the members of the host context h. With the
@@ -90,4 +93,12 @@ func CheckHostMembersDocumented() error {
 		}
 	}
 	return nil
+}
+
+func globalNames() string {
+	names := make([]string, 0, len(Globals)+1)
+	for _, g := range Globals {
+		names = append(names, g.Name)
+	}
+	return strings.Join(append(names, "require"), ", ")
 }

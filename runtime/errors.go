@@ -50,7 +50,7 @@ func (e *ScriptError) Hint() string {
 	}
 	switch {
 	case strings.Contains(e.Msg, "undefined global"):
-		return "check the spelling; the globals are before, after, on_failure, task, run_local, config, log, require (see shipit.d.lua)"
+		return "check the spelling; the globals are " + globalNames() + " (see shipit.d.lua)"
 	case strings.Contains(e.Msg, "syntax error"):
 		return "fix the Lua syntax at that position (shipit.lua is Lua 5.1)"
 	}

@@ -2,8 +2,10 @@ package runtime
 
 import (
 	"sort"
+	"strings"
 	"sync"
 
+	"github.com/shipit-dev/shipit/internal/text"
 	lua "github.com/yuin/gopher-lua"
 )
 
@@ -60,8 +62,24 @@ func preloadModules(L *lua.LState) {
 	for _, m := range modules {
 		m := m
 		L.PreloadModule(m.Name, func(L *lua.LState) int {
-			L.Push(m.Open(L))
+			L.Push(strictModule(L, m.Name, m.Open(L)))
 			return 1
 		})
 	}
+}
+
+// strictModule makes reading a member the module does not have an error
+// (`time.secondz` must not read as nil).
+func strictModule(L *lua.LState, name string, t *lua.LTable) *lua.LTable {
+	var members []string
+	t.ForEach(func(k, _ lua.LValue) { members = append(members, k.String()) })
+	sort.Strings(members)
+	mt := L.NewTable()
+	L.SetField(mt, "__index", L.NewFunction(func(L *lua.LState) int {
+		k := L.CheckString(2)
+		L.RaiseError("module %s has no member %q%s (members: %s)", name, k, text.DidYouMean(k, members), strings.Join(members, ", "))
+		return 0
+	}))
+	L.SetMetatable(t, mt)
+	return t
 }

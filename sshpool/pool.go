@@ -38,6 +38,7 @@ type Config struct {
 
 // Target names a host as the user wrote it.
 type Target struct {
+	Name  string // how messages name the host (default: Host)
 	Host  string // ssh_config alias, hostname, IP, or "host:port"
 	User  string // "" -> ssh_config User -> Config.DefaultUser -> current user
 	Port  int    // 0 -> port in Host -> ssh_config Port -> 22
@@ -152,6 +153,9 @@ func (p *Pool) resolve(t Target, jumpHop bool) (*resolved, error) {
 	}
 	alias, portStr := splitHostPort(t.Host)
 	r := &resolved{name: t.Host, host: alias, user: t.User, port: t.Port}
+	if t.Name != "" {
+		r.name = t.Name
+	}
 	if hn := p.cfgGet(alias, "HostName"); hn != "" {
 		r.host = strings.ReplaceAll(hn, "%h", alias)
 	}

@@ -4,12 +4,16 @@ package compose
 
 import (
 	"context"
+	"path"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/shipit-dev/shipit/internal/compose"
+	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/health"
+	"github.com/shipit-dev/shipit/internal/override"
+	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -20,6 +24,8 @@ func init() {
 			{Name: "command", Args: "h: shipit.Host", Returns: "string",
 				Doc: "`docker compose` or `docker-compose`, detected once per host."},
 			{Name: "flavor", Args: "h: shipit.Host", Returns: `"v2"|"v1"`, Doc: "The host's Compose generation."},
+			{Name: "release", Args: "h: shipit.Host, name: string", Returns: "{dir: string, project: string, files: string[], original: boolean, args: string}",
+				Doc: "How a release's compose project is invoked: its project and files (args: the quoted -p/-f words), or original = true for a release the original shipit started (compose ran in its directory)."},
 			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, interval?: number|string, timeout?: number|string}",
 				Doc: "Waits until every container of the service is healthy, at most timeout (default 60s); fails at once when one turns unhealthy or exits, with the container's last log lines and health-check output."},
 		}})
@@ -53,6 +59,7 @@ func open(L *lua.LState) *lua.LTable {
 			return 1
 		},
 		"wait_healthy": waitHealthy,
+		"release":      release,
 	})
 }
 
@@ -75,4 +82,38 @@ func waitHealthy(L *lua.LState) int {
 		return runtime.Raise(L, err)
 	}
 	return 0
+}
+
+// Release describes a release of the host's app, once per host run.
+func Release(h *runtime.Host, name string, cfg *config.Config) (compose.Release, error) {
+	v, err := h.Memo("compose.release:"+name, func() (any, error) {
+		return compose.Describe(h.Context(), h.Conn, path.Join(h.AppPath, "releases", name), h.App, cfg.Deploy.ComposeFile, override.FileName)
+	})
+	if err != nil {
+		return compose.Release{}, err
+	}
+	return v.(compose.Release), nil
+}
+
+func release(L *lua.LState) int {
+	h := runtime.CheckHost(L, 1)
+	r, err := Release(h, L.CheckString(2), runtime.StateOf(L).Env.Config)
+	if err != nil {
+		return runtime.Raise(L, err)
+	}
+	args := ""
+	if !r.Original {
+		words := []string{"-p", r.Project}
+		for _, f := range r.Files {
+			words = append(words, "-f", f)
+		}
+		args = shell.Join(words...)
+	}
+	L.Push(runtime.ToLua(L, struct {
+		Dir, Project string
+		Files        []string
+		Original     bool
+		Args         string
+	}{r.Dir, r.Project, r.Files, r.Original, args}))
+	return 1
 }

@@ -4,7 +4,7 @@ package hostlock
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"os"
 	"os/user"
 	"time"
@@ -31,7 +31,7 @@ func init() {
 const memoKey = "hostlock.lock"
 
 func lockOf(L *lua.LState, h *runtime.Host) *hostlock.Lock {
-	v, err := h.Memo(memoKey, func() (any, error) { return nil, fmt.Errorf("no lock: call hostlock.acquire(h) first") })
+	v, err := h.Memo(memoKey, func() (any, error) { return nil, errNoLock })
 	if err != nil {
 		runtime.Raise(L, err)
 		return nil
@@ -105,15 +105,27 @@ func begin(L *lua.LState) int {
 
 func settle(L *lua.LState) int {
 	h := runtime.CheckHost(L, 1)
-	lock := lockOf(L, h)
+	v, err := h.Memo(memoKey, func() (any, error) { return nil, errNoLock })
+	if err != nil {
+		return 0 // the run failed before it took the lock: nothing to settle
+	}
+	lock := v.(*hostlock.Lock)
 	h.SetJournal(nil)
-	err := lock.Settle(h.Context())
+	err = lock.Settle(h.Context())
 	h.SetGuard("")
+	var lost *hostlock.LostError
+	if errors.As(err, &lost) {
+		// The lock is gone: the host settles (or settled) the run itself.
+		h.Emit(runtime.Event{Kind: runtime.Warn, Text: "the deploy lock is gone: the host settles this run by itself (`shipit lock status` shows when it is done)"})
+		return 0
+	}
 	if err != nil {
 		return runtime.Raise(L, err)
 	}
 	return 0
 }
+
+var errNoLock = errors.New("no lock: call hostlock.acquire(h) first")
 
 func open(L *lua.LState) *lua.LTable {
 	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{"acquire": acquire, "begin": begin, "settle": settle})

@@ -16,7 +16,7 @@ func init() {
 		Doc: "Zero-downtime routing: wait until Traefik routes to a release, drain one before it stops.",
 		Funcs: []runtime.Func{
 			{Name: "wait_routed", Args: "h: shipit.Host, opts: {project: string, timeout?: number|string}",
-				Doc: "Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API on the host's loopback); raises naming what did not happen after timeout (default 30s)."},
+				Doc: "Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default 30s)."},
 			{Name: "drain", Args: "h: shipit.Host, opts: {project: string, dir: string, timeout?: number|string}", Returns: "string",
 				Doc: "Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout; returns what happened."},
 		}})

@@ -17,7 +17,7 @@ type AppCmd struct {
 // AppExecCmd runs the app:exec task of recipes/ops.lua.
 type AppExecCmd struct {
 	hostFlags
-	Interactive bool     `short:"t" aliases:"tty" help:"Interactive terminal (one host: select it with --hosts, or a single-host stage). -i is the global identity flag, so the short form is -t."`
+	Interactive bool     `short:"t" aliases:"tty" help:"Interactive terminal (one host: select it with --hosts, or a single-host stage). -i is the global --ssh-key flag, so the short form is -t."`
 	New         bool     `help:"Run in a fresh container of the web service (compose run --rm, the release's env) instead of the running one."`
 	Command     []string `arg:"" passthrough:"" help:"Command and arguments, after --. A single argument with spaces is run with sh -c."`
 }

@@ -358,7 +358,7 @@ func renderToml(a initAnswers) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	w("# shipit.toml: how and where to deploy. Written by `shipit init`;\n")
-	w("# every key is described in the README (Configuration reference).\n\n")
+	w("# every key is described in docs/configuration.md.\n\n")
 	w("[app]\n")
 	w("name = %s          # compose projects are <name>-<release>\n", tomlString(a.Name))
 	if a.Repository != "" {

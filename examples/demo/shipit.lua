@@ -2,9 +2,9 @@
 -- Every hook receives `h`, the host context: h:run, h:put, h:exists, h.host,
 -- h.stage, h.app, h.release, h.release_path, h.app_path, h.previous_release.
 
--- Before the new release starts: stamp the release name into the page, so a
+-- Before the image is built: stamp the release name into the page, so a
 -- browser (or curl) shows which release is live.
-before("deploy:start", function(h)
+before("deploy:build", function(h)
   h:run("sed -i 's/demo-v1/" .. h.release .. "/' " .. h.release_path .. "/www/index.html")
 end)
 
@@ -13,12 +13,12 @@ after("deploy:symlink", function(h)
   h:run("echo \"$(date -u +%FT%TZ) " .. h.release .. "\" >> " .. h.app_path .. "/deploys.log")
 end)
 
--- When the deploy fails on a host (the previous release keeps running).
-on_failure(function(h, err)
+-- When the deploy fails on a host (the host has been put back as it was).
+on_failure("deploy", function(h, err)
   run_local("echo 'deploy of " .. h.app .. " failed on " .. h.host .. "' >&2")
 end)
 
--- A custom task: `shipit run logs -s sandbox`.
-task("logs", function(h)
+-- A custom task: `shipit run tail -s sandbox`.
+task("tail", function(h)
   print(h:run("cd " .. h.app_path .. "/current && docker compose logs --tail 20"))
 end)

@@ -5,6 +5,7 @@ package compose
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/remote"
@@ -60,4 +61,46 @@ func (f Flavor) In(dir, project string, files []string, args string) string {
 		words = append(words, "-f", file)
 	}
 	return "cd " + shell.Quote(dir) + " && " + f.Command + " " + shell.Join(words...) + " " + args
+}
+
+// Release says how a release's compose project is invoked.
+type Release struct {
+	Dir      string   // the release's directory
+	Project  string   // its compose project
+	Files    []string // its compose files (-f), none for the original shipit's
+	Original bool     // deployed by the original shipit: compose ran in Dir
+}
+
+// DescFile records, in each release shipit starts, its project and files.
+const DescFile = ".shipit-compose"
+
+// Describe finds how the release in dir was started: from its DescFile;
+// for releases of older shipit versions (their override carries shipit's
+// labels) <app>-<release> with composeFile and the override; otherwise it
+// is the original shipit's, whose project is the directory's name.
+func Describe(ctx context.Context, c remote.Conn, dir, app, composeFile, override string) (Release, error) {
+	name := path.Base(dir)
+	r := Release{Dir: dir, Project: app + "-" + name, Files: []string{composeFile, override}}
+	q := shell.Quote
+	out, err := remote.Output(ctx, c, "if [ -e "+q(path.Join(dir, DescFile))+" ]; then cat "+q(path.Join(dir, DescFile))+
+		"; elif [ ! -e "+q(path.Join(dir, override))+" ] || grep -q shipit.release "+q(path.Join(dir, override))+"; then echo ours; else echo original; fi")
+	if err != nil {
+		return r, err
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	switch {
+	case len(lines) >= 2 && lines[0] != "":
+		r.Project, r.Files = lines[0], strings.Fields(lines[1])
+	case lines[0] == "original":
+		r.Project, r.Files, r.Original = name, nil, true
+	}
+	return r, nil
+}
+
+// Run is `cd DIR && <compose> [-p P -f F...] args` for the release.
+func (f Flavor) Run(r Release, args string) string {
+	if r.Original {
+		return "cd " + shell.Quote(r.Dir) + " && " + f.Command + " " + args
+	}
+	return f.In(r.Dir, r.Project, r.Files, args)
 }

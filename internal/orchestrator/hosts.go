@@ -104,7 +104,7 @@ func splitPatterns(patterns []string) []string {
 // target resolves a stage's host to an SSH target: the host's user and
 // port win over the stage's, and "host:port" in address over both ports.
 func target(st *config.Stage, h config.Host) sshpool.Target {
-	t := sshpool.Target{Host: h.Address, User: st.User, Port: st.Port, Proxy: st.Proxy}
+	t := sshpool.Target{Name: h.Address, Host: h.Address, User: st.User, Port: st.Port, Proxy: st.Proxy}
 	if h.User != "" {
 		t.User = h.User
 	}

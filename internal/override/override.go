@@ -104,6 +104,8 @@ const (
 	DefaultTimeout      = "5s"
 	DefaultRetries      = 3
 	TraefikNetwork      = "traefik"
+	// FileName is the override's name in each release.
+	FileName = "docker-compose.override.yml"
 	// DrainDir is the release's directory the web service sees at
 	// DrainMount; DrainFile in it takes the release out of rotation.
 	DrainDir   = ".shipit-run"
