@@ -524,6 +524,7 @@ func runEditor(file string) error {
 		editor = "vi"
 	}
 	cmd := exec.Command("/bin/sh", "-c", editor+` "$1"`, "sh", file)
+	cmd.Env = secrets.ScrubEnv(os.Environ()) // the editor sees the plaintext, never the key
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("editor %q failed: %w", editor, err)
