@@ -115,10 +115,14 @@ done
 func composeEnv(t *testing.T, compose []string, entries []dotenv.Entry) map[string]string {
 	t.Helper()
 	dir := t.TempDir()
+	envFile, err := dotenv.Serialize(entries)
+	if err != nil {
+		t.Fatal(err)
+	}
 	files := map[string]string{
 		// .env, as in a release: compose also reads it as the project's
 		// environment for interpolating the compose file.
-		".env":    string(dotenv.Serialize(entries)),
+		".env":    string(envFile),
 		"dump.sh": dumpScript(entries),
 		"compose.yml": "services:\n  dump:\n    image: " + harness.BaseImage + "\n    env_file: [.env]\n" +
 			"    volumes: [\"./dump.sh:/dump.sh:ro\"]\n    command: [\"sh\", \"/dump.sh\"]\n" +

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/secrets"
 )
 
 // Env is shared by all hosts of one command run: configuration and output.
@@ -287,6 +289,7 @@ func (s *State) runLocal(cmd string) (Result, error) {
 	s.emit(Event{Kind: Command, Text: "local: " + cmd})
 	c := exec.CommandContext(ctx, "sh", "-c", cmd)
 	c.Dir = s.Env.ProjectDir
+	c.Env = secrets.ScrubEnv(os.Environ()) // no SHIPIT_AGE_KEY for build scripts
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.Cancel = func() error { return syscall.Kill(-c.Process.Pid, syscall.SIGKILL) }
 	c.WaitDelay = time.Second

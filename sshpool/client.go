@@ -261,7 +261,8 @@ func (r ctxReader) Read(b []byte) (int, error) {
 }
 
 // WriteFile writes r to p atomically: temp file in the same directory,
-// chmod, then posix-rename over p. size may be -1 when unknown.
+// given mode before its first byte, then posix-rename over p. size may be
+// -1 when unknown.
 func (c *Client) WriteFile(ctx context.Context, p string, r io.Reader, size int64, mode os.FileMode) error {
 	err := c.sftpDo(ctx, func(s *sftp.Client) error { return writeFile(ctx, s, p, r, size, mode) })
 	if err != nil {
@@ -276,6 +277,10 @@ func writeFile(ctx context.Context, s *sftp.Client, p string, r io.Reader, size 
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	tmp := path.Join(path.Dir(p), "."+path.Base(p)+".shipit-tmp-"+hex.EncodeToString(rnd[:]))
+	// SFTP's open carries no mode here: the new file gets the server's
+	// umask default (often 0644). O_EXCL makes it a new, empty file, whose
+	// mode is set before any byte is written, so a secret is never readable
+	// by others, not even half-written.
 	f, err := s.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
 	if err != nil {
 		return err
@@ -286,6 +291,16 @@ func writeFile(ctx context.Context, s *sftp.Client, p string, r io.Reader, size 
 			_ = s.Remove(tmp)
 		}
 	}()
+	if err = f.Chmod(mode.Perm()); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("stat: %w", err)
+	}
+	if st.Mode().Perm()&^mode.Perm() != 0 {
+		return fmt.Errorf("chmod %04o: the server left the file %04o", mode.Perm(), st.Mode().Perm())
+	}
 	cr := ctxReader{ctx, r}
 	if size >= 0 {
 		// A sized reader lets pkg/sftp issue concurrent writes.
@@ -299,9 +314,6 @@ func writeFile(ctx context.Context, s *sftp.Client, p string, r io.Reader, size 
 	}
 	if err != nil {
 		return err
-	}
-	if err = f.Chmod(mode.Perm()); err != nil {
-		return fmt.Errorf("chmod: %w", err)
 	}
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("close: %w", err)

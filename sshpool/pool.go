@@ -377,7 +377,7 @@ func (p *Pool) connect(ctx context.Context, r *resolved) (*Client, error) {
 	}
 
 	hk := &hostKeyChecker{files: p.cfg.KnownHostsFiles, acceptNew: p.cfg.AcceptNewHostKeys, appendMu: &p.appendMu}
-	cb, err := hk.load()
+	kh, err := hk.load()
 	if err != nil {
 		conn.Close()
 		return nil, wrap(err)
@@ -392,8 +392,8 @@ func (p *Pool) connect(ctx context.Context, r *resolved) (*Client, error) {
 	ccfg := &ssh.ClientConfig{
 		User:              r.user,
 		Auth:              []ssh.AuthMethod{ssh.PublicKeysCallback(func() ([]ssh.Signer, error) { return signers, nil })},
-		HostKeyCallback:   hk.callback(cb, r.host, r.port),
-		HostKeyAlgorithms: algorithmsFor(cb, r.addr()),
+		HostKeyCallback:   hk.callback(kh, r.host, r.port),
+		HostKeyAlgorithms: algorithmsFor(kh, r.addr()),
 		Timeout:           p.cfg.DialTimeout,
 	}
 

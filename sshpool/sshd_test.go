@@ -92,6 +92,14 @@ func freePort(t *testing.T) int {
 // only coverage of the real protocol path.
 func startSSHD(t *testing.T, authorized []ssh.PublicKey, extra string) *testSSHD {
 	t.Helper()
+	return startSSHDPrepared(t, authorized, extra, nil)
+}
+
+// startSSHDPrepared is startSSHD with prepare, when not nil, called once the
+// host keys are written (s.Dir, s.HostKeys set); the lines it returns are
+// appended to sshd_config (e.g. a HostCertificate it wrote).
+func startSSHDPrepared(t *testing.T, authorized []ssh.PublicKey, extra string, prepare func(s *testSSHD) string) *testSSHD {
+	t.Helper()
 	if _, err := os.Stat(sshdPath); err != nil {
 		t.Fatalf("OpenSSH server required for sshpool tests: %s: %v (apt-get install openssh-server)", sshdPath, err)
 	}
@@ -117,6 +125,9 @@ func startSSHD(t *testing.T, authorized []ssh.PublicKey, extra string) *testSSHD
 	var ak bytes.Buffer
 	for _, k := range authorized {
 		ak.Write(ssh.MarshalAuthorizedKey(k))
+	}
+	if prepare != nil {
+		extra += "\n" + prepare(s)
 	}
 	akPath := filepath.Join(dir, "authorized_keys")
 	if err := os.WriteFile(akPath, ak.Bytes(), 0o600); err != nil {

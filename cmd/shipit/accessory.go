@@ -136,6 +136,9 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 	}
 	s := g.session(p, stage, all, 0)
 	defer s.close()
+	if err := refuseShortSecrets(s.env); err != nil {
+		return err
+	}
 	run := func(name string) error {
 		fleet := *s.fleet
 		fleet.Hosts = hostsOf[name]

@@ -57,7 +57,7 @@ func parsePairs(args []string) (map[string]string, []string, error) {
 			return nil, nil, badPair(a, "missing '='")
 		}
 		if !dotenv.ValidKey(k) {
-			return nil, nil, badPair(a, "invalid key "+k)
+			return nil, nil, badPair(a, fmt.Sprintf("invalid key %q", k))
 		}
 		if !utf8.ValidString(v) {
 			return nil, nil, hint.New(fmt.Sprintf("the value of %s is not valid UTF-8", k),

@@ -149,7 +149,12 @@ func (g *Globals) open(f hostFlags) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return g.session(p, f.Stage, hosts, f.Parallel), nil
+	s := g.session(p, f.Stage, hosts, f.Parallel)
+	if err := refuseShortSecrets(s.env); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
 }
 
 // session prepares running on hosts of stage.
@@ -238,8 +243,9 @@ func (g *Globals) stageSecrets(stage string) (map[string]string, error) {
 	return env.Secrets, env.SecretsErr
 }
 
-// minSecretLen: shorter values would turn ordinary output into stars.
-const minSecretLen = 3
+// minSecretLen: shorter values would turn ordinary output into stars;
+// secrets refuses them.
+const minSecretLen = secrets.MinValueLen
 
 // redactor replaces every known secret value (and each line of a
 // multi-line one) with ***, longest first.

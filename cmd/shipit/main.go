@@ -8,7 +8,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/alecthomas/kong"
 
@@ -79,6 +82,10 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		fmt.Fprintln(stderr, "shipit: internal error:", err)
 		return 2
 	}
+	if err := checkArgs(args); err != nil {
+		ui.PrintError(stderr, err)
+		return 2
+	}
 	kctx, err := parser.Parse(args)
 	if err != nil {
 		ui.PrintError(stderr, err)
@@ -101,6 +108,25 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return 1
 	}
 	return 0
+}
+
+// checkArgs refuses an argument that is not valid UTF-8: kong decodes
+// values through JSON, which would silently replace its invalid bytes with
+// U+FFFD (a config or secret value would be stored altered). The message
+// names the KEY of a KEY=VALUE or --flag=value argument, never the value.
+func checkArgs(args []string) error {
+	for i, a := range args {
+		if utf8.ValidString(a) {
+			continue
+		}
+		what := fmt.Sprintf("argument %d", i+1)
+		if k, _, ok := strings.Cut(a, "="); ok && k != "" && utf8.ValidString(k) && !strings.ContainsFunc(k, unicode.IsControl) {
+			what = fmt.Sprintf("the value of %s (argument %d)", k, i+1)
+		}
+		return hint.New(what+" is not valid UTF-8",
+			"shipit's arguments are text: encode binary data (base64, for example) before passing it")
+	}
+	return nil
 }
 
 // VersionCmd prints the version.

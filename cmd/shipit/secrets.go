@@ -17,6 +17,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/secrets"
+	"github.com/shipit-dev/shipit/runtime"
 )
 
 // SecretsCmd manages .shipit/secrets/<stage>.age. Decrypting commands use
@@ -62,6 +63,8 @@ func (p *secretsProject) stage(name string) (string, error) {
 }
 
 // load decrypts a stage's secrets; a stage without a file needs no identity.
+// Values too short to be redacted are loaded (the secrets commands are how
+// the user fixes them); saving new ones is refused (checkShort).
 func (p *secretsProject) load(g *Globals, stage string) (map[string]string, []string, error) {
 	if !p.store.Exists(stage) {
 		return map[string]string{}, nil, nil
@@ -70,7 +73,28 @@ func (p *secretsProject) load(g *Globals, stage string) (map[string]string, []st
 	if err != nil {
 		return nil, nil, err
 	}
-	return p.store.Load(stage, ids)
+	return p.store.LoadUnchecked(stage, ids)
+}
+
+// checkShort refuses values too short to be hidden in shipit's output
+// (*secrets.ShortValueError naming the keys, with the stage in its hint).
+func checkShort(stage string, values map[string]string) *secrets.ShortValueError {
+	var short *secrets.ShortValueError
+	if errors.As(secrets.CheckValues(values), &short) {
+		short.Stage = stage
+		return short
+	}
+	return nil
+}
+
+// refuseShortSecrets fails a command that uses the stage's secrets when
+// one of them is too short to be redacted from what it prints.
+func refuseShortSecrets(env *runtime.Env) error {
+	var short *secrets.ShortValueError
+	if errors.As(env.SecretsErr, &short) {
+		return short
+	}
+	return nil
 }
 
 // checkRecipients fails early, before anything is decrypted, when saving
@@ -218,6 +242,9 @@ func (c *SecretsSetCmd) Run(g *Globals) error {
 		}
 		updates[fromStdin] = strings.TrimSuffix(string(data), "\n")
 	}
+	if short := checkShort(c.Stage, updates); short != nil {
+		return short
+	}
 	values, order, err := p.load(g, c.Stage)
 	if err != nil {
 		return err
@@ -339,6 +366,9 @@ func (c *SecretsListCmd) Run(g *Globals) error {
 	for _, k := range order {
 		fmt.Fprintf(g.stdout, "%s=***\n", k)
 	}
+	if short := checkShort(c.Stage, values); short != nil {
+		fmt.Fprintf(g.stderr, "shipit: warning: %v: commands that use these secrets refuse to run; %s\n", short, short.Hint())
+	}
 	return nil
 }
 
@@ -389,6 +419,7 @@ func (c *SecretsEditCmd) Run(g *Globals) error {
 		return fmt.Errorf("write temporary file: %w", err)
 	}
 	in := bufio.NewReader(os.Stdin)
+	var lastShort *secrets.ShortValueError
 	for {
 		if err := runEditor(tmp); err != nil {
 			return fmt.Errorf("%w (%s unchanged)", err, file)
@@ -402,18 +433,26 @@ func (c *SecretsEditCmd) Run(g *Globals) error {
 			return nil
 		}
 		newValues, newOrder, perr := secrets.ParseText(edited)
+		lastShort = nil
 		if perr == nil {
 			if maps(values, newValues) {
 				fmt.Fprintf(g.stderr, "%s: no changes to the values\n", file)
 				return nil
 			}
+			lastShort = checkShort(c.Stage, newValues)
+		}
+		if perr == nil && lastShort == nil {
 			if err := p.store.Save(c.Stage, newValues, newOrder); err != nil {
 				return err
 			}
 			fmt.Fprintf(g.stderr, "%s: saved (%s)\n", file, plural(len(newValues), "key"))
 			return nil
 		}
-		fmt.Fprintf(g.stderr, "%s\n", editErrorText(tmp, perr))
+		if lastShort != nil {
+			fmt.Fprintf(g.stderr, "%s: %v\n", tmp, lastShort)
+		} else {
+			fmt.Fprintf(g.stderr, "%s\n", editErrorText(tmp, perr))
+		}
 		fmt.Fprint(g.stderr, "edit again? [Y/n] ")
 		// Ctrl-C (caught by main) or a closed stdin aborts too.
 		var answer string
@@ -425,6 +464,9 @@ func (c *SecretsEditCmd) Run(g *Globals) error {
 		answer = strings.ToLower(strings.TrimSpace(answer))
 		if !ok || answer == "n" || answer == "no" {
 			fmt.Fprintln(g.stderr)
+			if lastShort != nil {
+				return &usageError{fmt.Sprintf("edit aborted (%v): %s unchanged", lastShort, file), lastShort.Hint()}
+			}
 			return &usageError{fmt.Sprintf("edit aborted: %s unchanged", file), "run `shipit secrets edit -s " + c.Stage + "` again"}
 		}
 	}
@@ -482,6 +524,7 @@ func runEditor(file string) error {
 		editor = "vi"
 	}
 	cmd := exec.Command("/bin/sh", "-c", editor+` "$1"`, "sh", file)
+	cmd.Env = secrets.ScrubEnv(os.Environ()) // the editor sees the plaintext, never the key
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("editor %q failed: %w", editor, err)
@@ -519,7 +562,7 @@ func (c *SecretsRekeyCmd) Run(g *Globals) error {
 	}
 	all := map[string]loaded{}
 	for _, st := range stages {
-		v, o, err := p.store.Load(st, ids)
+		v, o, err := p.store.LoadUnchecked(st, ids)
 		if err != nil {
 			return err
 		}

@@ -128,27 +128,33 @@ func TestSerializeForms(t *testing.T) {
 		{"x\\\\\n$\"", `K="x\\\\\n\$\""` + "\n"},
 	}
 	for _, tt := range tests {
-		got := string(Serialize([]Entry{{"K", tt.value}}))
-		if got != tt.line {
+		b, err := Serialize([]Entry{{"K", tt.value}})
+		if got := string(b); err != nil || got != tt.line {
 			t.Errorf("Serialize(%q) = %q, want %q", tt.value, got, tt.line)
 		}
 	}
 }
 
-func TestSerializeChecked(t *testing.T) {
-	for _, e := range []Entry{{"1X", "v"}, {"A-B", "v"}, {"K", "a\x00b"}, {"K", "\xc3"}} {
-		_, err := SerializeChecked([]Entry{{"OK", "1"}, e})
-		var ve *ValueError
-		if !errors.As(err, &ve) || ve.Key != e.Key || ve.Hint() == "" {
-			t.Errorf("SerializeChecked(%q) error = %v, want *ValueError for key %q", e, err, e.Key)
-		}
+// Serialize returns a *ValueError naming the key of an entry no env file
+// can carry (invalid name, NUL, invalid UTF-8), and never panics.
+func TestSerializeRefusesInvalidEntries(t *testing.T) {
+	for _, e := range []Entry{{"1X", "v"}, {"A-B", "v"}, {"", "v"}, {"K\xff", "v"}, {"K", "a\x00b"}, {"K", "\xc3"}, {"K", "ok\xff\xfe"}} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("Serialize(%q) panicked: %v", e, r)
+				}
+			}()
+			out, err := Serialize([]Entry{{"OK", "fine"}, e})
+			var ve *ValueError
+			if !errors.As(err, &ve) || ve.Key != e.Key || ve.Hint() == "" || out != nil {
+				t.Errorf("Serialize(%q) = %q, %v; want *ValueError for key %q", e, out, err, e.Key)
+			}
+			if out, err := SerializeChecked([]Entry{e}); err == nil || out != nil {
+				t.Errorf("SerializeChecked(%q) = %q, nil", e, out)
+			}
+		}()
 	}
-	defer func() {
-		if recover() == nil {
-			t.Error("Serialize with a NUL byte did not panic")
-		}
-	}()
-	Serialize([]Entry{{"K", "\x00"}})
 }
 
 func TestCompatV1(t *testing.T) {
@@ -187,19 +193,19 @@ func FuzzRoundTrip(f *testing.F) {
 		if k1 == k2 {
 			entries = entries[:1]
 		}
-		out, err := SerializeChecked(entries)
+		out, err := Serialize(entries)
 		valid := true
 		for _, e := range entries {
 			valid = valid && ValidKey(e.Key) && utf8.ValidString(e.Value) && !strings.Contains(e.Value, "\x00")
 		}
 		if !valid {
 			if err == nil {
-				t.Fatalf("SerializeChecked(%q) accepted an invalid entry", entries)
+				t.Fatalf("Serialize(%q) accepted an invalid entry", entries)
 			}
 			return
 		}
 		if err != nil {
-			t.Fatalf("SerializeChecked(%q): %v", entries, err)
+			t.Fatalf("Serialize(%q): %v", entries, err)
 		}
 		got, err := Parse(out)
 		if err != nil {

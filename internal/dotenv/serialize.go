@@ -8,20 +8,10 @@ import (
 
 // Serialize writes entries, one per line, in the given order, choosing for
 // each value the form Docker Compose v2 reads back unchanged (see quote).
-// It panics on an entry CheckEntry rejects, because no env file can carry
-// it and writing it anyway would corrupt the value silently; callers with
-// unchecked input use SerializeChecked.
-func Serialize(entries []Entry) []byte {
-	b, err := SerializeChecked(entries)
-	if err != nil {
-		panic("dotenv.Serialize: " + err.Error())
-	}
-	return b
-}
-
-// SerializeChecked is Serialize returning CheckEntry's error (a
-// *ValueError naming the key) instead of panicking.
-func SerializeChecked(entries []Entry) ([]byte, error) {
+// An entry CheckEntry rejects (invalid name, NUL byte, invalid UTF-8) is an
+// error, a *ValueError naming the key: no env file can carry it, and
+// writing it anyway would corrupt the value silently.
+func Serialize(entries []Entry) ([]byte, error) {
 	var b strings.Builder
 	for _, e := range entries {
 		if err := CheckEntry(e); err != nil {
@@ -34,6 +24,11 @@ func SerializeChecked(entries []Entry) ([]byte, error) {
 	}
 	return []byte(b.String()), nil
 }
+
+// SerializeChecked is Serialize.
+//
+// Deprecated: Serialize returns the error itself now.
+func SerializeChecked(entries []Entry) ([]byte, error) { return Serialize(entries) }
 
 // plain values are written bare: compose-go and python-dotenv both read
 // them verbatim (no space, quote, #, $ or backslash).

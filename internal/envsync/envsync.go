@@ -118,7 +118,10 @@ func Sync(ctx context.Context, c remote.Conn, appPath string, src Sources) (Resu
 			return res, fmt.Errorf("host %s: %w", c.Name(), err)
 		}
 	}
-	body := dotenv.Serialize(entries)
+	body, err := dotenv.Serialize(entries)
+	if err != nil {
+		return res, fmt.Errorf("host %s: %s: %w", c.Name(), EnvFile, err)
+	}
 	if err := mkdirShared(ctx, c, appPath); err != nil {
 		return res, err
 	}
@@ -199,7 +202,10 @@ func WriteConfig(ctx context.Context, c remote.Conn, appPath string, values map[
 	for i, k := range keys {
 		entries[i] = dotenv.Entry{Key: k, Value: values[k]}
 	}
-	body := dotenv.Serialize(entries)
+	body, err := dotenv.Serialize(entries)
+	if err != nil {
+		return fmt.Errorf("host %s: %s: %w", c.Name(), ConfigFile, err)
+	}
 	if err := mkdirShared(ctx, c, appPath); err != nil {
 		return err
 	}

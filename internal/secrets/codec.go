@@ -10,7 +10,7 @@ type envEntry = dotenv.Entry
 
 // encodeEnv fails (*dotenv.ValueError) on values no environment can carry:
 // NUL bytes, invalid UTF-8.
-func encodeEnv(entries []envEntry) ([]byte, error) { return dotenv.SerializeChecked(entries) }
+func encodeEnv(entries []envEntry) ([]byte, error) { return dotenv.Serialize(entries) }
 
 // decodeEnv fails with *dotenv.Error, which carries the line number.
 func decodeEnv(data []byte) ([]envEntry, error) { return dotenv.Parse(data) }

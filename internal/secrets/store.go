@@ -78,8 +78,25 @@ func (s *Store) Hash(stage string) (string, error) {
 }
 
 // Load decrypts the stage's secrets. A missing file is an empty set, not
-// an error. Errors are *WrongIdentityError, *CorruptError or I/O errors.
+// an error. Errors are *WrongIdentityError, *CorruptError, I/O errors, or
+// *ShortValueError when a value is too short to be redacted (commands
+// that use secrets refuse those).
 func (s *Store) Load(stage string, ids []age.Identity) (map[string]string, []string, error) {
+	values, order, err := s.LoadUnchecked(stage, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := CheckValues(values); err != nil {
+		short := err.(*ShortValueError)
+		short.File, short.Stage = s.Path(stage), stage
+		return nil, nil, short
+	}
+	return values, order, nil
+}
+
+// LoadUnchecked is Load accepting values too short to be redacted: for the
+// secrets commands, which must let the user see and fix them.
+func (s *Store) LoadUnchecked(stage string, ids []age.Identity) (map[string]string, []string, error) {
 	path := s.Path(stage)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {

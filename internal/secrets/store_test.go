@@ -117,7 +117,7 @@ func TestRoundTripHardValues(t *testing.T) {
 		}
 	}
 	// Keys missing from order come after, sorted.
-	if err := s.Save("staging", map[string]string{"B": "2", "A": "1", "C": "3"}, []string{"C"}); err != nil {
+	if err := s.Save("staging", map[string]string{"B": "two", "A": "one", "C": "three"}, []string{"C"}); err != nil {
 		t.Fatal(err)
 	}
 	if _, o, _ := s.Load("staging", []age.Identity{id}); !reflect.DeepEqual(o, []string{"C", "A", "B"}) {
@@ -207,7 +207,7 @@ func TestErrorsHaveHints(t *testing.T) {
 	other, _ := newKey(t)
 	dir := t.TempDir()
 	s := &Store{Dir: dir, Recipients: []string{rec}, App: "demo"}
-	if err := s.Save("production", map[string]string{"A": "1"}, nil); err != nil {
+	if err := s.Save("production", map[string]string{"A": "one"}, nil); err != nil {
 		t.Fatal(err)
 	}
 
@@ -262,12 +262,12 @@ func TestErrorsHaveHints(t *testing.T) {
 	})
 	t.Run("empty recipients", func(t *testing.T) {
 		empty := &Store{Dir: dir, App: "demo"}
-		err := empty.Save("production", map[string]string{"A": "2"}, nil)
+		err := empty.Save("production", map[string]string{"A": "two"}, nil)
 		var e *NoRecipientsError
 		if !errors.As(err, &e) || e.Hint() == "" {
 			t.Fatalf("%v", err)
 		}
-		if v, _, _ := s.Load("production", []age.Identity{id}); v["A"] != "1" {
+		if v, _, _ := s.Load("production", []age.Identity{id}); v["A"] != "one" {
 			t.Fatal("failed Save changed the file")
 		}
 	})
@@ -314,7 +314,7 @@ func TestHashChangesIffFileChanges(t *testing.T) {
 	if h, err := s.Hash("production"); h != "" || err != nil {
 		t.Fatalf("no file: %q %v", h, err)
 	}
-	if err := s.Save("production", map[string]string{"A": "1"}, nil); err != nil {
+	if err := s.Save("production", map[string]string{"A": "one"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	h1, _ := s.Hash("production")
@@ -329,7 +329,7 @@ func TestHashChangesIffFileChanges(t *testing.T) {
 		t.Fatal("hash changed without a write")
 	}
 	// Any write changes it (age encryption is randomized), even of equal values.
-	if err := s.Save("production", map[string]string{"A": "2"}, nil); err != nil {
+	if err := s.Save("production", map[string]string{"A": "two"}, nil); err != nil {
 		t.Fatal(err)
 	}
 	h2, _ := s.Hash("production")
@@ -337,7 +337,7 @@ func TestHashChangesIffFileChanges(t *testing.T) {
 		t.Fatalf("hash did not change: %s", h2)
 	}
 	// Other stages do not affect it.
-	s.Save("staging", map[string]string{"B": "1"}, nil)
+	s.Save("staging", map[string]string{"B": "one"}, nil)
 	if h, _ := s.Hash("production"); h != h2 {
 		t.Fatal("another stage's write changed the hash")
 	}
@@ -366,14 +366,14 @@ func TestEnvKeyWithoutKeyFile(t *testing.T) {
 	// An SSH private key works there too.
 	edPriv, edPub := sshKey(t, "ed25519", "")
 	s.Recipients = []string{edPub}
-	s.Save("ssh", map[string]string{"A": "1"}, nil)
+	s.Save("ssh", map[string]string{"A": "one"}, nil)
 	pem, _ := os.ReadFile(edPriv)
 	t.Setenv(EnvKey, string(pem))
 	ids, err = Identities("demo", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, _, err := s.Load("ssh", ids); err != nil || v["A"] != "1" {
+	if v, _, err := s.Load("ssh", ids); err != nil || v["A"] != "one" {
 		t.Fatalf("%v %v", v, err)
 	}
 }
@@ -487,4 +487,44 @@ func TestAgeCLIInterop(t *testing.T) {
 			}
 		}
 	})
+}
+
+// Values too short to be redacted: Load refuses them naming every such key
+// (not their values); LoadUnchecked returns them; empty and whitespace-only
+// values and values of 3 characters are fine.
+func TestShortValues(t *testing.T) {
+	isolate(t)
+	id, rec := newKey(t)
+	s := &Store{Dir: t.TempDir(), Recipients: []string{rec}, App: "demo"}
+	vals := map[string]string{"A": "qz", "B": "", "C": " w ", "D": "abc", "E": "   ", "F": "é", "G": "\nxyz\n"}
+	if err := s.Save("production", vals, nil); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := s.Load("production", []age.Identity{id})
+	var short *ShortValueError
+	if !errors.As(err, &short) || got != nil {
+		t.Fatalf("Load = %q, %v", got, err)
+	}
+	if !reflect.DeepEqual(short.Keys, []string{"A", "C", "F"}) || short.Stage != "production" || short.File != s.Path("production") {
+		t.Fatalf("%+v", short)
+	}
+	want := s.Path("production") + ": the values of secrets A, C, F are shorter than 3 characters, too short to be hidden in shipit's output"
+	if err.Error() != want {
+		t.Fatalf("error:\n got %s\nwant %s", err, want)
+	}
+	if h := short.Hint(); !strings.Contains(h, "`shipit secrets set -s production A=...`") || !strings.Contains(h, "`shipit secrets unset -s production A C F`") {
+		t.Fatalf("hint: %s", h)
+	}
+	if strings.Contains(err.Error()+short.Hint(), "qz") {
+		t.Fatal("a value is in the error")
+	}
+	if got, _, err := s.LoadUnchecked("production", []age.Identity{id}); err != nil || !reflect.DeepEqual(got, vals) {
+		t.Fatalf("LoadUnchecked = %q, %v", got, err)
+	}
+	if err := CheckValues(map[string]string{"B": "", "D": "abc", "E": " \t "}); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckValues(map[string]string{"X": "ab"}); err == nil || err.Error() != "the value of secret X is shorter than 3 characters, too short to be hidden in shipit's output" {
+		t.Fatalf("%v", err)
+	}
 }
