@@ -43,7 +43,7 @@ func TestCleanupRemovesOnlyItsOwnAppImages(t *testing.T) {
 		for _, ref := range strings.Fields(env.Docker(t, nil, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}")) {
 			repo, _, _ := strings.Cut(ref, ":")
 			switch repo {
-			case "blog-web", "blog_web", "blog-api-web", "blog-api_web":
+			case "blog-web", "blog_web", "blog-api-web", "blog-api_web", "blog/web", "blog-api/web":
 				env.Docker(t, nil, "image", "rm", ref)
 			}
 		}
@@ -81,7 +81,7 @@ func TestCleanupRemovesOnlyItsOwnAppImages(t *testing.T) {
 		}
 		t.Logf("blog got %s, blog-api %s: again", rb, ra)
 	}
-	for _, ref := range []string{"blog-web:" + r1, "blog-api-web:" + r1} {
+	for _, ref := range []string{"blog/web:" + r1, "blog-api/web:" + r1} {
 		if !hasImage(ref) {
 			t.Fatalf("%s not on the host after the deploys", ref)
 		}
@@ -100,11 +100,11 @@ func TestCleanupRemovesOnlyItsOwnAppImages(t *testing.T) {
 	waitNextSecond(current(blog))
 	out := deploy(blog, "r3", "-v")
 	mustContain(t, "blog's cleanup", out, "removed release "+r1)
-	if hasImage("blog-web:" + r1) {
+	if hasImage("blog/web:" + r1) {
 		t.Fatalf("blog's cleanup left its own image blog-web:%s", r1)
 	}
-	if !hasImage("blog-api-web:" + r1) {
-		t.Fatalf("blog's cleanup of release %s removed blog-api-web:%s, blog-api's rollback target", r1, r1)
+	if !hasImage("blog-api/web:" + r1) {
+		t.Fatalf("blog's cleanup of release %s removed blog-api/web:%s, blog-api's rollback target", r1, r1)
 	}
 
 	// And blog-api can still roll back to it.

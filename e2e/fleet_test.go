@@ -55,7 +55,7 @@ func TestLocalBuildTransfersImages(t *testing.T) {
 	host := env.StartIsolatedHost(t, 4)
 	a := newApp(t, env, "localbuild", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
 	t.Cleanup(func() {
-		out := env.Docker(t, nil, "image", "ls", "-q", "--filter", "reference=localbuild-*")
+		out := env.Docker(t, nil, "image", "ls", "-q", "--filter", "reference=localbuild/*")
 		if ids := strings.Fields(out); len(ids) > 0 {
 			env.Docker(t, nil, append([]string{"image", "rm", "-f"}, ids...)...)
 		}
@@ -64,12 +64,12 @@ func TestLocalBuildTransfersImages(t *testing.T) {
 	mustContain(t, "first local deploy", out, "images: 1 sent, 0 already on host")
 	lock := strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/localbuild/current"))
 	rel := filepath.Base(lock)
-	img := strings.TrimSpace(env.Docker(t, host, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=localbuild-web:"+rel))
-	if img != "localbuild-web:"+rel {
-		t.Fatalf("host engine lacks localbuild-web:%s (got %q)", rel, img)
+	img := strings.TrimSpace(env.Docker(t, host, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference=localbuild/web:"+rel))
+	if img != "localbuild/web:"+rel {
+		t.Fatalf("host engine lacks localbuild/web:%s (got %q)", rel, img)
 	}
 	ov := env.HostRun(t, host, "cat /var/deploy/localbuild/current/docker-compose.override.yml")
-	mustContain(t, "override", ov, "localbuild-web:"+rel)
+	mustContain(t, "override", ov, "localbuild/web:"+rel)
 	waitNextSecond(rel)
 	out = a.mustShipit("deploy", "-s", "production")
 	mustContain(t, "second local deploy", out, "images: 0 sent, 1 already on host")

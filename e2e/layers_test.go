@@ -99,7 +99,7 @@ func layerFigures(t testing.TB, out string) (sent, reused, onHost int, bytes int
 
 func removeLocalImages(t testing.TB, env *harness.Env, app string) {
 	t.Cleanup(func() {
-		out := env.Docker(t, nil, "image", "ls", "-q", "--filter", "reference="+app+"-*")
+		out := env.Docker(t, nil, "image", "ls", "-q", "--filter", "reference="+app+"-*", "--filter", "reference="+app+"/*")
 		if ids := strings.Fields(out); len(ids) > 0 {
 			_, _ = exec.Command("docker", append([]string{"image", "rm", "-f"}, ids...)...).CombinedOutput()
 		}
@@ -154,7 +154,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 		t.Fatalf("the deploy survived the cut:\n%s", out)
 	}
 	// The engine has no new image; complete layers and a partial file wait.
-	if imgs := env.Docker(t, host, "image", "ls", "-q", "--filter", "reference=cutxfer-web"); strings.TrimSpace(imgs) != "" {
+	if imgs := env.Docker(t, host, "image", "ls", "-q", "--filter", "reference=cutxfer/web"); strings.TrimSpace(imgs) != "" {
 		t.Fatalf("the engine has an image after the cut: %s", imgs)
 	}
 	var complete, partial int

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"sort"
+	"strings"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -33,10 +34,13 @@ func init() {
 // app's directory, so the app's deploy lock keeps other transfers out of it.
 func stagingDir(h *runtime.Host) string { return path.Join(h.AppPath, ".image-layers") }
 
+// refsFor names the images of a release: <app>/<service>:<release>. The
+// slash keeps apps apart (blog's "api-web" and blog-api's "web" would both
+// be blog-api-web with a dash); image names are lower case.
 func refsFor(app, release string, services []string) map[string]string {
 	refs := map[string]string{}
 	for _, s := range services {
-		refs[s] = app + "-" + s + ":" + release
+		refs[s] = strings.ToLower(app + "/" + s + ":" + release)
 	}
 	return refs
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/envsync"
 	"github.com/shipit-dev/shipit/internal/lockfile"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/secrets"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
 
@@ -187,7 +188,7 @@ func short(sha string) string {
 func git(ctx context.Context, dir string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	cmd.Env = os.Environ()
+	cmd.Env = secrets.ScrubEnv(os.Environ())
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
