@@ -177,6 +177,11 @@ func hostRun(L *lua.LState) int {
 	if err != nil {
 		return Raise(L, err)
 	}
+	return pushResult(L, res, check)
+}
+
+// pushResult returns stdout (check), or the whole result table.
+func pushResult(L *lua.LState, res Result, check bool) int {
 	if !check {
 		L.Push(resultTable(L, res))
 		return 1

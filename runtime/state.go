@@ -209,12 +209,7 @@ func (s *State) openAPI() {
 		if err != nil && (check || res.Code < 0) {
 			return Raise(L, err)
 		}
-		if !check {
-			L.Push(resultTable(L, res))
-			return 1
-		}
-		L.Push(lua.LString(res.Stdout))
-		return 1
+		return pushResult(L, res, check)
 	})
 	L.SetGlobal("config", configView(L, s.Env.Config))
 	params := map[string]string{}

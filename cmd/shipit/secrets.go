@@ -16,6 +16,7 @@ import (
 	"filippo.io/age"
 
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/secrets"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -55,6 +56,23 @@ func (p *secretsProject) identities(g *Globals) ([]age.Identity, error) {
 
 // stage checks the stage exists (a typo must not create a new file) and
 // returns its file's display name.
+// secretsToChange opens the project and the stage's secrets file for a
+// command that rewrites it (the recipients must be valid).
+func (g *Globals) secretsToChange(stage string) (*secretsProject, string, error) {
+	p, err := g.secretsProject()
+	if err != nil {
+		return nil, "", err
+	}
+	file, err := p.stage(stage)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := p.checkRecipients(); err != nil {
+		return nil, "", err
+	}
+	return p, file, nil
+}
+
 func (p *secretsProject) stage(name string) (string, error) {
 	if _, err := p.cfg.Stage(name); err != nil {
 		return "", err
@@ -204,15 +222,8 @@ type SecretsSetCmd struct {
 }
 
 func (c *SecretsSetCmd) Run(g *Globals) error {
-	p, err := g.secretsProject()
+	p, file, err := g.secretsToChange(c.Stage)
 	if err != nil {
-		return err
-	}
-	file, err := p.stage(c.Stage)
-	if err != nil {
-		return err
-	}
-	if err := p.checkRecipients(); err != nil {
 		return err
 	}
 	updates := map[string]string{}
@@ -222,7 +233,7 @@ func (c *SecretsSetCmd) Run(g *Globals) error {
 		k, v, ok := strings.Cut(a, "=")
 		if !ok {
 			if fromStdin != "" {
-				return &usageError{"only one KEY can read its value from stdin", "pass the others as KEY=VALUE"}
+				return hint.New("only one KEY can read its value from stdin", "pass the others as KEY=VALUE")
 			}
 			fromStdin = k
 		}
@@ -230,7 +241,7 @@ func (c *SecretsSetCmd) Run(g *Globals) error {
 			return err
 		}
 		if _, dup := updates[k]; dup {
-			return &usageError{fmt.Sprintf("%s is given twice", k), "set each key once"}
+			return hint.New(fmt.Sprintf("%s is given twice", k), "set each key once")
 		}
 		updates[k] = v
 		keys = append(keys, k)
@@ -273,11 +284,6 @@ func (c *SecretsSetCmd) Run(g *Globals) error {
 	return nil
 }
 
-type usageError struct{ msg, hint string }
-
-func (e *usageError) Error() string { return e.msg }
-func (e *usageError) Hint() string  { return e.hint }
-
 // SecretsUnsetCmd removes secrets.
 type SecretsUnsetCmd struct {
 	Stage string   `short:"s" required:"" help:"Stage whose secrets to change."`
@@ -285,15 +291,8 @@ type SecretsUnsetCmd struct {
 }
 
 func (c *SecretsUnsetCmd) Run(g *Globals) error {
-	p, err := g.secretsProject()
+	p, file, err := g.secretsToChange(c.Stage)
 	if err != nil {
-		return err
-	}
-	file, err := p.stage(c.Stage)
-	if err != nil {
-		return err
-	}
-	if err := p.checkRecipients(); err != nil {
 		return err
 	}
 	for _, k := range c.Keys {
@@ -317,10 +316,10 @@ func (c *SecretsUnsetCmd) Run(g *Globals) error {
 		if len(order) > 0 {
 			have = strings.Join(order, ", ")
 		}
-		return &usageError{
+		return hint.New(
 			fmt.Sprintf("%s: not set: %s (nothing was changed)", file, strings.Join(missing, ", ")),
-			"stage " + c.Stage + " has: " + have,
-		}
+			"stage "+c.Stage+" has: "+have,
+		)
 	}
 	for _, k := range c.Keys {
 		delete(values, k)
@@ -384,15 +383,8 @@ const editHeader = `# shipit secrets of stage %s: KEY=VALUE lines, as in a Docke
 `
 
 func (c *SecretsEditCmd) Run(g *Globals) error {
-	p, err := g.secretsProject()
+	p, file, err := g.secretsToChange(c.Stage)
 	if err != nil {
-		return err
-	}
-	file, err := p.stage(c.Stage)
-	if err != nil {
-		return err
-	}
-	if err := p.checkRecipients(); err != nil {
 		return err
 	}
 	values, order, err := p.load(g, c.Stage)
@@ -465,9 +457,9 @@ func (c *SecretsEditCmd) Run(g *Globals) error {
 		if !ok || answer == "n" || answer == "no" {
 			fmt.Fprintln(g.stderr)
 			if lastShort != nil {
-				return &usageError{fmt.Sprintf("edit aborted (%v): %s unchanged", lastShort, file), lastShort.Hint()}
+				return hint.New(fmt.Sprintf("edit aborted (%v): %s unchanged", lastShort, file), lastShort.Hint())
 			}
-			return &usageError{fmt.Sprintf("edit aborted: %s unchanged", file), "run `shipit secrets edit -s " + c.Stage + "` again"}
+			return hint.New(fmt.Sprintf("edit aborted: %s unchanged", file), "run `shipit secrets edit -s "+c.Stage+"` again")
 		}
 	}
 }

@@ -173,7 +173,13 @@ func RestoreCmd(appPath, releasePath string) string {
 
 // ReadConfig returns the host's `shipit config` values.
 func ReadConfig(ctx context.Context, c remote.Conn, appPath string) (map[string]string, error) {
-	b, err := remote.ReadFile(ctx, c, path.Join(appPath, ConfigFile))
+	return ReadEnvFile(ctx, c, path.Join(appPath, ConfigFile))
+}
+
+// ReadEnvFile reads an env file on the host into a map (a missing file is
+// empty).
+func ReadEnvFile(ctx context.Context, c remote.Conn, p string) (map[string]string, error) {
+	b, err := remote.ReadFile(ctx, c, p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return map[string]string{}, nil
 	}
@@ -182,7 +188,7 @@ func ReadConfig(ctx context.Context, c remote.Conn, appPath string) (map[string]
 	}
 	entries, err := dotenv.Parse(b)
 	if err != nil {
-		return nil, fmt.Errorf("host %s: %s: %w", c.Name(), path.Join(appPath, ConfigFile), err)
+		return nil, fmt.Errorf("host %s: %s: %w", c.Name(), p, err)
 	}
 	m := map[string]string{}
 	for _, e := range entries {

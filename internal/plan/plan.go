@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/shipit-dev/shipit/internal/dotenv"
 	"github.com/shipit-dev/shipit/internal/envsync"
 	"github.com/shipit-dev/shipit/internal/lockfile"
 	"github.com/shipit-dev/shipit/internal/remote"
@@ -54,7 +53,7 @@ func Deploy(ctx context.Context, c remote.Conn, appPath, projectDir, newSHA stri
 	for _, m := range envsync.Merge(stageEnv, cfg, secrets) {
 		want[m.Key] = m.Value
 	}
-	have, err := readEnv(ctx, c, path.Join(appPath, envsync.EnvFile))
+	have, err := envsync.ReadEnvFile(ctx, c, path.Join(appPath, envsync.EnvFile))
 	if err != nil {
 		return h, err
 	}
@@ -81,11 +80,11 @@ func Rollback(ctx context.Context, c remote.Conn, appPath, projectDir, target st
 	if sha, err := remote.ReadFile(ctx, c, path.Join(rel, ".shipit-revision")); err == nil {
 		h.TargetSHA = strings.TrimSpace(string(sha))
 	}
-	have, err := readEnv(ctx, c, path.Join(appPath, envsync.EnvFile))
+	have, err := envsync.ReadEnvFile(ctx, c, path.Join(appPath, envsync.EnvFile))
 	if err != nil {
 		return h, err
 	}
-	want, err := readEnv(ctx, c, path.Join(rel, envsync.Snapshot))
+	want, err := envsync.ReadEnvFile(ctx, c, path.Join(rel, envsync.Snapshot))
 	if err != nil {
 		return h, err
 	}
@@ -195,24 +194,4 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 		return out.String(), errors.New(strings.TrimSpace("git " + strings.Join(args, " ") + ": " + errb.String()))
 	}
 	return out.String(), nil
-}
-
-// readEnv reads an env file's keys and values (missing: empty).
-func readEnv(ctx context.Context, c remote.Conn, p string) (map[string]string, error) {
-	b, err := remote.ReadFile(ctx, c, p)
-	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]string{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	entries, err := dotenv.Parse(b)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]string{}
-	for _, e := range entries {
-		m[e.Key] = e.Value
-	}
-	return m, nil
 }
