@@ -50,6 +50,7 @@ func writeAccessories(t *testing.T, a *app, base, extra string) {
 // the named volume's data survives recreate, stop/boot and remove, and only
 // remove --volumes deletes it.
 func TestAccessoryLifecycle(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	hosts := env.StartIsolatedHosts(t, 9, 10)
 	h9, h10 := hosts[0], hosts[1]
@@ -220,6 +221,7 @@ func TestAccessoryLifecycle(t *testing.T) {
 // A config that cannot work is refused before any host is contacted, with
 // the fix.
 func TestAccessoryBadConfigIsRefusedEarly(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	a := newApp(t, env, "accbad", t.TempDir(), []*harness.SSHD{{Addr: "127.0.0.1:1"}}, "", "")
 	baseTOML, err := os.ReadFile(filepath.Join(a.dir, "shipit.toml"))
@@ -299,6 +301,7 @@ func followLogs(t *testing.T, a *app, env *harness.Env, h *harness.SSHD) {
 // remove --volumes deletes only the volumes shipit created for that
 // accessory and no longer in use.
 func TestAccessoryMountsExistingNamedVolume(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	h := env.StartIsolatedHost(t, 22)
 	a := newApp(t, env, "accvol", "/var/deploy", []*harness.SSHD{h}, "", "")

@@ -20,6 +20,7 @@ import (
 // its own /var/deploy) come back from `shipit audit` merged by time, as a
 // table or JSON lines, narrowed by -n and --hosts.
 func TestAuditMergesHostsByTime(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	one := env.StartSSHD(t, harness.SSHDOpts{ListenIP: "127.0.0.41", Isolated: true})
 	two := env.StartSSHD(t, harness.SSHDOpts{ListenIP: "127.0.0.42", Isolated: true})

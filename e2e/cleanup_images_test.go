@@ -18,6 +18,7 @@ import (
 // has R1 as its rollback target, and its images must survive (an image
 // filter like blog-*:R1 also matched blog-api-web:R1).
 func TestCleanupRemovesOnlyItsOwnAppImages(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 28)
 	apps := map[string]*app{}

@@ -183,6 +183,7 @@ func composeEnv(t *testing.T, compose []string, entries []dotenv.Entry) map[stri
 // TestDotenvComposeV2 checks that every hard value reaches the container
 // unchanged through Docker Compose v2's env_file.
 func TestDotenvComposeV2(t *testing.T) {
+	t.Parallel()
 	harness.New(t) // fails loudly when docker/compose/the base image are missing
 	entries := dotenvEntries()
 	got := composeEnv(t, []string{"docker", "compose"}, entries)
@@ -201,6 +202,7 @@ func TestDotenvComposeV2(t *testing.T) {
 // the refusal is not over-cautious). Refused values get a file of their own:
 // one of them can derail v1's parsing of the lines that follow it.
 func TestDotenvComposeV1(t *testing.T) {
+	t.Parallel()
 	harness.New(t)
 	if _, err := exec.LookPath("docker-compose"); err != nil {
 		t.Fatal("docker-compose v1 not on PATH: this test needs it (see scripts/testenv.sh)")

@@ -10,6 +10,7 @@ import (
 
 // Bad input gets file:line:col and a hint, before any host is contacted.
 func TestBadConfigAndScriptErrors(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	a := &app{t: t, env: env, dir: t.TempDir(), home: t.TempDir()}
 	write := func(name, content string) {

@@ -15,6 +15,7 @@ import (
 // engine) deploy in parallel; each ends up with exactly its own release,
 // over exactly one SSH handshake per host.
 func TestParallelDeployToIsolatedHosts(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	hosts := env.StartIsolatedHosts(t, 1, 2, 3)
 	a := newApp(t, env, "fleet", "/var/deploy", hosts, "", "")
@@ -51,6 +52,7 @@ func TestParallelDeployToIsolatedHosts(t *testing.T) {
 // build = "local": images are built here and streamed into a host whose
 // engine has never seen them; unchanged images are not sent again.
 func TestLocalBuildTransfersImages(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 4)
 	a := newApp(t, env, "localbuild", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
@@ -78,6 +80,7 @@ func TestLocalBuildTransfersImages(t *testing.T) {
 // A jump host that only forwards, a target that only has docker-compose v1,
 // and a branch name full of shell metacharacters.
 func TestJumpHostComposeV1AndHostileBranch(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	jump := env.StartSSHD(t, harness.SSHDOpts{ForwardOnly: true})
 	// This host has only docker-compose v1: its PATH starts with a docker

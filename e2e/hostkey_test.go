@@ -11,6 +11,7 @@ import (
 // An unknown host key is refused with a hint; accepting it is an opt-in
 // that records it, and a changed key is always refused.
 func TestUnknownHostKeyRefused(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{NoKnownHost: true})
 	a := newApp(t, env, "hk", t.TempDir(), []*harness.SSHD{host}, "", "")

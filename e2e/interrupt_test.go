@@ -43,6 +43,7 @@ func pausedDeploy(t *testing.T, a *app, hook, signal string) (*exec.Cmd, *bytes.
 // after it (during the symlink) completes the switch. Either way current,
 // shipit.lock and the running release agree.
 func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()
@@ -102,15 +103,31 @@ func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 	if w := webContainers(t, env, host, "intr", l2.CurrentRelease); len(w) != 1 || serve(t, env, host, w[0]) != "version 2" {
 		t.Fatalf("new release not serving: %v", w)
 	}
-	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
+
+	// 3. Killed during deploy:start, and deployed again at once, without
+	// --lock-wait: the new deploy waits for the host to settle the
+	// interrupted one, then succeeds.
 	waitNextSecond(l2.CurrentRelease)
-	a.mustShipit("deploy", "-s", "production")
+	cmd, _ = pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd.Process.Kill()
+	cmd.Wait()
+	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
+	retry := a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "deploy right after a killed one", retry, "waiting for the host to settle")
+	l3, _ := readLock(t, appPath)
+	if l3.PreviousRelease != l2.CurrentRelease {
+		t.Fatalf("after the retry: lock %+v, want previous %s", l3, l2.CurrentRelease)
+	}
+	if rels := releasesOn(t, appPath); len(rels) != 2 {
+		t.Fatalf("releases after the retry: %v (the killed one should be gone)", rels)
+	}
 }
 
 // Two deploys at once: one proceeds and the other names the holder; with
 // --lock-wait the second queues and both succeed in turn. `lock release`
 // refuses a live holder without --force.
 func TestConcurrentDeploysAndLockWait(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()
@@ -146,6 +163,7 @@ func TestConcurrentDeploysAndLockWait(t *testing.T) {
 // shipit stops (it lost the lock), and the next command settles the journal
 // left on the host before doing anything.
 func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()
@@ -192,6 +210,7 @@ func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
 // held (here: undone, before its point of no return), the shipit that held
 // it fails naming the lost lock, and the lock is free.
 func TestLockReleaseForce(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()

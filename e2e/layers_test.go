@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -111,6 +112,7 @@ func removeLocalImages(t testing.TB, env *harness.Env, app string) {
 // wait in the staging directory, and the next deploy removes the partial
 // file and sends only the layers still missing.
 func TestLocalBuildCutMidTransferResumes(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 30)
 	proxy := env.StartProxy(t, host)
@@ -121,6 +123,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 
 	var cut sync.Once
 	cutDone := make(chan struct{})
+	var seen []string // staging states, for a failure message
 	watch := func(line string) {
 		if !strings.Contains(line, "▸ [6/12] deploy:build") {
 			return
@@ -130,6 +133,9 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 			defer close(cutDone)
 			deadline := time.Now().Add(60 * time.Second)
 			for time.Now().Before(deadline) {
+				// Cut mid big.bin (its part file is larger than small.bin's
+				// whole layer) with over 4 MB still to go, so no data in
+				// flight completes it; small.bin's layer is complete by then.
 				var complete, partial bool
 				ents, _ := os.ReadDir(staging)
 				for _, e := range ents {
@@ -138,8 +144,9 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 						continue
 					}
 					complete = complete || strings.HasSuffix(e.Name(), ".gz")
-					partial = partial || strings.Contains(e.Name(), ".part-")
+					partial = partial || strings.Contains(e.Name(), ".part-") && fi.Size() > 5<<20 && fi.Size() < 20<<20
 				}
+				seen = append(seen, stagingState(ents))
 				if complete && partial {
 					cut.Do(proxy.Cut)
 					return
@@ -151,7 +158,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 	out, code := a.startShipit(watch, "deploy", "-s", "production")()
 	<-cutDone
 	if code == 0 {
-		t.Fatalf("the deploy survived the cut:\n%s", out)
+		t.Fatalf("the deploy survived the cut:\n%s\nstaging seen:\n%s", out, strings.Join(compact(seen), "\n"))
 	}
 	// The engine has no new image; complete layers and a partial file wait.
 	if imgs := env.Docker(t, host, "image", "ls", "-q", "--filter", "reference=cutxfer/web"); strings.TrimSpace(imgs) != "" {
@@ -195,10 +202,33 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 	}
 }
 
+// stagingState is "name=size ..." for the files in a staging directory.
+func stagingState(ents []os.DirEntry) string {
+	var b strings.Builder
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil {
+			fmt.Fprintf(&b, "%s=%d ", e.Name()[:min(len(e.Name()), 8)]+"…"+e.Name()[max(0, len(e.Name())-18):], fi.Size())
+		}
+	}
+	return b.String()
+}
+
+// compact drops repeated states.
+func compact(states []string) []string {
+	var out []string
+	for _, s := range states {
+		if len(out) == 0 || out[len(out)-1] != s {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // A host whose engine runs out of disk while loading: the deploy fails in
 // deploy:build with the engine's message and a hint, before anything is
 // started or switched; the previous release keeps serving.
 func TestLocalBuildDiskFullFailsBeforeSwitch(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 31)
 	a := newApp(t, env, "fullxfer", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
@@ -235,6 +265,7 @@ func TestLocalBuildDiskFullFailsBeforeSwitch(t *testing.T) {
 // throughput and the ETA while it runs; off a terminal only the per-image
 // lines and the summary (checked by the other tests).
 func TestLocalBuildProgressOnTTY(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 29)
 	proxy := env.StartProxy(t, host)

@@ -122,6 +122,7 @@ func cleanupApp(t *testing.T, env *harness.Env, s *harness.SSHD, app string) {
 var releaseRe = regexp.MustCompile(`^\d{8}-\d{6}$`)
 
 func TestDeployLifecycle(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := filepath.Join(env.Dir, "deploy root $(x)") // a path that needs quoting

@@ -116,6 +116,7 @@ func monitorApp(t *testing.T, env *harness.Env, n int, name string, extra ...*ha
 }
 
 func TestMonitorOnceAndJSON(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	down := env.StartSSHD(t, harness.SSHDOpts{ListenIP: "127.0.0.3"}) // known host, then gone
 	a, host, rel := monitorApp(t, env, 13, "monsnap", down)
@@ -269,6 +270,7 @@ func startTmux(t *testing.T, a *app, args ...string) *tmuxSession {
 // that drops as unreachable while the other keeps refreshing, picks the
 // host up again when it comes back, and q quits and restores the terminal.
 func TestMonitorDashboardInTmux(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	flappy := env.StartSSHD(t, harness.SSHDOpts{ListenIP: "127.0.0.4"})
 	a, host, rel := monitorApp(t, env, 14, "montui", flappy)

@@ -53,6 +53,7 @@ type notification struct {
 // failed deploy the on_failure hook posts the error. The webhook URL, a
 // secret, never shows in the output.
 func TestNotificationFromDeployHooks(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	var got []notification
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,7 @@ func (a *app) shipitCmd(args ...string) *exec.Cmd {
 // shipit logs (all services, one service, unknown service), logs -f until
 // Ctrl-C, and app exec in the running container and in a fresh one.
 func TestLogsAndAppExec(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	a := newApp(t, env, "opsx", t.TempDir(), []*harness.SSHD{host}, "", "")
@@ -257,6 +258,7 @@ func tmuxWait(t *testing.T, pane, want string) string {
 // scaffolded project deploys as is (deploy_to aside: the test's host shares
 // this machine's /var/deploy).
 func TestInitInteractiveThenDeploy(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	a := &app{t: t, env: env, dir: filepath.Join(env.Dir, "Init Blog"), home: filepath.Join(env.Dir, "home"), name: "init-blog"}

@@ -46,6 +46,7 @@ func modeOf(t *testing.T, p string) os.FileMode {
 // coexist through changes, are rewritten only when they change, are never
 // printed, and a rollback brings back the env the release was deployed with.
 func TestSecretsAndConfigReachContainers(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()
@@ -179,6 +180,7 @@ func TestSecretsAndConfigReachContainers(t *testing.T) {
 // trailing newline, encrypted to every recipient) and the key file
 // ~/.config/shipit/keys/<app>.key (one AGE-SECRET-KEY line, no newline).
 func TestSecretsFromOriginalShipit(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartSSHD(t, harness.SSHDOpts{})
 	deployTo := t.TempDir()

@@ -124,6 +124,7 @@ func hasArg(args []string, want string) bool {
 // container is recreated without the resolver), then runs doctor on the
 // deployed host, with planted problems, and on an unreachable host.
 func TestSetupAndDoctor(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	host := env.StartIsolatedHost(t, 5)
 	buildTraefikStandin(t, env, host)
@@ -303,6 +304,7 @@ func mustShipitEnv(t *testing.T, a *app, extra []string, args ...string) string 
 // at setup:docker with the hint to use --install-docker (the install itself
 // cannot run here: it would apt-get install on this machine).
 func TestSetupWithoutDocker(t *testing.T) {
+	t.Parallel()
 	env := harness.New(t)
 	bin := t.TempDir()
 	for _, tool := range []string{"sh", "cat", "id", "printf"} {

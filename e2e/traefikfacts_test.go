@@ -157,6 +157,7 @@ func (w *factsWorld) drainTiming(a factsApp, service string) (unhealthy, unroute
 }
 
 func TestTraefikFacts(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(factsEnv) != "1" {
 		t.Logf("experiments off: run with %s=1 (several minutes; see the comment at the top of %s)", factsEnv, "e2e/traefikfacts_test.go")
 		return

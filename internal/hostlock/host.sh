@@ -14,12 +14,14 @@
 #   lock      flock(1) target        holder   who holds it (JSON, one line)
 #   journal   the change in flight (shell assignments, written atomically)
 #   settle.log what settling did      heartbeat  epoch seconds of the last one
+#   orphaned  the holder's client is gone and it is settling (why)
 set -u
 umask 077
 cmd=$1
 APP_DIR=$2
 S="$APP_DIR/.shipit"
 J="$S/journal"
+SETTLE_WAIT=300 # how long a new command queues behind a holder that is settling
 OUT=1 # 0 once the client is gone: nothing more is written to stdout
 
 say() {
@@ -223,13 +225,22 @@ hold() {
 	mkdir -p "$S" && chmod 700 "$S" || exit 70
 	exec 9>>"$S/lock"
 	if ! flock -n 9; then
-		say "busy $(cat "$S/holder" 2>/dev/null)"
+		# A holder whose client is gone (or silent) only settles and lets
+		# go: queue behind it even without --lock-wait, bounded.
+		_hb=$(cat "$S/heartbeat" 2>/dev/null)
+		if [ "$WAIT" -eq 0 ] && { [ -e "$S/orphaned" ] || { [ -n "$_hb" ] && [ $(($(now) - _hb)) -gt 5 ]; }; }; then
+			say "settling $(cat "$S/holder" 2>/dev/null)"
+			WAIT=$((HB_TIMEOUT + SETTLE_WAIT))
+		else
+			say "busy $(cat "$S/holder" 2>/dev/null)"
+		fi
 		if [ "$WAIT" -gt 0 ] && flock -w "$WAIT" 9; then
 			:
 		else
 			exit 75
 		fi
 	fi
+	rm -f "$S/orphaned"
 	trap '' HUP PIPE INT
 	TERMED=0
 	trap 'TERMED=1' TERM
@@ -275,9 +286,10 @@ hold() {
 	done
 	if [ -f "$J" ] || [ -f "$J.settling" ]; then
 		log "client gone ($reason): settling"
+		printf '%s\n' "$reason" >"$S/orphaned"
 		settle
 	fi
-	rm -f "$S/holder" "$S/heartbeat" "$S/heartbeat.tmp" "$S/settle.request"
+	rm -f "$S/holder" "$S/heartbeat" "$S/heartbeat.tmp" "$S/settle.request" "$S/orphaned"
 	say "released"
 }
 

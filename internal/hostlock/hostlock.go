@@ -22,12 +22,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/remote"
@@ -64,12 +66,16 @@ func (h Holder) String() string {
 
 // BusyError means another shipit holds the lock.
 type BusyError struct {
-	Host   string
-	Holder Holder
-	Waited time.Duration
+	Host     string
+	Holder   Holder
+	Waited   time.Duration
+	Settling bool // the holder had lost its client and was settling
 }
 
 func (e *BusyError) Error() string {
+	if e.Settling {
+		return fmt.Sprintf("host %s: still settling an interrupted run after waiting %s: %s", e.Host, e.Waited, e.Holder)
+	}
 	if e.Waited > 0 {
 		return fmt.Sprintf("host %s: still locked after waiting %s: %s", e.Host, e.Waited, e.Holder)
 	}
@@ -123,6 +129,10 @@ func (e *NoFlockError) Hint() string {
 	return "install util-linux (Debian/Ubuntu) or busybox's flock (Alpine), e.g. apt-get install util-linux"
 }
 
+// settleWait bounds how long a command queues, without --lock-wait, behind
+// a holder whose client is gone (host.sh's SETTLE_WAIT).
+const settleWait = 300 * time.Second
+
 // Acquire takes the lock of the app at o.AppPath on c. The holder first
 // settles what an earlier run left; its reports go to o.Logf.
 func Acquire(ctx context.Context, c remote.Conn, o Options) (*Lock, error) {
@@ -132,6 +142,31 @@ func Acquire(ctx context.Context, c remote.Conn, o Options) (*Lock, error) {
 	if o.Logf == nil {
 		o.Logf = func(string) {}
 	}
+	l, err := acquire(ctx, c, o)
+	var busy *BusyError
+	if errors.As(err, &busy) && o.Wait == 0 && !busy.Settling && goneHere(busy.Holder, o.Holder) {
+		// The user retries right after an interrupted run, before the host
+		// noticed that its client went away: queue behind the settle.
+		o.Logf("the shipit that held the lock (pid " + strconv.Itoa(busy.Holder.PID) + " on this machine) is gone; waiting for the host to settle its run")
+		o.Wait = o.HeartbeatTimeout + settleWait
+		l, err = acquire(ctx, c, o)
+		if errors.As(err, &busy) {
+			busy.Settling = true
+		}
+	}
+	return l, err
+}
+
+// goneHere reports whether holder was started by this user on this machine
+// by a process that no longer runs.
+func goneHere(holder, self Holder) bool {
+	if holder.User != self.User || holder.PID <= 0 || holder.PID == os.Getpid() {
+		return false
+	}
+	return errors.Is(syscall.Kill(holder.PID, 0), syscall.ESRCH)
+}
+
+func acquire(ctx context.Context, c remote.Conn, o Options) (*Lock, error) {
 	if code, err := c.Run(ctx, "command -v flock >/dev/null", nil, io.Discard, io.Discard); err != nil {
 		return nil, err
 	} else if code != 0 {
@@ -174,6 +209,11 @@ func Acquire(ctx context.Context, c remote.Conn, o Options) (*Lock, error) {
 			if o.Wait > 0 {
 				o.Logf(fmt.Sprintf("waiting up to %s for the lock: %s", o.Wait, busy.Holder))
 			}
+		case strings.HasPrefix(line, "settling "):
+			// Its client is gone: the holder settles what it left and lets
+			// go; the script waits for that (bounded) without --lock-wait.
+			busy = &BusyError{Host: c.Name(), Holder: parseHolder(strings.TrimPrefix(line, "settling ")), Settling: true}
+			o.Logf("waiting for the host to settle an interrupted run: " + busy.Holder.String())
 		case strings.HasPrefix(line, "log "):
 			o.Logf(strings.TrimPrefix(line, "log "))
 		}
@@ -181,7 +221,7 @@ func Acquire(ctx context.Context, c remote.Conn, o Options) (*Lock, error) {
 	stdinW.Close()
 	<-l.done
 	if busy != nil {
-		if o.Wait > 0 {
+		if o.Wait > 0 || busy.Settling {
 			busy.Waited = time.Since(start).Round(time.Second)
 		}
 		return nil, busy

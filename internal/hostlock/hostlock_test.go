@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -89,6 +90,12 @@ func (f *fixture) waitFree(within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	f.t.Fatalf("lock still held after %s", within)
+}
+
+func (f *fixture) logText() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.logs, "\n")
 }
 
 func exists(p string) bool { _, err := os.Lstat(p); return err == nil }
@@ -206,8 +213,8 @@ func TestHolderSettlesWhenHeartbeatsStop(t *testing.T) {
 	if exists(filepath.Join(f.app, "releases", "r2")) || exists(JournalPath(f.app)) {
 		t.Fatal("not settled")
 	}
-	if !strings.Contains(strings.Join(f.logs, "\n"), "no heartbeat") {
-		t.Logf("holder logs: %q", f.logs)
+	if !strings.Contains(f.logText(), "no heartbeat") {
+		t.Logf("holder logs: %q", f.logText())
 	}
 }
 
@@ -223,7 +230,64 @@ func TestNextAcquireSettlesALeftJournal(t *testing.T) {
 	if exists(JournalPath(f.app)) || exists(filepath.Join(f.app, "releases", "r2")) {
 		t.Fatal("the left journal was not settled before locking")
 	}
-	if !strings.Contains(strings.Join(f.logs, "\n"), "undoing the deploy of r2") {
-		t.Fatalf("holder did not report the settle: %q", f.logs)
+	if !strings.Contains(f.logText(), "undoing the deploy of r2") {
+		t.Fatalf("holder did not report the settle: %q", f.logText())
+	}
+}
+
+// A deploy right after an interrupted one (the user retries at once): the
+// holder whose client is gone is still settling, and the new command waits
+// for it without --lock-wait instead of failing on a lock nobody holds.
+func TestAcquireWaitsForAHolderThatIsSettling(t *testing.T) {
+	f := newFixture(t)
+	// Bringing the interrupted release down takes a while.
+	shim := "#!/bin/sh\necho \"$*\" >> " + f.docker + "\ncase \"$*\" in *down*) sleep 3;; esac\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(f.app), "bin", "docker"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(f.app, "releases", "r2", ".shipit-compose"), []byte("demo-r2\ndocker-compose.yml\n"), 0o644)
+	l := f.acquire(f.opts("deploy"))
+	if err := l.Begin(context.Background(), map[string]string{"op": "deploy", "compose": "docker compose"},
+		map[string]string{"release": "r2", "previous_release": "r1", "release_created": "true", "started": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	l.stdin.Close()
+	orphaned := filepath.Join(f.app, Dir, "orphaned")
+	for deadline := time.Now().Add(10 * time.Second); !exists(orphaned); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the holder never started settling")
+		}
+	}
+	l2 := f.acquire(f.opts("deploy")) // Wait: 0
+	defer l2.Release(context.Background(), true)
+	if exists(filepath.Join(f.app, "releases", "r2")) || exists(JournalPath(f.app)) || exists(orphaned) {
+		t.Fatal("locked before the interrupted run was settled")
+	}
+	if !strings.Contains(f.logText(), "waiting for the host to settle an interrupted run: deploy by dev@laptop") {
+		t.Fatalf("no word of the wait: %q", f.logText())
+	}
+}
+
+func TestGoneHere(t *testing.T) {
+	self := Holder{User: "dev@laptop", PID: os.Getpid()}
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name   string
+		holder Holder
+		want   bool
+	}{
+		{"ended shipit of this user and machine", Holder{User: "dev@laptop", PID: dead.Process.Pid}, true},
+		{"live process", Holder{User: "dev@laptop", PID: os.Getppid()}, false},
+		{"this process", Holder{User: "dev@laptop", PID: os.Getpid()}, false},
+		{"another machine", Holder{User: "dev@ci", PID: dead.Process.Pid}, false},
+		{"no pid", Holder{User: "dev@laptop"}, false},
+	}
+	for _, c := range cases {
+		if got := goneHere(c.holder, self); got != c.want {
+			t.Errorf("%s: goneHere = %v, want %v", c.name, got, c.want)
+		}
 	}
 }

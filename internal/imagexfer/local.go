@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // localDocker is the local docker CLI; tests replace it with a shim.
@@ -145,7 +147,8 @@ func local(ctx context.Context, dir string, env []string, name string, args ...s
 	return stdout.String(), nil
 }
 
-// tail returns the last few lines of s (at most ~2 KB), trimmed.
+// tail is the last lines of a local command's stderr, capped at ~2 KB
+// because a failing docker build can print a line per layer.
 func tail(s string) string {
 	s = strings.TrimSpace(s)
 	if len(s) > 2048 {
@@ -154,9 +157,5 @@ func tail(s string) string {
 			s = s[i+1:]
 		}
 	}
-	lines := strings.Split(s, "\n")
-	if len(lines) > 15 {
-		lines = lines[len(lines)-15:]
-	}
-	return strings.Join(lines, "\n")
+	return text.Tail(s, 15)
 }
