@@ -116,10 +116,23 @@ func cleanupApp(t *testing.T, env *harness.Env, s *harness.SSHD, app string) {
 		if len(nets) > 0 {
 			env.Docker(t, s, append([]string{"network", "rm"}, nets...)...)
 		}
+		// Images built on the host are <app>-<release>-<service> (compose v1: _<service>).
+		var imgs []string
+		for _, ref := range strings.Fields(env.Docker(t, s, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}", "--filter", "reference="+app+"-*")) {
+			if releaseImageRe.MatchString(strings.TrimPrefix(ref, app+"-")) {
+				imgs = append(imgs, ref)
+			}
+		}
+		if len(imgs) > 0 {
+			env.Docker(t, s, append([]string{"image", "rm", "-f"}, imgs...)...)
+		}
 	})
 }
 
 var releaseRe = regexp.MustCompile(`^\d{8}-\d{6}$`)
+
+// releaseImageRe is what follows "<app>-" in an image built on a host.
+var releaseImageRe = regexp.MustCompile(`^\d{8}-\d{6}[-_][^:]+:`)
 
 func TestDeployLifecycle(t *testing.T) {
 	t.Parallel()
