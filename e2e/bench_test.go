@@ -66,26 +66,12 @@ func BenchmarkDeployUnderLoad(b *testing.B) {
 
 func benchUnderLoad(b *testing.B) {
 	env := harness.New(b)
-	host := env.StartIsolatedHost(b, zdIsolatedHost)
-	env.AllowContainerTraffic(b, host)
-	env.LoadImage(b, host, harness.TraefikImage)
-	const name, domain = "zdb", "zdb.example.com"
-	a := &app{t: b, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home"), name: name}
-	if err := os.MkdirAll(a.home, 0o700); err != nil {
-		b.Fatal(err)
-	}
-	files := harness.GracefulAppFiles(b, "1")
-	files["shipit.toml"] = zdToml(name, host.Addr, domain, "")
-	files["shipit.lua"] = `after("deploy:health", function(h) h:run("date +%s.%N > /var/deploy/zdb/.routed-at") end)
+	const name = "zdb"
+	r := newRoutedApp(b, env, zdIsolatedHost, name, func(addr, domain string) string { return zdToml(name, addr, domain, "") },
+		map[string]string{"shipit.lua": `after("deploy:health", function(h) h:run("date +%s.%N > /var/deploy/zdb/.routed-at") end)
 after("deploy:stop_previous", function(h) h:run("date +%s.%N > /var/deploy/zdb/.stopped-at") end)
-`
-	harness.GitRepo(b, a.dir, files)
-	httpPort, httpsPort := harness.FreePort(b), harness.FreePort(b)
-	a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
-	a.mustShipit("setup", "-s", "production")
-	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	a.mustShipit("deploy", "-s", "production")
-	harness.WaitAnswer(b, url, domain, "version 1", 60*time.Second)
+`})
+	a, host, url, domain := r.app, r.host, r.url, r.domain
 
 	load := harness.StartLoad(b, harness.LoadOpts{URL: url, Host: domain})
 	time.Sleep(5 * time.Second)

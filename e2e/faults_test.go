@@ -38,63 +38,16 @@ var rollbackSteps = []string{"rollback:prepare", "rollback:start", "rollback:hea
 
 // faultApp is the graceful app on an isolated host with the real Traefik.
 type faultApp struct {
-	*app
-	host    *harness.SSHD
+	*routedApp
 	appPath string // as the host sees it
 	root    string // the host's deploy root on this machine
-	url     string
-	domain  string
 	version int
-}
-
-func faultToml(name, addr, domain string) string {
-	return fmt.Sprintf(`[app]
-name = %q
-branch = "main"
-
-[deploy]
-deploy_to = "/var/deploy"
-keep_releases = 3
-stop_timeout = "10s"
-
-[deploy.health_check]
-port = %d
-path = "/health"
-interval = "500ms"
-retries = 20
-unhealthy_after = 2
-
-[stages.production]
-user = "root"
-hosts = [{ address = %q }]
-
-[stages.production.traefik]
-domain = %q
-image = %q
-`, name, harness.GracefulAppPort, addr, domain, harness.TraefikImage)
 }
 
 func newFaultApp(t *testing.T, env *harness.Env, n int, name string) *faultApp {
 	t.Helper()
-	host := env.StartIsolatedHost(t, n)
-	env.AllowContainerTraffic(t, host)
-	env.LoadImage(t, host, harness.TraefikImage)
-	domain := name + ".example.com"
-	a := &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home-"+name), name: name}
-	if err := os.MkdirAll(a.home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	files := harness.GracefulAppFiles(t, "1")
-	files["shipit.toml"] = faultToml(name, host.Addr, domain)
-	harness.GitRepo(t, a.dir, files)
-	httpPort, httpsPort := harness.FreePort(t), harness.FreePort(t)
-	a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
-	a.mustShipit("setup", "-s", "production")
-	f := &faultApp{app: a, host: host, appPath: "/var/deploy/" + name, root: filepath.Join(host.DeployRoot, name),
-		url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), domain: domain, version: 1}
-	a.mustShipit("deploy", "-s", "production")
-	harness.WaitAnswer(t, f.url, domain, "version 1", 60*time.Second)
-	return f
+	r := newRoutedApp(t, env, n, name, func(addr, domain string) string { return routedToml(name, addr, domain, "") }, nil)
+	return &faultApp{routedApp: r, appPath: "/var/deploy/" + name, root: filepath.Join(r.host.DeployRoot, name), version: 1}
 }
 
 // next commits the next version, with shipit.lua (may be "").

@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shipit-dev/shipit/e2e/harness"
 )
 
 // pausedDeploy starts `shipit deploy` with a pause (a hook that sleeps) at
@@ -44,11 +42,7 @@ func pausedDeploy(t *testing.T, a *app, hook, signal string) (*exec.Cmd, *bytes.
 // shipit.lock and the running release agree.
 func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t)
-	host := env.StartSSHD(t, harness.SSHDOpts{})
-	deployTo := t.TempDir()
-	a := newApp(t, env, "intr", deployTo, []*harness.SSHD{host}, "", "")
-	cleanupApp(t, env, host, "intr")
+	env, host, a, deployTo := newLocalApp(t, "intr")
 	appPath := filepath.Join(deployTo, "intr")
 	a.mustShipit("deploy", "-s", "production")
 	lock1, lockBytes := readLock(t, appPath)
@@ -128,11 +122,7 @@ func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 // refuses a live holder without --force.
 func TestConcurrentDeploysAndLockWait(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t)
-	host := env.StartSSHD(t, harness.SSHDOpts{})
-	deployTo := t.TempDir()
-	a := newApp(t, env, "conc", deployTo, []*harness.SSHD{host}, "", "")
-	cleanupApp(t, env, host, "conc")
+	env, _, a, deployTo := newLocalApp(t, "conc")
 	a.mustShipit("deploy", "-s", "production")
 	signal := filepath.Join(env.Dir, "paused")
 
@@ -164,11 +154,7 @@ func TestConcurrentDeploysAndLockWait(t *testing.T) {
 // left on the host before doing anything.
 func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t)
-	host := env.StartSSHD(t, harness.SSHDOpts{})
-	deployTo := t.TempDir()
-	a := newApp(t, env, "reboot", deployTo, []*harness.SSHD{host}, "", "")
-	cleanupApp(t, env, host, "reboot")
+	env, host, a, deployTo := newLocalApp(t, "reboot")
 	appPath := filepath.Join(deployTo, "reboot")
 	a.mustShipit("deploy", "-s", "production")
 	lock1, _ := readLock(t, appPath)
@@ -211,11 +197,7 @@ func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
 // it fails naming the lost lock, and the lock is free.
 func TestLockReleaseForce(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t)
-	host := env.StartSSHD(t, harness.SSHDOpts{})
-	deployTo := t.TempDir()
-	a := newApp(t, env, "force", deployTo, []*harness.SSHD{host}, "", "")
-	cleanupApp(t, env, host, "force")
+	env, _, a, deployTo := newLocalApp(t, "force")
 	appPath := filepath.Join(deployTo, "force")
 	a.mustShipit("deploy", "-s", "production")
 	lock1, _ := readLock(t, appPath)

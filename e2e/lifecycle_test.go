@@ -99,6 +99,19 @@ func serve(t *testing.T, env *harness.Env, s *harness.SSHD, id string) string {
 	return strings.TrimSpace(env.Docker(t, s, "exec", id, "wget", "-qO-", "http://localhost:8080/"))
 }
 
+// newLocalApp is app name deploying under a temp dir (deployTo) to a
+// loopback sshd on this machine's Docker engine; its containers, networks
+// and images go with the test.
+func newLocalApp(t *testing.T, name string) (*harness.Env, *harness.SSHD, *app, string) {
+	t.Helper()
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	deployTo := t.TempDir()
+	a := newApp(t, env, name, deployTo, []*harness.SSHD{host}, "", "")
+	cleanupApp(t, env, host, name)
+	return env, host, a, deployTo
+}
+
 func cleanupApp(t *testing.T, env *harness.Env, s *harness.SSHD, app string) {
 	t.Cleanup(func() {
 		ids := strings.Fields(env.Docker(t, s, "ps", "-aq", "--filter", "label=shipit.app="+app))

@@ -181,11 +181,7 @@ func TestSecretsAndConfigReachContainers(t *testing.T) {
 // ~/.config/shipit/keys/<app>.key (one AGE-SECRET-KEY line, no newline).
 func TestSecretsFromOriginalShipit(t *testing.T) {
 	t.Parallel()
-	env := harness.New(t)
-	host := env.StartSSHD(t, harness.SSHDOpts{})
-	deployTo := t.TempDir()
-	a := newApp(t, env, "secorig", deployTo, []*harness.SSHD{host}, "", "")
-	cleanupApp(t, env, host, "secorig")
+	env, host, a, deployTo := newLocalApp(t, "secorig")
 
 	keygen := filepath.Join(env.Dir, "secorig-keygen.key")
 	if out, err := exec.Command("age-keygen", "-o", keygen).CombinedOutput(); err != nil {

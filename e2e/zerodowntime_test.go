@@ -10,7 +10,6 @@ package e2e
 // every slow request must complete.
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,66 +23,23 @@ import (
 // machine-wide resource; see harness.StartIsolatedHost).
 const zdIsolatedHost = 20
 
-func zdToml(name, addr, domain, healthExtra string) string {
-	return fmt.Sprintf(`[app]
-name = %q
-branch = "main"
-
-[deploy]
-deploy_to = "/var/deploy"
-keep_releases = 3
-stop_timeout = "10s"
-
-[deploy.health_check]
-port = %d
-path = "/health"
-interval = "500ms"
-retries = 20
-timeout = "30s"
-unhealthy_after = 2
-%s
-[stages.production]
-user = "root"
-hosts = [{ address = %q }]
-
-[stages.production.traefik]
-domain = %q
-image = %q
-`, name, harness.GracefulAppPort, healthExtra, addr, domain, harness.TraefikImage)
+// zdToml is the routed app's shipit.toml with a 30 s health timeout (the
+// failed deploy fails sooner); extra adds lines to [deploy.health_check].
+func zdToml(name, addr, domain, extra string) string {
+	return routedToml(name, addr, domain, "timeout = \"30s\"\n"+extra)
 }
 
 type zdRun struct {
-	t      *testing.T
-	env    *harness.Env
-	a      *app
-	host   *harness.SSHD
-	url    string
-	domain string
+	*routedApp
+	t *testing.T
 }
 
 // newZD sets up an isolated host with the real Traefik and deploys the
 // graceful app, version 1.
 func newZD(t *testing.T) *zdRun {
 	env := harness.New(t)
-	host := env.StartIsolatedHost(t, zdIsolatedHost)
-	env.AllowContainerTraffic(t, host)
-	env.LoadImage(t, host, harness.TraefikImage)
-	const name = "zd"
-	z := &zdRun{t: t, env: env, host: host, domain: "zd.example.com"}
-	z.a = &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home"), name: name}
-	if err := os.MkdirAll(z.a.home, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	files := harness.GracefulAppFiles(t, "1")
-	files["shipit.toml"] = zdToml(name, host.Addr, z.domain, "")
-	harness.GitRepo(t, z.a.dir, files)
-	httpPort, httpsPort := harness.FreePort(t), harness.FreePort(t)
-	z.a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
-	mustContain(t, "setup", z.a.mustShipit("setup", "-s", "production"), "started container traefik ("+harness.TraefikImage+")")
-	z.url = fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	z.a.mustShipit("deploy", "-s", "production")
-	harness.WaitAnswer(t, z.url, z.domain, "version 1", 60*time.Second)
-	return z
+	r := newRoutedApp(t, env, zdIsolatedHost, "zd", func(addr, domain string) string { return zdToml("zd", addr, domain, "") }, nil)
+	return &zdRun{routedApp: r, t: t}
 }
 
 // answersNow checks that right after a command returned, 20 requests in a
@@ -97,8 +53,6 @@ func (z *zdRun) answersNow(domain, v string) {
 		}
 	}
 }
-
-func (z *zdRun) commit(files map[string]string) { z.a.commit(files) }
 
 func zdCheck(t *testing.T, what string, rep harness.LoadReport) {
 	t.Helper()
@@ -128,12 +82,12 @@ func TestZeroDowntimeThroughTraefik(t *testing.T) {
 
 	phase("deploy of version 2", func() {
 		z.commit(map[string]string{"version.txt": "2\n"})
-		z.a.mustShipit("deploy", "-s", "production")
+		z.mustShipit("deploy", "-s", "production")
 		z.answersNow(z.domain, "2")
 	})
 	phase("failed deploy of version 3", func() {
 		z.commit(map[string]string{"version.txt": "3\n", "shipit.toml": zdToml("zd", z.host.Addr, z.domain, "cmd = \"exit 1\"\n")})
-		out, code := z.a.shipit("deploy", "-s", "production")
+		out, code := z.shipit("deploy", "-s", "production")
 		if code == 0 {
 			t.Fatal("a deploy whose health check always fails succeeded")
 		}
@@ -142,11 +96,11 @@ func TestZeroDowntimeThroughTraefik(t *testing.T) {
 	})
 	phase("deploy of version 4", func() {
 		z.commit(map[string]string{"version.txt": "4\n", "shipit.toml": zdToml("zd", z.host.Addr, z.domain, "")})
-		z.a.mustShipit("deploy", "-s", "production")
+		z.mustShipit("deploy", "-s", "production")
 		z.answersNow(z.domain, "4")
 	})
 	phase("rollback to version 2", func() {
-		z.a.mustShipit("rollback", "-s", "production")
+		z.mustShipit("rollback", "-s", "production")
 		z.answersNow(z.domain, "2")
 	})
 	whole := load.Stop()
@@ -163,7 +117,7 @@ func TestZeroDowntimeThroughTraefik(t *testing.T) {
 before("deploy:stop_previous", function(h) h:run("touch /var/deploy/zd/.test-stopping") end)
 `})
 	oldLoad := harness.StartLoad(t, harness.LoadOpts{URL: z.url, Host: z.domain})
-	cmd := z.a.shipitCmd("deploy", "-s", "production")
+	cmd := z.shipitCmd("deploy", "-s", "production")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()

@@ -478,24 +478,37 @@ func (v *validator) fail(q pos, hint, format string, args ...any) {
 const nameRule = "lowercase letters, digits, '-' and '_', starting with a letter or digit"
 
 func (v *validator) check(c *Config) {
-	// [app]
+	v.checkApp(&c.App)
+	v.checkDeploy(&c.Deploy)
+	v.checkStages(c)
+	for i, r := range c.Secrets.Recipients {
+		if strings.TrimSpace(r) == "" {
+			v.value(path{"secrets", "recipients", idx(i)}, "list age public keys (age1...) or SSH public keys", "empty secrets recipient")
+		}
+	}
+	v.checkAccessories(c.Accessories)
+}
+
+// checkApp checks [app] and applies its defaults.
+func (v *validator) checkApp(a *App) {
 	app := path{"app"}
 	switch {
-	case c.App.Name == "" && !v.ix.has(app.append("name")):
+	case a.Name == "" && !v.ix.has(app.append("name")):
 		v.at(app, `add name = "myapp" under [app]; it is the Docker Compose project name (`+nameRule+")",
 			"missing required key app.name")
-	case !reName.MatchString(c.App.Name):
+	case !reName.MatchString(a.Name):
 		v.value(app.append("name"), "app.name is the Docker Compose project name: use "+nameRule,
-			"invalid app.name %q", c.App.Name)
+			"invalid app.name %q", a.Name)
 	}
-	if c.App.Branch == "" {
-		c.App.Branch = DefaultBranch
-	} else if strings.HasPrefix(c.App.Branch, "-") || reSpace.MatchString(c.App.Branch) {
-		v.value(app.append("branch"), "use a git branch name such as \"main\"", "invalid app.branch %q", c.App.Branch)
+	if a.Branch == "" {
+		a.Branch = DefaultBranch
+	} else if strings.HasPrefix(a.Branch, "-") || reSpace.MatchString(a.Branch) {
+		v.value(app.append("branch"), "use a git branch name such as \"main\"", "invalid app.branch %q", a.Branch)
 	}
+}
 
-	// [deploy]
-	d := &c.Deploy
+// checkDeploy checks [deploy] and its tables and applies their defaults.
+func (v *validator) checkDeploy(d *Deploy) {
 	dp := path{"deploy"}
 	if d.DeployTo == "" {
 		d.DeployTo = DefaultDeployTo
@@ -528,10 +541,16 @@ func (v *validator) check(c *Config) {
 		v.value(dp.append("stop_timeout"), "Docker's stop grace period is whole seconds: write stop_timeout = 30 or \"30s\"",
 			"deploy.stop_timeout must be a whole number of seconds, got %s", d.StopTimeout)
 	}
+	v.checkHealth(&d.HealthCheck, dp.append("health_check"))
+	r, rp := &d.Rollout, dp.append("rollout")
+	if !v.ix.has(rp.append("batch")) {
+		r.Batch = BatchPercent(100)
+	}
+	v.duration(&r.Wait, 0, rp.append("wait"), 0, "")
+}
 
-	// [deploy.health_check]
-	h := &d.HealthCheck
-	hp := dp.append("health_check")
+// checkHealth checks [deploy.health_check] and applies its defaults.
+func (v *validator) checkHealth(h *HealthCheck, hp path) {
 	if h.Path == "" && !v.ix.has(hp.append("path")) {
 		h.Path = DefaultHealthPath
 	} else if !strings.HasPrefix(h.Path, "/") {
@@ -561,85 +580,77 @@ func (v *validator) check(c *Config) {
 		v.value(hp.append("unhealthy_after"), "the number of consecutive failed probes after which a running container leaves Traefik's rotation (default 3)",
 			"deploy.health_check.unhealthy_after must be at least 1, got %d", h.UnhealthyAfter)
 	}
+}
 
-	// [deploy.rollout]
-	r := &d.Rollout
-	rp := dp.append("rollout")
-	if !v.ix.has(rp.append("batch")) {
-		r.Batch = BatchPercent(100)
-	}
-	v.duration(&r.Wait, 0, rp.append("wait"), 0, "")
-
-	// [stages.*]
+// checkStages checks every [stages.NAME].
+func (v *validator) checkStages(c *Config) {
 	sp := path{"stages"}
 	if len(c.Stages) == 0 {
 		v.at(sp, `add a stage with at least one host, e.g. [stages.production] with hosts = [{ address = "203.0.113.10" }]`,
 			"no stages defined")
 	}
 	for _, name := range c.StageNames() {
-		st := c.Stages[name]
-		p := sp.append(name)
-		if !reName.MatchString(name) {
-			v.at(p, "stage names are used in container labels and Traefik router names: use "+nameRule,
-				"invalid stage name %q", name)
+		v.checkStage(name, c.Stages[name], sp.append(name))
+	}
+}
+
+// checkStage checks [stages.NAME] at p.
+func (v *validator) checkStage(name string, st *Stage, p path) {
+	if !reName.MatchString(name) {
+		v.at(p, "stage names are used in container labels and Traefik router names: use "+nameRule,
+			"invalid stage name %q", name)
+	}
+	if st == nil || len(st.Hosts) == 0 {
+		at := p
+		if v.ix.has(p.append("hosts")) {
+			at = p.append("hosts")
 		}
-		if st == nil || len(st.Hosts) == 0 {
-			at := p
-			if v.ix.has(p.append("hosts")) {
-				at = p.append("hosts")
-			}
-			v.at(at, fmt.Sprintf(`add hosts = [{ address = "203.0.113.10" }] under [stages.%s], or one [[stages.%s.hosts]] table per host`, quoteKey(name), quoteKey(name)),
-				"stage %q has no hosts", name)
-			continue
-		}
-		v.port(st.Port, p.append("port"))
-		if st.OS != "" || v.ix.has(p.append("os")) {
-			if !slices.Contains(OSes, st.OS) {
-				v.value(p.append("os"), "valid values: "+strings.Join(OSes, ", ")+"; leave os out to let shipit setup read /etc/os-release",
-					"invalid stages.%s.os %q", quoteKey(name), st.OS)
-			}
-		}
-		primary := -1
-		for i, host := range st.Hosts {
-			hp := p.append("hosts", idx(i))
-			switch {
-			case host.Address == "" && !v.ix.has(hp.append("address")):
-				v.at(hp, `every host needs address = "host" or "host:port"`, "missing required key %s.address", hp)
-			case strings.TrimSpace(host.Address) == "":
-				v.value(hp.append("address"), `every host needs address = "host" or "host:port"`, "%s.address is empty", hp)
-			case reSpace.MatchString(host.Address) || strings.HasPrefix(host.Address, "-"):
-				v.value(hp.append("address"), `address is "host" or "host:port" (the user goes in user = "...")`, "invalid %s.address %q", hp, host.Address)
-			}
-			v.port(host.Port, hp.append("port"))
-			if host.Primary && primary >= 0 {
-				v.value(hp.append("primary"), "mark one host of the stage primary = true (once-per-stage hooks run there)",
-					"%s and %s are both primary", p.append("hosts", idx(primary)), hp)
-			} else if host.Primary {
-				primary = i
-			}
-		}
-		v.env(st.Env, p.append("env"))
-		if dom := st.Traefik.Domain; dom != "" && !reDomain.MatchString(dom) {
-			v.value(p.append("traefik", "domain"), `one host name such as "app.example.com" (it becomes the Traefik rule Host(`+"`...`"+`))`,
-				"invalid stages.%s.traefik.domain %q", quoteKey(name), dom)
+		v.at(at, fmt.Sprintf(`add hosts = [{ address = "203.0.113.10" }] under [stages.%s], or one [[stages.%s.hosts]] table per host`, quoteKey(name), quoteKey(name)),
+			"stage %q has no hosts", name)
+		return
+	}
+	v.port(st.Port, p.append("port"))
+	if st.OS != "" || v.ix.has(p.append("os")) {
+		if !slices.Contains(OSes, st.OS) {
+			v.value(p.append("os"), "valid values: "+strings.Join(OSes, ", ")+"; leave os out to let shipit setup read /etc/os-release",
+				"invalid stages.%s.os %q", quoteKey(name), st.OS)
 		}
 	}
-
-	// [secrets]
-	for i, r := range c.Secrets.Recipients {
-		if strings.TrimSpace(r) == "" {
-			v.value(path{"secrets", "recipients", idx(i)}, "list age public keys (age1...) or SSH public keys", "empty secrets recipient")
+	primary := -1
+	for i, host := range st.Hosts {
+		hp := p.append("hosts", idx(i))
+		switch {
+		case host.Address == "" && !v.ix.has(hp.append("address")):
+			v.at(hp, `every host needs address = "host" or "host:port"`, "missing required key %s.address", hp)
+		case strings.TrimSpace(host.Address) == "":
+			v.value(hp.append("address"), `every host needs address = "host" or "host:port"`, "%s.address is empty", hp)
+		case reSpace.MatchString(host.Address) || strings.HasPrefix(host.Address, "-"):
+			v.value(hp.append("address"), `address is "host" or "host:port" (the user goes in user = "...")`, "invalid %s.address %q", hp, host.Address)
+		}
+		v.port(host.Port, hp.append("port"))
+		if host.Primary && primary >= 0 {
+			v.value(hp.append("primary"), "mark one host of the stage primary = true (once-per-stage hooks run there)",
+				"%s and %s are both primary", p.append("hosts", idx(primary)), hp)
+		} else if host.Primary {
+			primary = i
 		}
 	}
+	v.env(st.Env, p.append("env"))
+	if dom := st.Traefik.Domain; dom != "" && !reDomain.MatchString(dom) {
+		v.value(p.append("traefik", "domain"), `one host name such as "app.example.com" (it becomes the Traefik rule Host(`+"`...`"+`))`,
+			"invalid stages.%s.traefik.domain %q", quoteKey(name), dom)
+	}
+}
 
-	// [accessories.*]
-	names := make([]string, 0, len(c.Accessories))
-	for n := range c.Accessories {
+// checkAccessories checks every [accessories.NAME].
+func (v *validator) checkAccessories(accessories map[string]Accessory) {
+	names := make([]string, 0, len(accessories))
+	for n := range accessories {
 		names = append(names, n)
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		a := c.Accessories[n]
+		a := accessories[n]
 		p := path{"accessories", n}
 		if !reName.MatchString(n) {
 			v.at(p, "accessory names become compose service names: use "+nameRule, "invalid accessory name %q", n)

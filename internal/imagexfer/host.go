@@ -211,14 +211,8 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 	if len(refs) == 0 {
 		return res, nil
 	}
-	if h.StagingDir == "" || !path.IsAbs(h.StagingDir) {
-		return res, fmt.Errorf("imagexfer: staging directory %q must be an absolute path", h.StagingDir)
-	}
-	for _, r := range refs {
-		// docker load names images by name:tag only.
-		if r == "" || strings.HasPrefix(r, "-") || strings.ContainsAny(r, " \t\n@") || strings.LastIndex(r, ":") < strings.LastIndex(r, "/")+1 {
-			return res, fmt.Errorf("imagexfer: invalid image reference %q (want name:tag)", r)
-		}
+	if err := checkTransfer(h, refs); err != nil {
+		return res, err
 	}
 	words := strings.Fields(h.Docker)
 	if len(words) == 0 {
@@ -229,50 +223,12 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 
 	tr := &tracker{h: h, start: start, refs: refs}
 	tr.phase.Store(PhaseChecking)
-	stopTicker := make(chan struct{})
-	var tickerDone sync.WaitGroup
-	if h.Progress != nil {
-		tickerDone.Add(1)
-		go func() {
-			defer tickerDone.Done()
-			tk := time.NewTicker(250 * time.Millisecond)
-			defer tk.Stop()
-			for {
-				select {
-				case <-tk.C:
-					tr.report()
-				case <-stopTicker:
-					return
-				}
-			}
-		}()
-	}
-	defer func() {
-		close(stopTicker)
-		tickerDone.Wait()
-		tr.phase.Store(PhaseDone)
-		tr.report()
-	}()
+	defer tr.reportEvery(250 * time.Millisecond)()
 
-	// Local images and the host's inventory, at the same time.
-	imgs := make([]*localImage, len(refs))
-	var wg sync.WaitGroup
-	errs := make([]error, len(refs))
-	for i, r := range refs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			imgs[i], errs[i] = s.image(ctx, r)
-		}()
-	}
-	st, invErr := hostInventory(ctx, h, docker)
+	imgs, st, err := s.inventory(ctx, h, docker, refs)
 	res.Check = time.Since(start)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err != nil {
 		return res, err
-	}
-	if invErr != nil {
-		return res, invErr
 	}
 
 	p := makePlan(imgs, st)
@@ -308,15 +264,91 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 			return res, err
 		}
 	}
+	res.addImages(imgs, p, tr.sizes(p))
+	return res, nil
+}
+
+// checkTransfer refuses a staging directory or image references that
+// docker load cannot take.
+func checkTransfer(h Host, refs []string) error {
+	if h.StagingDir == "" || !path.IsAbs(h.StagingDir) {
+		return fmt.Errorf("imagexfer: staging directory %q must be an absolute path", h.StagingDir)
+	}
+	for _, r := range refs {
+		// docker load names images by name:tag only.
+		if r == "" || strings.HasPrefix(r, "-") || strings.ContainsAny(r, " \t\n@") || strings.LastIndex(r, ":") < strings.LastIndex(r, "/")+1 {
+			return fmt.Errorf("imagexfer: invalid image reference %q (want name:tag)", r)
+		}
+	}
+	return nil
+}
+
+// reportEvery reports progress every d while a transfer runs (when the host
+// has a progress callback); the returned func stops it and reports the end.
+func (tr *tracker) reportEvery(d time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	if tr.h.Progress != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tk := time.NewTicker(d)
+			defer tk.Stop()
+			for {
+				select {
+				case <-tk.C:
+					tr.report()
+				case <-done:
+					return
+				}
+			}
+		}()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+		tr.phase.Store(PhaseDone)
+		tr.report()
+	}
+}
+
+// inventory reads the local images and the host's inventory, at the same
+// time.
+func (s *Sender) inventory(ctx context.Context, h Host, docker string, refs []string) ([]*localImage, *hostState, error) {
+	imgs := make([]*localImage, len(refs))
+	var wg sync.WaitGroup
+	errs := make([]error, len(refs))
+	for i, r := range refs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			imgs[i], errs[i] = s.image(ctx, r)
+		}()
+	}
+	st, invErr := hostInventory(ctx, h, docker)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, st, err
+	}
+	return imgs, st, invErr
+}
+
+// sizes is the compressed size of each layer sent, by diffID.
+func (tr *tracker) sizes(p *plan) map[string]int64 {
 	sizes := map[string]int64{}
 	tr.mu.Lock()
+	defer tr.mu.Unlock()
 	for i, b := range tr.blobs {
 		if b != nil {
 			n, _, _, _ := b.state()
 			sizes[p.send[i]] = n
 		}
 	}
-	tr.mu.Unlock()
+	return sizes
+}
+
+// addImages fills the per-image part of res.
+func (res *Result) addImages(imgs []*localImage, p *plan, sizes map[string]int64) {
 	for _, img := range imgs {
 		ir := p.perImage[img]
 		for _, d := range img.DiffIDs {
@@ -330,7 +362,6 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 			res.Skipped = append(res.Skipped, img.Ref)
 		}
 	}
-	return res, nil
 }
 
 // upload streams every layer of p.send into the staging directory, a few at a
