@@ -108,7 +108,7 @@ func removeLocalImages(t testing.TB, env *harness.Env, app string) {
 }
 
 // The network drops while layers stream to a host (the upload is throttled
-// so that the cut lands mid-layer): the engine gets nothing, complete layers
+// so that the cut lands mid-layer, after another layer is complete): the engine gets nothing, complete layers
 // wait in the staging directory, and the next deploy removes the partial
 // file and sends only the layers still missing.
 func TestLocalBuildCutMidTransferResumes(t *testing.T) {
@@ -133,9 +133,12 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 			defer close(cutDone)
 			deadline := time.Now().Add(60 * time.Second)
 			for time.Now().Before(deadline) {
-				// Cut mid big.bin (its part file is larger than small.bin's
-				// whole layer) with over 4 MB still to go, so no data in
-				// flight completes it; small.bin's layer is complete by then.
+				// Cut once one big layer is complete and another is partway,
+				// with over 2 MB of it still to go so that no data in flight
+				// completes it. The save stream orders layers by their random
+				// IDs: small.bin (4 MB) may come before big.bin (24 MB) or
+				// after it, so either may be the partial one: a partial file
+				// of 1-1.5 MB (either layer) or 5-20 MB (big.bin).
 				var complete, partial bool
 				ents, _ := os.ReadDir(staging)
 				for _, e := range ents {
@@ -143,8 +146,9 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 					if err != nil || fi.Size() < 1<<20 {
 						continue
 					}
+					n := fi.Size()
 					complete = complete || strings.HasSuffix(e.Name(), ".gz")
-					partial = partial || strings.Contains(e.Name(), ".part-") && fi.Size() > 5<<20 && fi.Size() < 20<<20
+					partial = partial || strings.Contains(e.Name(), ".part-") && (n < 3<<19 || n > 5<<20 && n < 20<<20)
 				}
 				seen = append(seen, stagingState(ents))
 				if complete && partial {
