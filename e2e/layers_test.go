@@ -118,7 +118,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 	proxy := env.StartProxy(t, host)
 	a := newApp(t, env, "cutxfer", "/var/deploy", []*harness.SSHD{proxied(proxy)}, "", "build = \"local\"\n")
 	removeLocalImages(t, env, "cutxfer")
-	a.commit(layeredFiles(map[string]int{"small.bin": 4 << 20, "big.bin": 24 << 20}, "small.bin", "big.bin"))
+	a.commit(layeredFiles(map[string]int{"small.bin": 4 << 20, "big.bin": 40 << 20}, "small.bin", "big.bin"))
 	staging := filepath.Join(host.DeployRoot, "cutxfer", ".image-layers")
 
 	var cut sync.Once
@@ -136,9 +136,11 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 				// Cut once one big layer is complete and another is partway,
 				// with over 2 MB of it still to go so that no data in flight
 				// completes it. The save stream orders layers by their random
-				// IDs: small.bin (4 MB) may come before big.bin (24 MB) or
-				// after it, so either may be the partial one: a partial file
-				// of 1-1.5 MB (either layer) or 5-20 MB (big.bin).
+				// IDs, so small.bin (4 MB) may come before big.bin (40 MB) or
+				// after it, and a complete layer is renamed only once its
+				// check has crossed the throttled link behind the other's
+				// data: the partial one is either layer at 1-1.5 MB, or
+				// big.bin at 5-36 MB.
 				var complete, partial bool
 				ents, _ := os.ReadDir(staging)
 				for _, e := range ents {
@@ -148,11 +150,12 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 					}
 					n := fi.Size()
 					complete = complete || strings.HasSuffix(e.Name(), ".gz")
-					partial = partial || strings.Contains(e.Name(), ".part-") && (n < 3<<19 || n > 5<<20 && n < 20<<20)
+					partial = partial || strings.Contains(e.Name(), ".part-") && (n < 3<<19 || n > 5<<20 && n < 36<<20)
 				}
 				seen = append(seen, stagingState(ents))
 				if complete && partial {
 					cut.Do(proxy.Cut)
+					t.Logf("cut at staging state %s", seen[len(seen)-1])
 					return
 				}
 				time.Sleep(20 * time.Millisecond)
@@ -194,7 +197,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 		t.Fatalf("resumed deploy: %d layers sent, %d staged earlier; %d of 3 were complete after the cut", sent, reused, complete)
 	}
 	// Only the rest crossed the wire: not the complete layers again.
-	if bytes > 26<<20 || sentNow > bytes+4<<20 {
+	if bytes > 42<<20 || sentNow > bytes+4<<20 {
 		t.Fatalf("resumed deploy sent %d layer bytes, %d bytes on the wire", bytes, sentNow)
 	}
 	if _, err := os.Stat(staging); !os.IsNotExist(err) {
