@@ -146,6 +146,9 @@ domain = %q
 	if rep.Failed != 0 || rep.SlowCompleted != rep.SlowStarted {
 		t.Errorf("taking over dropped requests: %d of %d failed %v; slow %d/%d", rep.Failed, rep.Sent, rep.ByKind, rep.SlowCompleted, rep.SlowStarted)
 	}
+	// Its router yields to ours (one priority higher) once ours is routed:
+	// drained at once, not after a timeout.
+	mustContain(t, "takeover deploy", out, "drained "+r0+" in ")
 	l, _ := readLock(t, root)
 	if l.PreviousRelease != r0 || l.CurrentRelease == r0 {
 		t.Fatalf("after the takeover shipit.lock says current %s previous %s, want previous %s", l.CurrentRelease, l.PreviousRelease, r0)

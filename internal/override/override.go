@@ -38,6 +38,11 @@
 //     share it, and a deploy that changes the domain or TLS gets a second
 //     router next to the old one, instead of one that Traefik would disable
 //     for being defined two ways.
+//   - Router priority: one above Traefik's default for the same rule (the
+//     rule's length), so that a router with the very same rule defined
+//     elsewhere (the original shipit's, during a takeover) yields to ours
+//     as soon as ours has a server, while longer, more specific rules of
+//     other apps still win.
 package override
 
 import (
@@ -208,7 +213,10 @@ func Generate(p Params) ([]byte, error) {
 		if name == p.WebService {
 			labels = append(labels, [2]string{"traefik.enable", "true"})
 			if p.Domain != "" {
-				labels = append(labels, [2]string{"traefik.http.routers." + router + ".rule", "Host(`" + p.Domain + "`)"})
+				rule := hostRule(p.Domain)
+				labels = append(labels,
+					[2]string{"traefik.http.routers." + router + ".rule", rule},
+					[2]string{"traefik.http.routers." + router + ".priority", strconv.Itoa(len(rule) + 1)})
 			}
 			if p.TLS {
 				labels = append(labels,
@@ -264,9 +272,14 @@ func HealthCommand(p Params) string {
 func RouteNames(p Params) (router, service string) {
 	p = withDefaults(p)
 	service = p.App + "-" + p.Stage
-	router = service + "-" + shortHash(fmt.Sprintf("domain=%s tls=%t resolver=%s", p.Domain, p.TLS, p.CertResolver))
+	// (The priority is part of the routing: releases from before it had
+	// another router, not one defined two ways.)
+	router = service + "-" + shortHash(fmt.Sprintf("domain=%s tls=%t resolver=%s priority=len+1", p.Domain, p.TLS, p.CertResolver))
 	return router, service
 }
+
+// hostRule is the Traefik rule of a domain.
+func hostRule(domain string) string { return "Host(`" + domain + "`)" }
 
 func shortHash(s string) string {
 	sum := sha256.Sum256([]byte(s))

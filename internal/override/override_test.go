@@ -124,6 +124,8 @@ func TestStructure(t *testing.T) {
 		"shipit.stage":                        "production",
 		"traefik.enable":                      "true",
 		"traefik.http.routers." + r + ".rule": "Host(`shop.example.com`)",
+		// one above Traefik's default, the rule's length (24)
+		"traefik.http.routers." + r + ".priority":                   "25",
 		"traefik.http.routers." + r + ".entrypoints":                "websecure",
 		"traefik.http.routers." + r + ".tls":                        "true",
 		"traefik.http.routers." + r + ".tls.certresolver":           "letsencrypt",

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/url"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,6 +94,74 @@ func (a *API) Servers(ctx context.Context, service string) ([]string, error) {
 		return urls, nil
 	}
 	return nil, nil
+}
+
+// router is a router as Traefik's API shows it: its priority is the
+// effective one (the rule's length unless set).
+type router struct {
+	Name     string   `json:"name"`
+	Provider string   `json:"provider"`
+	Service  string   `json:"service"`
+	Rule     string   `json:"rule"`
+	Status   string   `json:"status"`
+	Priority int64    `json:"priority"`
+	Using    []string `json:"using"`
+}
+
+func (a *API) routers(ctx context.Context) ([]router, error) {
+	out, err := a.get(ctx, "/api/http/routers?per_page=1000")
+	if err != nil {
+		return nil, fmt.Errorf("traefik API: %w", err)
+	}
+	var list []router
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, fmt.Errorf("traefik API: %w", err)
+	}
+	return list, nil
+}
+
+// Yields reports whether Traefik sends no new request to service although
+// it lists servers: every router of the service is outranked, on each
+// entrypoint it uses, by an enabled router with the same rule, a higher
+// priority and servers of its own. That is how a release the original
+// shipit started leaves the rotation: its router has Traefik's default
+// priority and ours one more (internal/override).
+func (a *API) Yields(ctx context.Context, service string) (bool, error) {
+	list, err := a.routers(ctx)
+	if err != nil {
+		return false, err
+	}
+	mine := 0
+	for _, r := range list {
+		if r.Provider != "docker" || strings.TrimSuffix(r.Service, "@docker") != service {
+			continue
+		}
+		mine++
+		for _, ep := range r.Using {
+			if ok, err := a.outranked(ctx, list, r, ep); err != nil || !ok {
+				return false, err
+			}
+		}
+	}
+	return mine > 0, nil
+}
+
+// outranked reports whether another enabled router with r's rule and a
+// higher priority, whose service has servers, takes r's requests on ep.
+func (a *API) outranked(ctx context.Context, list []router, r router, ep string) (bool, error) {
+	for _, o := range list {
+		if o.Name == r.Name || o.Status != "enabled" || o.Rule != r.Rule || o.Priority <= r.Priority || !slices.Contains(o.Using, ep) {
+			continue
+		}
+		urls, err := a.Servers(ctx, strings.TrimSuffix(o.Service, "@docker"))
+		if err != nil {
+			return false, err
+		}
+		if len(urls) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // Backend is one routed container of a release.
@@ -236,15 +305,21 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 // them. It returns what happened for the log; a drain that times out is
 // not an error (the release is stopped anyway, with its grace period).
 //
-// A release the original shipit started has no drain marker: its health
-// check (curl or wget) is made to fail instead, by copying failing
-// `curl` and `wget` into the first directory of the container's PATH;
+// A release the original shipit started has no drain marker. Its router
+// has Traefik's default priority and ours one more: once the new release
+// is routed, Traefik sends the old one nothing new (API.Yields) and the
+// drain is done (without Traefik's API, read from the containers' labels).
+// Otherwise (its router on another entrypoint, say) its health check (curl or wget) is made to fail, by copying failing
+// `curl` and `wget` into the first directory of the container's PATH
+// (which a shell that runs busybox applets directly does not consult);
 // its own interval and retries then decide how long that takes.
 func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 	bs, err := Backends(ctx, c, o.Project)
 	if err != nil || len(bs) == 0 {
 		return "", err
 	}
+	api := Find(ctx, c)
+	foreign := false // started by the original shipit: no drain marker
 	marker := path.Join(o.Dir, DrainMarker)
 	if ok, err := c.Exists(ctx, path.Dir(marker)); err != nil {
 		return "", err
@@ -253,20 +328,25 @@ func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 			return "", err
 		}
 	} else {
-		for _, b := range bs {
-			if err := failProbe(ctx, c, b.ID); err != nil {
-				return fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", o.Project, err), nil
+		foreign = true
+		if !yields(ctx, c, api, o.Project, bs) {
+			for _, b := range bs {
+				if err := failProbe(ctx, c, b.ID); err != nil {
+					return fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", o.Project, err), nil
+				}
 			}
+			o.Timeout = max(o.Timeout, 75*time.Second)
 		}
-		o.Timeout = max(o.Timeout, 75*time.Second)
 	}
 	start := time.Now()
 	deadline := start.Add(o.Timeout)
-	api := Find(ctx, c)
 	for {
-		left, err := stillRouted(ctx, c, api, o.Project, bs)
+		left, err := stillRouted(ctx, c, api, o.Project)
 		if err != nil {
 			return "", err
+		}
+		if left != "" && foreign && yields(ctx, c, api, o.Project, bs) {
+			left = ""
 		}
 		if left == "" {
 			if api == nil {
@@ -287,8 +367,25 @@ func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 	}
 }
 
+// yields reports whether Traefik sends the project's containers bs no new
+// request because routers of another release outrank theirs: from the API
+// when there is one (API.Yields), else from the containers' labels (which
+// Traefik's provider applies within its throttle, waited for after).
+func yields(ctx context.Context, c remote.Conn, api *API, project string, bs []Backend) bool {
+	if api == nil {
+		rs, err := labelRouters(ctx, c)
+		return err == nil && outrankedByLabels(rs, project)
+	}
+	for _, b := range bs {
+		if ok, err := api.Yields(ctx, b.Service); err != nil || !ok {
+			return false
+		}
+	}
+	return true
+}
+
 // stillRouted names a container Traefik may still send requests to, or "".
-func stillRouted(ctx context.Context, c remote.Conn, api *API, project string, was []Backend) (string, error) {
+func stillRouted(ctx context.Context, c remote.Conn, api *API, project string) (string, error) {
 	now, err := Backends(ctx, c, project)
 	if err != nil {
 		return "", err

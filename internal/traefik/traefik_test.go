@@ -3,6 +3,7 @@ package traefik
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -15,6 +16,8 @@ import (
 type fakeHost struct {
 	mu       sync.Mutex
 	servers  string // the Traefik API's services JSON
+	routers  string // and its routers JSON
+	foreign  bool   // the release has no drain marker directory
 	noAPI    bool
 	health   string
 	commands []string
@@ -24,7 +27,7 @@ func (f *fakeHost) Name() string { return "h1" }
 func (f *fakeHost) WriteFile(context.Context, string, io.Reader, int64, os.FileMode) error {
 	return errors.New("not used")
 }
-func (f *fakeHost) Exists(context.Context, string) (bool, error) { return true, nil }
+func (f *fakeHost) Exists(context.Context, string) (bool, error) { return !f.foreign, nil }
 
 func (f *fakeHost) Run(_ context.Context, cmd string, _ io.Reader, stdout, stderr io.Writer) (int, error) {
 	f.mu.Lock()
@@ -45,6 +48,8 @@ func (f *fakeHost) Run(_ context.Context, cmd string, _ io.Reader, stdout, stder
 		}
 		if strings.Contains(cmd, "/api/version") {
 			io.WriteString(stdout, `{"Version":"3.6.12"}`)
+		} else if strings.Contains(cmd, "/api/http/routers") {
+			io.WriteString(stdout, f.routers)
 		} else {
 			io.WriteString(stdout, f.servers)
 		}
@@ -104,5 +109,34 @@ func TestDrainWithoutTheAPIUsesDockerHealth(t *testing.T) {
 	msg, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/r1", Timeout: 10 * time.Second})
 	if err != nil || !strings.HasPrefix(msg, "drained") {
 		t.Fatalf("drain without API: %q %v", msg, err)
+	}
+}
+
+// The original's release (no drain marker) behind a router with Traefik's
+// default priority, ours one more with a server: Traefik sends the old one
+// nothing new, so the drain is done at once, without touching its probe.
+func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
+	const services = `[{"name":"app-prod@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.7:8080"}]}},` +
+		`{"name":"app-new@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.9:8080"}]}}]`
+	routers := func(ours int) string {
+		return fmt.Sprintf(`[{"name":"app@docker","provider":"docker","service":"app-prod","rule":"Host(`+"`a.example.com`"+`)","status":"enabled","priority":21,"using":["web"]},`+
+			`{"name":"app-new-1a2b@docker","provider":"docker","service":"app-new","rule":"Host(`+"`a.example.com`"+`)","status":"enabled","priority":%d,"using":["web"]}]`, ours)
+	}
+	h := &fakeHost{servers: services, routers: routers(22), health: "healthy", foreign: true}
+	msg, err := Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
+	if err != nil || !strings.HasPrefix(msg, "drained 20250219-140000 in ") {
+		t.Fatalf("outranked: %q, %v", msg, err)
+	}
+	for _, c := range h.commands {
+		if strings.HasPrefix(c, "docker cp") {
+			t.Fatalf("the probe was touched: %s", c)
+		}
+	}
+	// Same priority: Traefik may still pick the old router; its probe is
+	// made to fail instead.
+	h = &fakeHost{servers: services, routers: routers(21), health: "healthy", foreign: true}
+	msg, err = Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
+	if err != nil || !strings.Contains(strings.Join(h.commands, "\n"), "docker cp - ") || !strings.Contains(msg, "stopping it without a drain") {
+		t.Fatalf("tied: %q, %v; commands %q", msg, err, h.commands)
 	}
 }
