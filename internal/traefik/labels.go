@@ -2,14 +2,11 @@ package traefik
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/remote"
-	"github.com/shipit-dev/shipit/internal/shell"
 )
 
 // labelRouter is a router as a container's Docker labels define it.
@@ -24,27 +21,9 @@ type labelRouter struct {
 // Traefik's Docker provider serves: enabled, and healthy or without a
 // health check.
 func labelRouters(ctx context.Context, c remote.Conn) ([]labelRouter, error) {
-	out, err := remote.Output(ctx, c, "docker ps -q "+shell.Join("--filter", "label=traefik.enable=true"))
+	cs, err := routedContainers(ctx, c)
 	if err != nil {
 		return nil, err
-	}
-	ids := strings.Fields(out)
-	if len(ids) == 0 {
-		return nil, nil
-	}
-	out, err = remote.Output(ctx, c, "docker inspect "+shell.Join(ids...))
-	if err != nil {
-		return nil, err
-	}
-	var cs []struct {
-		Config struct{ Labels map[string]string }
-		State  struct {
-			Running bool
-			Health  *struct{ Status string }
-		}
-	}
-	if err := json.Unmarshal([]byte(out), &cs); err != nil {
-		return nil, fmt.Errorf("host %s: reading docker inspect: %w", c.Name(), err)
 	}
 	var rs []labelRouter
 	for _, ct := range cs {

@@ -173,10 +173,27 @@ type Backend struct {
 	Running bool
 }
 
-// Backends lists the containers of a compose project that Traefik routes
-// to (traefik.enable=true), with their Traefik service and address.
-func Backends(ctx context.Context, c remote.Conn, project string) ([]Backend, error) {
-	out, err := remote.Output(ctx, c, "docker ps -q "+shell.Join("--filter", "label=com.docker.compose.project="+project, "--filter", "label=traefik.enable=true"))
+// container is what Backends and labelRouters read of `docker inspect`.
+type container struct {
+	ID     string
+	Config struct{ Labels map[string]string }
+	State  struct {
+		Running bool
+		Health  *struct{ Status string }
+	}
+	NetworkSettings struct {
+		Networks map[string]struct{ IPAddress string }
+	}
+}
+
+// routedContainers inspects the host's running containers that Traefik's
+// Docker provider may route to (traefik.enable=true), narrowed by filters.
+func routedContainers(ctx context.Context, c remote.Conn, filters ...string) ([]container, error) {
+	args := []string{"--filter", "label=traefik.enable=true"}
+	for _, f := range filters {
+		args = append(args, "--filter", f)
+	}
+	out, err := remote.Output(ctx, c, "docker ps -q "+shell.Join(args...))
 	if err != nil {
 		return nil, err
 	}
@@ -188,19 +205,19 @@ func Backends(ctx context.Context, c remote.Conn, project string) ([]Backend, er
 	if err != nil {
 		return nil, err
 	}
-	var cs []struct {
-		ID     string
-		Config struct{ Labels map[string]string }
-		State  struct {
-			Running bool
-			Health  *struct{ Status string }
-		}
-		NetworkSettings struct {
-			Networks map[string]struct{ IPAddress string }
-		}
-	}
+	var cs []container
 	if err := json.Unmarshal([]byte(out), &cs); err != nil {
 		return nil, fmt.Errorf("host %s: reading docker inspect: %w", c.Name(), err)
+	}
+	return cs, nil
+}
+
+// Backends lists the containers of a compose project that Traefik routes
+// to (traefik.enable=true), with their Traefik service and address.
+func Backends(ctx context.Context, c remote.Conn, project string) ([]Backend, error) {
+	cs, err := routedContainers(ctx, c, "label=com.docker.compose.project="+project)
+	if err != nil {
+		return nil, err
 	}
 	var bs []Backend
 	for _, ct := range cs {
