@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,11 +11,13 @@ import (
 	"time"
 )
 
-// pausedDeploy starts `shipit deploy` with a pause (a hook that sleeps) at
-// hook, and returns once the pause is reached.
-func pausedDeploy(t *testing.T, a *app, hook, signal string) (*exec.Cmd, *bytes.Buffer) {
+// pausedDeploy starts `shipit deploy` with a pause at a step (a hook,
+// when = "before" or "after" it, that sleeps for secs), and returns once
+// the pause is reached.
+func pausedDeploy(t *testing.T, a *app, when, step string, secs int) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	a.commit(map[string]string{"shipit.lua": hook + "\n"})
+	signal := filepath.Join(a.env.Dir, "paused-"+a.name)
+	a.commit(map[string]string{"shipit.lua": fmt.Sprintf("%s(%q, function(h) h:run(%q) end)\n", when, step, fmt.Sprintf("touch %s; sleep %d", signal, secs))})
 	cmd := a.shipitCmd("deploy", "-s", "production")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -47,12 +50,11 @@ func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 	a.mustShipit("deploy", "-s", "production")
 	lock1, lockBytes := readLock(t, appPath)
 	r1 := lock1.CurrentRelease
-	signal := filepath.Join(env.Dir, "paused")
 
 	// 1. During deploy:health: undone.
 	waitNextSecond(r1)
 	a.commit(map[string]string{"www/index.html": "version 2\n"})
-	cmd, out := pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd, out := pausedDeploy(t, a, "after", "deploy:start", 60)
 	cmd.Process.Signal(os.Interrupt)
 	// While the host undoes, the lock is still held.
 	time.Sleep(300 * time.Millisecond)
@@ -80,7 +82,7 @@ func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 
 	// 2. During deploy:symlink (past the point of no return): completed.
 	waitNextSecond(r1)
-	cmd, out = pausedDeploy(t, a, `before("deploy:symlink", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd, out = pausedDeploy(t, a, "before", "deploy:symlink", 60)
 	cmd.Process.Signal(os.Interrupt)
 	if err := cmd.Wait(); err == nil {
 		t.Fatalf("interrupted deploy exited 0:\n%s", out)
@@ -102,7 +104,7 @@ func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 	// --lock-wait: the new deploy waits for the host to settle the
 	// interrupted one, then succeeds.
 	waitNextSecond(l2.CurrentRelease)
-	cmd, _ = pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd, _ = pausedDeploy(t, a, "after", "deploy:start", 60)
 	cmd.Process.Kill()
 	cmd.Wait()
 	a.commit(map[string]string{"shipit.lua": "-- no hooks\n"})
@@ -122,11 +124,10 @@ func TestInterruptBeforeAndAfterThePointOfNoReturn(t *testing.T) {
 // refuses a live holder without --force.
 func TestConcurrentDeploysAndLockWait(t *testing.T) {
 	t.Parallel()
-	env, _, a, deployTo := newLocalApp(t, "conc")
+	_, _, a, deployTo := newLocalApp(t, "conc")
 	a.mustShipit("deploy", "-s", "production")
-	signal := filepath.Join(env.Dir, "paused")
 
-	cmd, out := pausedDeploy(t, a, `before("deploy:build", function(h) h:run("touch `+signal+`; sleep 5") end)`, signal)
+	cmd, out := pausedDeploy(t, a, "before", "deploy:build", 5)
 	out2, code := a.shipit("deploy", "-s", "production")
 	if code == 0 {
 		t.Fatal("a concurrent deploy to the same host was allowed")
@@ -158,9 +159,8 @@ func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
 	appPath := filepath.Join(deployTo, "reboot")
 	a.mustShipit("deploy", "-s", "production")
 	lock1, _ := readLock(t, appPath)
-	signal := filepath.Join(env.Dir, "paused")
 	waitNextSecond(lock1.CurrentRelease)
-	cmd, out := pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd, out := pausedDeploy(t, a, "after", "deploy:start", 60)
 	holder, err := os.ReadFile(filepath.Join(appPath, ".shipit", "holder"))
 	if err != nil {
 		t.Fatal(err)
@@ -197,13 +197,12 @@ func TestKilledHolderIsSettledByTheNextCommand(t *testing.T) {
 // it fails naming the lost lock, and the lock is free.
 func TestLockReleaseForce(t *testing.T) {
 	t.Parallel()
-	env, _, a, deployTo := newLocalApp(t, "force")
+	_, _, a, deployTo := newLocalApp(t, "force")
 	appPath := filepath.Join(deployTo, "force")
 	a.mustShipit("deploy", "-s", "production")
 	lock1, _ := readLock(t, appPath)
-	signal := filepath.Join(env.Dir, "paused")
 	waitNextSecond(lock1.CurrentRelease)
-	cmd, out := pausedDeploy(t, a, `after("deploy:start", function(h) h:run("touch `+signal+`; sleep 60") end)`, signal)
+	cmd, out := pausedDeploy(t, a, "after", "deploy:start", 60)
 	rel := a.mustShipit("lock", "release", "-s", "production", "--force")
 	mustContain(t, "lock release --force", rel, "released (the host settled the run it held)")
 	if err := cmd.Wait(); err == nil {
