@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,9 +37,56 @@ const Container = "traefik"
 // APIAddr is where `shipit setup` binds Traefik's API, inside its container.
 const APIAddr = "127.0.0.1:8080"
 
-// Throttle is how long Traefik's Docker provider may take to apply a
-// Docker event (its providers throttle, 2s by default) plus a margin.
-const Throttle = 3 * time.Second
+// DefaultThrottle is Traefik's providers throttle when the running Traefik
+// does not set one (`providers.providersThrottleDuration`, 2s): how long
+// its Docker provider may take to apply a Docker event.
+const DefaultThrottle = 2 * time.Second
+
+// throttleMargin is added to the throttle for the event to reach Traefik.
+const throttleMargin = time.Second
+
+// throttle is how long to give the host's Traefik to apply a Docker event:
+// its providers throttle, read from the traefik container's flags or
+// environment (a config file is not read: then the default), plus a margin.
+func throttle(ctx context.Context, c remote.Conn) time.Duration {
+	out, err := remote.Output(ctx, c, "docker inspect -f '{{json .Args}} {{json .Config.Env}}' "+Container)
+	if err != nil {
+		return DefaultThrottle + throttleMargin
+	}
+	return parseThrottle(out) + throttleMargin
+}
+
+// parseThrottle finds providers.providersThrottleDuration in docker
+// inspect's JSON of a container's args and env (Traefik's flags and
+// variables are case-insensitive; a bare number is seconds).
+func parseThrottle(inspect string) time.Duration {
+	var args, env []string
+	a, e, _ := strings.Cut(strings.TrimSpace(inspect), " ")
+	_ = json.Unmarshal([]byte(a), &args)
+	_ = json.Unmarshal([]byte(e), &env)
+	v := ""
+	for i, arg := range args { // --flag=value or --flag value
+		k, val, ok := strings.Cut(arg, "=")
+		if strings.EqualFold(k, "--providers.providersThrottleDuration") {
+			if !ok && i+1 < len(args) {
+				val = args[i+1]
+			}
+			v = val
+		}
+	}
+	for _, kv := range env {
+		if k, val, _ := strings.Cut(kv, "="); strings.EqualFold(k, "TRAEFIK_PROVIDERS_PROVIDERSTHROTTLEDURATION") && v == "" {
+			v = val
+		}
+	}
+	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+		return time.Duration(n) * time.Second
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return d
+	}
+	return DefaultThrottle
+}
 
 // DrainMarker is the file, relative to a release's directory, whose
 // existence fails the web service's health check (internal/override).
@@ -281,7 +329,7 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 	}
 	api := Find(ctx, c)
 	if api == nil {
-		return sleep(ctx, Throttle)
+		return sleep(ctx, throttle(ctx, c))
 	}
 	deadline := time.Now().Add(o.Timeout)
 	var why string
@@ -369,7 +417,7 @@ func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 			if api == nil {
 				// Docker says unhealthy; Traefik's provider applies it
 				// within its throttle.
-				if err := sleep(ctx, Throttle); err != nil {
+				if err := sleep(ctx, throttle(ctx, c)); err != nil {
 					return "", err
 				}
 			}

@@ -140,3 +140,21 @@ func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
 		t.Fatalf("tied: %q, %v; commands %q", msg, err, h.commands)
 	}
 }
+
+func TestParseThrottle(t *testing.T) {
+	for _, c := range []struct {
+		inspect string
+		want    time.Duration
+	}{
+		{`["--providers.docker=true"] ["PATH=/usr/bin"]`, DefaultThrottle},
+		{`["--providers.providersThrottleDuration=500ms"] null`, 500 * time.Millisecond},
+		{`["--PROVIDERS.providersthrottleduration","5"] []`, 5 * time.Second},
+		{`[] ["TRAEFIK_PROVIDERS_PROVIDERSTHROTTLEDURATION=1s"]`, time.Second},
+		{`["--providers.providersThrottleDuration=soon"] []`, DefaultThrottle},
+		{`not json`, DefaultThrottle},
+	} {
+		if got := parseThrottle(c.inspect); got != c.want {
+			t.Errorf("%s: %v, want %v", c.inspect, got, c.want)
+		}
+	}
+}
