@@ -149,7 +149,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 						continue
 					}
 					n := fi.Size()
-					complete = complete || strings.HasSuffix(e.Name(), ".gz")
+					complete = complete || stagedLayer(e.Name())
 					partial = partial || strings.Contains(e.Name(), ".part-") && (n < 3<<19 || n > 5<<20 && n < 36<<20)
 				}
 				seen = append(seen, stagingState(ents))
@@ -177,7 +177,7 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 		switch {
 		case strings.Contains(e.Name(), ".part-"):
 			partial++
-		case strings.HasSuffix(e.Name(), ".gz"):
+		case stagedLayer(e.Name()):
 			complete++
 		}
 	}
@@ -207,6 +207,12 @@ func TestLocalBuildCutMidTransferResumes(t *testing.T) {
 	if ids := webContainers(t, env, host, "cutxfer", rel); len(ids) != 1 || health(t, env, host, ids[0]) != "healthy" {
 		t.Fatalf("release %s not healthy after the resumed deploy: %v", rel, ids)
 	}
+}
+
+// stagedLayer says whether a staging directory entry is a complete layer:
+// decompressed on arrival (.tar) or not (.gz).
+func stagedLayer(name string) bool {
+	return !strings.Contains(name, ".part-") && (strings.HasSuffix(name, ".tar") || strings.HasSuffix(name, ".gz"))
 }
 
 // stagingState is "name=size ..." for the files in a staging directory.

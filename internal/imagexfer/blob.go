@@ -80,6 +80,13 @@ func (b *blob) setRawSize(n int64) {
 	b.mu.Unlock()
 }
 
+// size is the layer's uncompressed size, or -1 if not known yet.
+func (b *blob) size() int64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rawSize
+}
+
 // finish marks the blob complete (err == nil) or failed.
 func (b *blob) finish(err error) {
 	b.mu.Lock()

@@ -189,3 +189,39 @@ func TestRealSaveTopLayerFromMetadata(t *testing.T) {
 		t.Fatalf("config: %v (%s, want %s)", err, dg, img.ID)
 	}
 }
+
+// The plan and the build of one deploy share one checkout of the commit; a
+// checkout by another run in between, or another commit, checks out again.
+func TestBuildTreeCheckedOutOncePerRun(t *testing.T) {
+	dir, sha := composeRepo(t, "unused:1")
+	o := BuildOptions{RepoDir: dir, Commit: sha, CacheDir: t.TempDir(), Project: "tree"}
+	var tree string
+	stat := func() (string, int64) {
+		t.Helper()
+		must(t, withTree(context.Background(), o, func(d string) error { tree = d; return nil }))
+		fi, err := os.Stat(filepath.Join(tree, "version"))
+		must(t, err)
+		b, _ := os.ReadFile(filepath.Join(tree, "version"))
+		return string(b), fi.ModTime().UnixNano()
+	}
+	_, m1 := stat()
+	must(t, os.WriteFile(filepath.Join(tree, "stray"), []byte("x"), 0o644))
+	if _, m2 := stat(); m2 != m1 {
+		t.Fatal("the same run checked out the same commit twice")
+	}
+	if _, err := os.Stat(filepath.Join(tree, "stray")); err != nil {
+		t.Fatal("the same run checked out the same commit twice (stray file gone)")
+	}
+	// Another run checked out in between: its marker replaced ours.
+	must(t, os.WriteFile(filepath.Join(filepath.Dir(tree), "checkout"), []byte(sha+" 1 other"), 0o600))
+	stat()
+	if _, err := os.Stat(filepath.Join(tree, "stray")); !os.IsNotExist(err) {
+		t.Fatalf("tree not checked out again after another run's checkout: %v", err)
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "version"), []byte("two\n"), 0o644))
+	git(t, dir, "commit", "-q", "-am", "two")
+	o.Commit = git(t, dir, "rev-parse", "HEAD")
+	if v, _ := stat(); v != "two\n" {
+		t.Fatalf("tree at %q after a new commit", v)
+	}
+}

@@ -23,22 +23,36 @@ import (
 
 // Staging directory on a host:
 //
-//	<diffid-hex>.gz              a complete layer, waiting to be loaded
-//	<diffid-hex>.gz.part-<rand>  a layer being received (removed by the next run)
+//	<diffid-hex>.tar             a complete layer, decompressed on arrival
+//	<diffid-hex>.gz              the same, still compressed (hosts without gzip,
+//	                             containerd image store)
+//	<diffid-hex>.*.part-<rand>   a layer being received (removed by the next run)
 //	manifest.json, <hex>.json    the load archive's metadata (written just before it)
 //
 // A layer is renamed into place only after its size is checked, so a cut
 // transfer leaves complete layers and partial files that the next transfer
 // recognises, and removes.
+//
+// Layers cross the wire gzip-compressed either way. Where the host has gzip,
+// it decompresses them while they arrive: Engine 20.10's docker load
+// decompresses a layer with Go's single-threaded gzip before applying it,
+// which took 1.1 s of a 54 MB layer's 1.2 s load here (0.45 s from a .tar),
+// while gzip on the receiving end keeps up with the wire.
 
 // hostState is what a host's engine and staging directory hold.
 type hostState struct {
-	containerd bool            // containerd image store: load archives carry every layer
-	ids        map[string]bool // image IDs
-	chains     map[string]bool // layer chain IDs
-	staged     map[string]int64
+	containerd bool              // containerd image store: load archives carry every layer
+	ids        map[string]bool   // image IDs
+	chains     map[string]bool   // layer chain IDs
+	staged     map[string]string // diffID -> file name in the staging directory
 	hasTar     bool
+	hasGzip    bool
 }
+
+// unpacks says whether layers are decompressed on arrival on this host.
+// A containerd image store keeps layers as they are loaded: there they stay
+// compressed.
+func (st *hostState) unpacks() bool { return st.hasGzip && !st.containerd }
 
 // hostInventory asks the host's engine for its images' layers, lists the
 // staging directory and removes what a cut transfer left half written.
@@ -50,9 +64,9 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 		"ids=$(" + docker + " image ls -aq --no-trunc) || exit 3; " +
 		"if [ -n \"$ids\" ]; then printf '%s\\n' \"$ids\" | sort -u | xargs " + docker +
 		" image inspect --format " + shell.Quote("I {{.Id}}{{range .RootFS.Layers}} {{.}}{{end}}") + " 2>/dev/null; fi; " +
-		"command -v tar >/dev/null 2>&1 && echo T; " +
+		"command -v tar >/dev/null 2>&1 && echo T; command -v gzip >/dev/null 2>&1 && echo Z; " +
 		"if [ -d " + dir + " ]; then cd " + dir + " && rm -f -- *.part-* manifest.json *.json && " +
-		"for f in *.gz; do [ -f \"$f\" ] && printf 'S %s %s\\n' \"$f\" \"$(wc -c <\"$f\" | tr -d ' ')\"; done; fi; exit 0"
+		"for f in *.tar *.gz; do [ -f \"$f\" ] && printf 'S %s %s\\n' \"$f\" \"$(wc -c <\"$f\" | tr -d ' ')\"; done; fi; exit 0"
 	var stdout, stderr bytes.Buffer
 	code, err := h.Conn.Run(ctx, cmd, nil, &stdout, &stderr)
 	if err != nil {
@@ -64,7 +78,7 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 	if code != 0 {
 		return nil, &CommandError{Host: h.Conn.Name(), Cmd: docker + " image inspect", Code: code, Stderr: tail(stderr.String())}
 	}
-	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]int64{}}
+	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]string{}}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -82,13 +96,17 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 				st.chains[c] = true
 			}
 		case "S":
-			if len(f) == 3 && strings.HasSuffix(f[1], ".gz") {
-				if n, err := strconv.ParseInt(f[2], 10, 64); err == nil {
-					st.staged["sha256:"+strings.TrimSuffix(f[1], ".gz")] = n
-				}
+			if len(f) != 3 {
+				continue
+			}
+			hexID, ext := strings.TrimSuffix(f[1], path.Ext(f[1])), path.Ext(f[1])
+			if _, err := strconv.ParseInt(f[2], 10, 64); err == nil && (ext == ".tar" || ext == ".gz") && len(hexID) == 64 {
+				st.staged["sha256:"+hexID] = f[1]
 			}
 		case "T":
 			st.hasTar = true
+		case "Z":
+			st.hasGzip = true
 		}
 	}
 	return st, nil
@@ -246,7 +264,7 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 		s.opts.Logf("%s: %d image(s) to load: %d layer(s) to send, %d staged earlier, %d already in the engine",
 			host, len(p.load), len(p.send), len(p.reuse), p.skipped)
 		t0 := time.Now()
-		if err := s.upload(ctx, h, p, tr); err != nil {
+		if err := s.upload(ctx, h, p, tr, st.unpacks()); err != nil {
 			return res, err
 		}
 		res.LayersSent, res.LayersReused, res.Bytes = len(p.send), len(p.reuse), tr.sent.Load()
@@ -366,7 +384,7 @@ func (res *Result) addImages(imgs []*localImage, p *plan, sizes map[string]int64
 
 // upload streams every layer of p.send into the staging directory, a few at a
 // time, each renamed into place once its size is checked.
-func (s *Sender) upload(ctx context.Context, h Host, p *plan, tr *tracker) error {
+func (s *Sender) upload(ctx context.Context, h Host, p *plan, tr *tracker, unpack bool) error {
 	if len(p.send) == 0 {
 		return nil
 	}
@@ -388,7 +406,11 @@ func (s *Sender) upload(ctx context.Context, h Host, p *plan, tr *tracker) error
 				tr.mu.Unlock()
 				select {
 				case sem <- struct{}{}:
-					err = uploadLayer(ctx, h, b, d, tr)
+					if unpack {
+						err = uploadUnpacked(ctx, h, b, d, tr)
+					} else {
+						err = uploadLayer(ctx, h, b, d, tr)
+					}
 					<-sem
 				case <-ctx.Done():
 					err = ctx.Err()
@@ -453,6 +475,53 @@ func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracke
 	return nil
 }
 
+// uploadUnpacked streams a layer into gzip on the host, in one command:
+// gzip checks the stream's length and CRC, the byte count checks the tar,
+// and only then is the file renamed into place. A cut stream fails gzip and
+// leaves the partial file for the next run to remove.
+func uploadUnpacked(ctx context.Context, h Host, b *blob, diffID string, tr *tracker) error {
+	host := h.Conn.Name()
+	final := path.Join(h.StagingDir, strings.TrimPrefix(diffID, "sha256:")+".tar")
+	part := final + ".part-" + randHex()
+	r := &errReader{r: b.reader(ctx)}
+	raw := b.size()
+	cmd := "umask 077 && mkdir -p " + shell.Quote(h.StagingDir) + " && f=" + shell.Quote(part) + " && gzip -dc > \"$f\" || exit $?; "
+	if raw > 0 {
+		n := strconv.FormatInt(raw, 10)
+		cmd += "n=$(wc -c <\"$f\" | tr -d ' '); [ \"$n\" = " + n + " ] || { rm -f \"$f\"; echo \"received $n of " + n + " bytes\" >&2; exit 3; }; "
+	}
+	cmd += "mv -f \"$f\" " + shell.Quote(final)
+	var stderr bytes.Buffer
+	code, err := h.Conn.Run(ctx, cmd, &countingReader{r: r, t: tr}, io.Discard, &stderr)
+	if berr := blobErr(b); berr != nil && (err != nil || code != 0) {
+		return berr
+	}
+	if err == nil && code != 0 && r.err != nil {
+		err = r.err // the stream broke here, and gzip saw it end early
+	}
+	if err != nil {
+		return &CutError{Host: host, Layer: short(diffID), Err: err}
+	}
+	if code != 0 {
+		return hostFailure(h, "gzip -dc > "+part, code, stderr.String())
+	}
+	return nil
+}
+
+// errReader remembers the error a read returned other than io.EOF.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
+}
+
 func blobErr(b *blob) error {
 	if _, done, err, _ := b.state(); done && err != nil {
 		return err
@@ -488,7 +557,11 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		files = append(files, name)
 		item := manifestItem{Config: name, RepoTags: []string{img.Ref}}
 		for _, d := range img.DiffIDs {
-			item.Layers = append(item.Layers, strings.TrimPrefix(d, "sha256:")+".gz")
+			name, ok := st.staged[d]
+			if !ok {
+				name = layerFile(d, st.unpacks())
+			}
+			item.Layers = append(item.Layers, name)
 		}
 		manifest = append(manifest, item)
 		want[img.Ref] = dg
@@ -500,8 +573,11 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 	if err := tw.Close(); err != nil {
 		return err
 	}
-	for _, d := range append(append([]string{}, p.send...), p.reuse...) {
-		files = append(files, strings.TrimPrefix(d, "sha256:")+".gz")
+	for _, d := range p.send {
+		files = append(files, layerFile(d, st.unpacks()))
+	}
+	for _, d := range p.reuse {
+		files = append(files, st.staged[d])
 	}
 	sort.Strings(files[1:])
 	dir := shell.Quote(h.StagingDir)
@@ -552,6 +628,14 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		}
 	}
 	return nil
+}
+
+// layerFile is the staged file name of a layer sent now.
+func layerFile(diffID string, unpacked bool) string {
+	if unpacked {
+		return strings.TrimPrefix(diffID, "sha256:") + ".tar"
+	}
+	return strings.TrimPrefix(diffID, "sha256:") + ".gz"
 }
 
 func addFile(tw *tar.Writer, name string, b []byte) error {

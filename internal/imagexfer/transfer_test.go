@@ -3,6 +3,7 @@ package imagexfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -182,7 +183,7 @@ func (c *cutReader) Read(p []byte) (int, error) {
 }
 
 func (c *cutConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
-	if strings.Contains(cmd, "cat > ") && c.uploads.Add(1) == c.cutAt {
+	if strings.Contains(cmd, ".part-") && strings.Contains(cmd, " > ") && c.uploads.Add(1) == c.cutAt {
 		stdin = &cutReader{r: stdin, left: 64 << 10}
 	}
 	return c.localConn.Run(ctx, cmd, stdin, stdout, stderr)
@@ -215,7 +216,7 @@ func TestTransferCutThenResume(t *testing.T) {
 		switch {
 		case strings.Contains(e.Name(), ".part-"):
 			parts++
-		case strings.HasSuffix(e.Name(), ".gz"):
+		case strings.HasSuffix(e.Name(), ".tar"):
 			complete++
 		}
 	}
@@ -257,7 +258,7 @@ exec docker "$@"
 	if !errors.As(err, &df) || !errors.As(err, &ce) || !strings.Contains(err.Error(), "no space left on device") || !strings.Contains(df.Hint(), "docker system prune") {
 		t.Fatalf("err = %v", err)
 	}
-	if ents, _ := filepath.Glob(filepath.Join(h.StagingDir, "*.gz")); len(ents) != 1 {
+	if ents, _ := filepath.Glob(filepath.Join(h.StagingDir, "*.tar")); len(ents) != 1 {
 		t.Fatalf("staged layers after a full disk: %v", ents)
 	}
 }
@@ -359,7 +360,7 @@ func TestMakePlan(t *testing.T) {
 	img := &localImage{Ref: "x:1", ID: "sha256:" + strings.Repeat("1", 64), DiffIDs: []string{a, b, c}}
 	img.chain = chainIDs(img.DiffIDs)
 	other := chainIDs([]string{c}) // c as a base layer elsewhere: a different chain
-	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{img.chain[0]: true, other[0]: true}, staged: map[string]int64{b: 10}}
+	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{img.chain[0]: true, other[0]: true}, staged: map[string]string{b: strings.Repeat("b", 64) + ".tar"}}
 	p := makePlan([]*localImage{img}, st)
 	if p.skipped != 1 || strings.Join(p.reuse, ",") != b || strings.Join(p.send, ",") != c || len(p.load) != 1 {
 		t.Fatalf("plan: skipped %d, reuse %v, send %v", p.skipped, p.reuse, p.send)
@@ -400,4 +401,55 @@ func TestTransferLegacyWithoutV1Config(t *testing.T) {
 	if n := strings.Count(fake.calls(), "save"); n != 3 {
 		t.Fatalf("docker save ran %d times, want 1 + 2:\n%s", n, fake.calls())
 	}
+}
+
+// A host with gzip gets layers decompressed as they arrive (docker load then
+// skips its own decompression); a host without it gets them compressed.
+// Either way the engine ends up with the image, by its ID.
+func TestTransferUnpacksWhereTheHostHasGzip(t *testing.T) {
+	requireDocker(t)
+	for _, withGzip := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gzip=%v", withGzip), func(t *testing.T) {
+			r := testRand()
+			im := newImage("shipit-xfer-test-"+r+":gz", newLayer(t, "a-"+r, 256<<10), newLayer(t, "b-"+r, 512<<10))
+			rmiOnCleanup(t, im.Ref)
+			fake := newFakeLocal(t)
+			fake.add(legacySave(t, im), []string{im.configDigest()}, im)
+			c := newConn(t)
+			if !withGzip {
+				c.Env = []string{"PATH=" + pathWithout(t, "gzip")}
+			}
+			res, err := NewSender(Options{}).Transfer(context.Background(), testHost(t, c), []string{im.Ref})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.LayersSent != 2 || hostID(im.Ref) != im.configDigest() {
+				t.Fatalf("transfer: %+v, host id %s", res, hostID(im.Ref))
+			}
+			cmds := strings.Join(c.Commands(), "\n")
+			if unpacked := strings.Contains(cmds, "gzip -dc >"); unpacked != withGzip {
+				t.Fatalf("gzip on the host: %v, layers unpacked on arrival: %v\n%s", withGzip, unpacked, cmds)
+			}
+			if !withGzip && !strings.Contains(cmds, ".gz.part-") {
+				t.Fatalf("layers not staged compressed on a host without gzip:\n%s", cmds)
+			}
+		})
+	}
+}
+
+// pathWithout is a PATH of links to the commands the host side uses, but
+// not to the one left out.
+func pathWithout(t *testing.T, leave string) string {
+	dir := t.TempDir()
+	for _, name := range []string{"docker", "tar", "cat", "wc", "tr", "mv", "rm", "mkdir", "sort", "xargs", "gzip"} {
+		if name == leave {
+			continue
+		}
+		p, err := exec.LookPath(name)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		must(t, os.Symlink(p, filepath.Join(dir, name)))
+	}
+	return dir
 }
