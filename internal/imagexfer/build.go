@@ -104,12 +104,26 @@ func Build(ctx context.Context, o BuildOptions) (map[string]string, error) {
 		if len(services) == 0 {
 			return nil
 		}
-		if _, err := local(ctx, dir, c.env(), c.base[0], c.args(append([]string{"build"}, services...)...)...); err != nil {
+		// The IDs before the build, asked while it starts (it tags only at
+		// its end): an image whose ID is new is saved ahead (Sender.prestart).
+		before := make([]string, len(services))
+		var wg sync.WaitGroup
+		for i, s := range services {
+			wg.Add(1)
+			go func() { defer wg.Done(); before[i], _ = LocalImageID(ctx, images[s]) }()
+		}
+		_, err = local(ctx, dir, c.env(), c.base[0], c.args(append([]string{"build"}, services...)...)...)
+		wg.Wait()
+		if err != nil {
 			return err
 		}
-		for _, s := range services {
-			if _, err := LocalImageID(ctx, images[s]); err != nil {
+		for i, s := range services {
+			id, err := LocalImageID(ctx, images[s])
+			if err != nil {
 				return fmt.Errorf("local: compose built service %s but image %s is not there: %w", s, images[s], err)
+			}
+			if id != before[i] {
+				built.Store(id, struct{}{})
 			}
 		}
 		return nil

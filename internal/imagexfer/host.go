@@ -242,6 +242,12 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 	tr := &tracker{h: h, start: start, refs: refs}
 	tr.phase.Store(PhaseChecking)
 	defer tr.reportEvery(250 * time.Millisecond)()
+	wanted := false
+	defer func() {
+		if !wanted { // this host needs no save: do not leave one waiting
+			s.dropEarly()
+		}
+	}()
 
 	imgs, st, err := s.inventory(ctx, h, docker, refs)
 	res.Check = time.Since(start)
@@ -256,6 +262,7 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 			return res, &HostError{Host: host, Msg: "tar is not installed on the host", Fix: "install tar on " + host + " (shipit assembles the docker load archive there)"}
 		}
 		s.want(p.load, p.send)
+		wanted = true
 		tr.phase.Store(PhaseSending)
 		tr.mu.Lock()
 		tr.nLayers = len(p.send)
@@ -343,8 +350,15 @@ func (s *Sender) inventory(ctx context.Context, h Host, docker string, refs []st
 			imgs[i], errs[i] = s.image(ctx, r)
 		}()
 	}
+	local := make(chan struct{})
+	go func() {
+		defer close(local)
+		if wg.Wait(); errors.Join(errs...) == nil {
+			s.prestart(imgs)
+		}
+	}()
 	st, invErr := hostInventory(ctx, h, docker)
-	wg.Wait()
+	<-local
 	if err := errors.Join(errs...); err != nil {
 		return nil, st, err
 	}

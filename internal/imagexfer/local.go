@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -78,43 +79,66 @@ func inspectLocal(ctx context.Context, ref string) (*localImage, error) {
 	return img, nil
 }
 
-// saveStream runs local `docker save refs...` and hands its stdout to read.
-// When read returns errStopEarly the save is killed and that is no error.
-func saveStream(ctx context.Context, refs []string, read func(io.Reader) (*saveContents, error)) (*saveContents, error) {
+// saveProc is a local `docker save`, started; its output is read once.
+type saveProc struct {
+	refs   []string
+	args   []string
+	cmd    *exec.Cmd
+	out    io.Reader
+	stderr bytes.Buffer
+	cancel context.CancelFunc
+}
+
+// startSave starts local `docker save refs...` without reading it yet.
+func startSave(ctx context.Context, refs []string) (*saveProc, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	args := append([]string{"save", "--"}, refs...)
-	cmd := exec.CommandContext(ctx, localDocker, args...)
-	cmd.Env = localEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
+	p := &saveProc{refs: refs, args: append([]string{"save", "--"}, refs...), cancel: cancel}
+	p.cmd = exec.CommandContext(ctx, localDocker, p.args...)
+	p.cmd.Env = localEnv()
+	p.cmd.Stderr = &p.stderr
+	out, err := p.cmd.StdoutPipe()
 	if err != nil {
+		cancel()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	if err := p.cmd.Start(); err != nil {
+		cancel()
 		return nil, fmt.Errorf("local: %s save: %w", localDocker, err)
 	}
-	res, rerr := read(out)
+	p.out = out
+	return p, nil
+}
+
+// stop kills a save that nobody will read.
+func (p *saveProc) stop() {
+	p.cancel()
+	_ = p.cmd.Wait()
+}
+
+// read hands the save's output to read and waits for the save to end.
+// When read returns errStopEarly the save is killed and that is no error.
+func (p *saveProc) read(read func(io.Reader) (*saveContents, error)) (*saveContents, error) {
+	defer p.cancel()
+	res, rerr := read(p.out)
 	if rerr != nil {
-		cancel() // stop the save: nobody reads its output any more
+		p.cancel() // stop the save: nobody reads its output any more
 	} else {
-		_, _ = io.Copy(io.Discard, out)
+		_, _ = io.Copy(io.Discard, p.out)
 	}
-	werr := cmd.Wait()
+	werr := p.cmd.Wait()
 	if errors.Is(rerr, errStopEarly) {
 		return res, nil
 	}
 	var ee *exec.ExitError
 	if werr != nil && errors.As(werr, &ee) && !killed(ee) {
 		// It failed by itself: the root cause of whatever read saw.
-		return nil, &CommandError{Host: "local", Cmd: localDocker + " " + strings.Join(args, " "), Code: ee.ExitCode(), Stderr: tail(stderr.String())}
+		return nil, &CommandError{Host: "local", Cmd: localDocker + " " + strings.Join(p.args, " "), Code: ee.ExitCode(), Stderr: tail(p.stderr.String())}
 	}
 	if rerr != nil {
 		return nil, fmt.Errorf("local: %s save: %w", localDocker, rerr)
 	}
 	if werr != nil {
-		return nil, fmt.Errorf("local: %s save: %w: %s", localDocker, werr, tail(stderr.String()))
+		return nil, fmt.Errorf("local: %s save: %w: %s", localDocker, werr, tail(p.stderr.String()))
 	}
 	return res, nil
 }
@@ -158,4 +182,13 @@ func tail(s string) string {
 		}
 	}
 	return text.Tail(s, 15)
+}
+
+// built holds the IDs of images this process built and that did not exist
+// here before: no host can have them yet.
+var built sync.Map // image ID -> struct{}
+
+func builtNow(id string) bool {
+	_, ok := built.Load(id)
+	return ok
 }

@@ -453,3 +453,54 @@ func pathWithout(t *testing.T, leave string) string {
 	}
 	return dir
 }
+
+// An image this process has just built is saved while the host is still
+// asked what it has, and that one save serves the transfer; an image built
+// before is saved only once a host wants it, and a host that has the image
+// stops the early save.
+func TestTransferSavesNewImagesAhead(t *testing.T) {
+	requireDocker(t)
+	r := testRand()
+	fresh := newImage("shipit-xfer-test-"+r+":new", newLayer(t, "a-"+r, 256<<10))
+	old := newImage("shipit-xfer-test-"+r+":old", newLayer(t, "b-"+r, 256<<10))
+	rmiOnCleanup(t, fresh.Ref, old.Ref)
+	fake := newFakeLocal(t)
+	fake.add(legacySave(t, fresh), []string{fresh.configDigest()}, fresh)
+	fake.add(legacySave(t, old), []string{old.configDigest()}, old)
+	built.Store(fresh.configDigest(), struct{}{})
+	t.Cleanup(func() { built.Delete(fresh.configDigest()) })
+
+	transfer := func(im *fxImage) (string, *Sender) {
+		t.Helper()
+		var log strings.Builder
+		var mu sync.Mutex
+		s := NewSender(Options{Logf: func(f string, a ...any) { mu.Lock(); fmt.Fprintf(&log, f+"\n", a...); mu.Unlock() }})
+		t.Cleanup(func() { s.Close() })
+		before := strings.Count(fake.calls(), "save")
+		if _, err := s.Transfer(context.Background(), testHost(t, newConn(t)), []string{im.Ref}); err != nil {
+			t.Fatal(err)
+		}
+		if hostID(im.Ref) != im.configDigest() {
+			t.Fatalf("%s not on the host", im.Ref)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return fmt.Sprintf("%d saves\n%s", strings.Count(fake.calls(), "save")-before, log.String()), s
+	}
+	if got, _ := transfer(fresh); !strings.HasPrefix(got, "1 saves") || !strings.Contains(got, "ahead of the hosts' answers") {
+		t.Fatalf("new image: %s", got)
+	}
+	if got, _ := transfer(old); !strings.HasPrefix(got, "1 saves") || strings.Contains(got, "ahead") {
+		t.Fatalf("image built before: %s", got)
+	}
+	// The host has the new image now: the early save is stopped, not read.
+	got, s := transfer(fresh)
+	if !strings.HasPrefix(got, "1 saves") || !strings.Contains(got, "ahead") || strings.Contains(got, " read in ") {
+		t.Fatalf("image the host has: %s", got)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.early != nil {
+		t.Fatal("an early save is left waiting after the host needed none")
+	}
+}
