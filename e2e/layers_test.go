@@ -304,3 +304,54 @@ func TestLocalBuildProgressOnTTY(t *testing.T) {
 		t.Fatal("no live transfer progress on a terminal")
 	}
 }
+
+// A host on a current engine (Docker Engine 28.5.2, built from the Go module
+// proxy by scripts/testenv.sh) with the containerd image store: local builds
+// reach it and run, an unchanged image costs nothing (that store names an
+// image by the manifest it wrote on load, not by its config), a changed one
+// is sent with every layer (its loader needs every layer of an archive), and
+// a rollback finds the previous image there.
+func TestLocalBuildToCurrentEngineWithContainerdStore(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t)
+	host := env.StartIsolatedHostWith(t, 16, harness.IsolatedOpts{Dockerd: harness.CurrentDockerd, ContainerdStore: true})
+	info := env.Docker(t, host, "info", "--format", "{{.ServerVersion}} {{json .DriverStatus}}")
+	mustContain(t, "the host's engine", info, "28.5.2", "io.containerd.snapshotter.v1")
+	a := newApp(t, env, "ctrdxfer", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
+	removeLocalImages(t, env, "ctrdxfer")
+	release := func(version string) string {
+		t.Helper()
+		rel := filepath.Base(strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/ctrdxfer/current")))
+		ids := webContainers(t, env, host, "ctrdxfer", rel)
+		if len(ids) != 1 || health(t, env, host, ids[0]) != "healthy" || serve(t, env, host, ids[0]) != "version "+version {
+			t.Fatalf("release %s: containers %v, want one healthy serving version %s", rel, ids, version)
+		}
+		return rel
+	}
+	files := layeredFiles(map[string]int{"data.bin": 2 << 20}, "data.bin")
+	a.commit(files)
+	out := a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "first deploy", out, "images: 1 sent, 0 already on host")
+	r1 := release("1")
+
+	waitNextSecond(r1)
+	a.commit(map[string]string{"README": "not in the image\n"})
+	out = a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "unchanged image", out, "images: 0 sent, 1 already on host")
+	if sent, _, _, bytes := layerFigures(t, out); sent != 0 || bytes != 0 {
+		t.Fatalf("unchanged image: %d layers, %d bytes sent", sent, bytes)
+	}
+	r2 := release("1")
+
+	waitNextSecond(r2)
+	files["www/index.html"] = "version 2\n"
+	a.commit(files)
+	out = a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "changed image", out, "images: 1 sent, 0 already on host")
+	release("2")
+
+	out = a.mustShipit("rollback", "-s", "production")
+	if got := release("1"); got != r2 {
+		t.Fatalf("rolled back to %s, want %s:\n%s", got, r2, out)
+	}
+}

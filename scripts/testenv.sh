@@ -8,7 +8,10 @@
 # shipit-busybox:latest (no registry is reachable on CI machines) and a real
 # Traefik image shipit-traefik:v3.6.12 (built from the Go module proxy: ~6 min
 # and ~5 GB of Go caches the first time on a machine; the binary is cached in
-# /var/cache/shipit, so afterwards only a missing image is rebuilt, in seconds).
+# /var/cache/shipit, so afterwards only a missing image is rebuilt, in seconds),
+# and a current Docker Engine's dockerd (v28.5.2, also from the module proxy,
+# ~3 min the first time, cached) that an e2e test runs on one isolated host
+# with the containerd image store.
 set -euo pipefail
 
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
@@ -21,6 +24,9 @@ TRAEFIK_IMAGE="shipit-traefik:$TRAEFIK_VERSION"
 CACHE_DIR="/var/cache/shipit"
 TRAEFIK_BIN="$CACHE_DIR/traefik-$TRAEFIK_VERSION"
 DOCKERD_LOG="/var/log/shipit-dockerd.log"
+# Keep in step with e2e/harness (CurrentDockerd).
+CURRENT_ENGINE_VERSION="v28.5.2"
+CURRENT_DOCKERD="$CACHE_DIR/dockerd-$CURRENT_ENGINE_VERSION"
 # gcc + libc6-dev: `go test -race` needs cgo.
 PACKAGES=(docker.io docker-compose openssh-server openssh-client busybox-static age git iproute2 tmux gcc libc6-dev)
 
@@ -201,6 +207,51 @@ tv="$(docker run --rm "$TRAEFIK_IMAGE" version 2>&1)" ||
 grep -q "^Version: *${TRAEFIK_VERSION#v}\$" <<<"$tv" ||
 	die "$TRAEFIK_IMAGE does not report version ${TRAEFIK_VERSION#v}: $tv"
 
+# --- 7. a current engine's dockerd --------------------------------------------------
+# Debian ships Engine 20.10 only; the module proxy serves moby as
+# github.com/docker/docker@vX+incompatible, with its pinned dependencies in
+# vendor.mod (the vendor/ tree is not in the module zip): build with
+# vendor.mod as go.mod. It runs on Debian's containerd and runc.
+current_dockerd_ok() {
+	[[ -x "$CURRENT_DOCKERD" ]] && "$CURRENT_DOCKERD" --version 2>/dev/null | grep -q "version ${CURRENT_ENGINE_VERSION#v},"
+}
+build_current_dockerd() (
+	local src="$1" mod dir
+	mod="$(go mod download -json "github.com/docker/docker@$CURRENT_ENGINE_VERSION+incompatible")" || {
+		printf 'go mod download failed:\n%s\n' "$mod"
+		return 1
+	}
+	dir="$(printf '%s\n' "$mod" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+	if [[ -z "$dir" || ! -f "$dir/vendor.mod" ]]; then
+		printf 'go mod download gave no module directory with a vendor.mod:\n%s\n' "$mod"
+		return 1
+	fi
+	cp -a "$dir" "$src" && chmod -R u+w "$src" || return 1
+	cd "$src" || return 1
+	rm -rf vendor && cp vendor.mod go.mod && cp vendor.sum go.sum || return 1
+	CGO_ENABLED=1 GOFLAGS=-mod=mod go build -trimpath -tags exclude_graphdriver_btrfs \
+		-ldflags "-s -w -X github.com/docker/docker/dockerversion.Version=${CURRENT_ENGINE_VERSION#v} -X github.com/docker/docker/dockerversion.GitCommit=module-proxy" \
+		-o "$CURRENT_DOCKERD.tmp" ./cmd/dockerd
+)
+exec 9>"$CACHE_DIR/dockerd.lock"
+flock 9
+if ! current_dockerd_ok; then
+	say "building dockerd $CURRENT_ENGINE_VERSION from the Go module proxy (~3 min the first time)"
+	dlog="$CACHE_DIR/dockerd-$CURRENT_ENGINE_VERSION.build.log"
+	src="$CACHE_DIR/dockerd-src-$CURRENT_ENGINE_VERSION"
+	rm -rf "$src" "$CURRENT_DOCKERD.tmp"
+	start=$SECONDS
+	if ! build_current_dockerd "$src" >"$dlog" 2>&1; then
+		tail -n 40 "$dlog" >&2
+		die "building dockerd $CURRENT_ENGINE_VERSION failed (full log: $dlog)"
+	fi
+	mv "$CURRENT_DOCKERD.tmp" "$CURRENT_DOCKERD"
+	rm -rf "$src"
+	current_dockerd_ok || die "$CURRENT_DOCKERD was built but does not report version ${CURRENT_ENGINE_VERSION#v}"
+	say "built dockerd $CURRENT_ENGINE_VERSION in $((SECONDS - start))s, cached as $CURRENT_DOCKERD"
+fi
+exec 9>&-
+
 # --- summary ----------------------------------------------------------------------
 dv="$(docker version --format 'client {{.Client.Version}}, engine {{.Server.Version}}' 2>/dev/null)"
 cv2="$(docker compose version --short 2>/dev/null || true)"
@@ -209,4 +260,4 @@ sv="$(ssh -V 2>&1 | cut -d, -f1)"
 bv="$(/bin/busybox 2>&1 | awk 'NR==1{print $2}')"
 av="$(age --version 2>/dev/null || true)"
 gv="$(go env GOVERSION)"
-echo "testenv ok: docker $dv; compose v2 $cv2, v1 $cv1; $sv; busybox $bv; age $av; $gv; images $BASE_IMAGE, $TRAEFIK_IMAGE"
+echo "testenv ok: docker $dv; compose v2 $cv2, v1 $cv1; $sv; busybox $bv; age $av; $gv; images $BASE_IMAGE, $TRAEFIK_IMAGE; current engine $CURRENT_DOCKERD"

@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -17,8 +18,19 @@ import (
 // MaxIsolatedHosts bounds n in StartIsolatedHost (address pools 10.225-10.255).
 const MaxIsolatedHosts = 31
 
+// CurrentDockerd is a current Docker Engine's dockerd, built from the Go
+// module proxy by scripts/testenv.sh (Debian packages Engine 20.10 only).
+const CurrentDockerd = "/var/cache/shipit/dockerd-v28.5.2"
+
+// IsolatedOpts choose an isolated host's engine.
+type IsolatedOpts struct {
+	Dockerd         string // the dockerd binary; "" is Debian's (PATH)
+	ContainerdStore bool   // the containerd image store instead of a graph driver
+}
+
 // engine is an extra Docker engine owned by one isolated host.
 type engine struct {
+	opts    IsolatedOpts
 	n       int
 	dir     string
 	sock    string // unix:///.../docker.sock
@@ -48,10 +60,21 @@ type engine struct {
 // the engine's containers and networks, the engine, the bridge, the sshd.
 func (e *Env) StartIsolatedHost(t testing.TB, n int) *SSHD {
 	t.Helper()
+	return e.StartIsolatedHostWith(t, n, IsolatedOpts{})
+}
+
+// StartIsolatedHostWith is StartIsolatedHost with another engine.
+func (e *Env) StartIsolatedHostWith(t testing.TB, n int, opts IsolatedOpts) *SSHD {
+	t.Helper()
 	if n < 1 || n > MaxIsolatedHosts {
 		t.Fatalf("harness: isolated host number %d out of range 1..%d", n, MaxIsolatedHosts)
 	}
-	en := &engine{n: n, bridge: fmt.Sprintf("shbr%d", n)}
+	if opts.Dockerd != "" {
+		if _, err := os.Stat(opts.Dockerd); err != nil {
+			t.Fatalf("harness: dockerd %s for isolated host %d: %v (scripts/testenv.sh builds it)", opts.Dockerd, n, err)
+		}
+	}
+	en := &engine{n: n, bridge: fmt.Sprintf("shbr%d", n), opts: opts}
 	en.acquire(t)
 	t.Cleanup(en.release)
 	en.cleanupStale(t)
@@ -138,7 +161,7 @@ func (en *engine) cleanupStale(t testing.TB) {
 	t.Helper()
 	if b, err := os.ReadFile(en.pidFile); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, "/dockerd") {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); (strings.HasSuffix(exe, "/dockerd") || exe == CurrentDockerd) {
 				t.Logf("harness: stopping leaked dockerd %d of isolated host %d", pid, en.n)
 				syscall.Kill(pid, syscall.SIGTERM)
 				for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
@@ -174,7 +197,11 @@ func (en *engine) deleteLinks() {
 func (en *engine) start(t testing.TB, nsPid int) {
 	t.Helper()
 	cfg := filepath.Join(en.dir, "daemon.json")
-	if err := os.WriteFile(cfg, []byte("{}\n"), 0o644); err != nil {
+	conf := "{}\n"
+	if en.opts.ContainerdStore {
+		conf = `{"features": {"containerd-snapshotter": true}}` + "\n"
+	}
+	if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	logf, err := os.Create(en.log)
@@ -183,7 +210,7 @@ func (en *engine) start(t testing.TB, nsPid int) {
 	}
 	args := []string{
 		"-t", strconv.Itoa(nsPid), "-m", "--",
-		"dockerd",
+		cmp.Or(en.opts.Dockerd, "dockerd"),
 		"--config-file", cfg,
 		"--data-root", filepath.Join(en.dir, "data"),
 		"--exec-root", filepath.Join(en.dir, "exec"),

@@ -3,6 +3,7 @@ package imagexfer
 import (
 	"archive/tar"
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -45,6 +46,7 @@ type hostState struct {
 	ids        map[string]bool   // image IDs
 	chains     map[string]bool   // layer chain IDs
 	staged     map[string]string // diffID -> file name in the staging directory
+	loaded     map[string]string // local image ID -> the ID a containerd store gave it (idsFile)
 	hasTar     bool
 	hasGzip    bool
 }
@@ -58,7 +60,8 @@ func (st *hostState) unpacks() bool { return st.hasGzip && !st.containerd }
 // staging directory and removes what a cut transfer left half written.
 func hostInventory(ctx context.Context, h Host, docker string) (*hostState, error) {
 	dir := shell.Quote(h.StagingDir)
-	cmd := "out=$(" + docker + " info --format '{{json .DriverStatus}}' 2>&1); rc=$?; " +
+	cmd := "[ -f " + shell.Quote(idsFile(h)) + " ] && sed 's/^/R /' " + shell.Quote(idsFile(h)) + "; " +
+		"out=$(" + docker + " info --format '{{json .DriverStatus}}' 2>&1); rc=$?; " +
 		"if [ $rc -ne 0 ]; then printf '%s\\n' \"$out\" >&2; [ $rc -eq 127 ] && exit 127; exit 3; fi; " +
 		"printf 'D %s\\n' \"$out\"; " +
 		"ids=$(" + docker + " image ls -aq --no-trunc) || exit 3; " +
@@ -78,7 +81,7 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 	if code != 0 {
 		return nil, &CommandError{Host: h.Conn.Name(), Cmd: docker + " image inspect", Code: code, Stderr: tail(stderr.String())}
 	}
-	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]string{}}
+	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]string{}, loaded: map[string]string{}}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -103,6 +106,10 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 			if _, err := strconv.ParseInt(f[2], 10, 64); err == nil && (ext == ".tar" || ext == ".gz") && len(hexID) == 64 {
 				st.staged["sha256:"+hexID] = f[1]
 			}
+		case "R":
+			if len(f) == 3 {
+				st.loaded[f[1]] = f[2]
+			}
 		case "T":
 			st.hasTar = true
 		case "Z":
@@ -115,21 +122,26 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 // plan is one host's share of a transfer.
 type plan struct {
 	perImage map[*localImage]*ImageResult
-	load     []*localImage // images the host lacks
-	present  []*localImage // images the host has by ID: only tagged
-	send     []string      // diffIDs to stream, base first
-	reuse    []string      // diffIDs staged complete by an earlier transfer
-	skipped  int           // layers the engine has
+	load     []*localImage          // images the host lacks
+	present  []*localImage          // images the host has by ID: only tagged
+	hostIDs  map[*localImage]string // the host's ID of a present image
+	send     []string               // diffIDs to stream, base first
+	reuse    []string               // diffIDs staged complete by an earlier transfer
+	skipped  int                    // layers the engine has
 }
 
 func makePlan(imgs []*localImage, st *hostState) *plan {
-	p := &plan{perImage: map[*localImage]*ImageResult{}}
+	p := &plan{perImage: map[*localImage]*ImageResult{}, hostIDs: map[*localImage]string{}}
 	seen := map[string]bool{}
 	for _, img := range imgs {
 		ir := &ImageResult{Ref: img.Ref}
 		p.perImage[img] = ir
-		if st.ids[img.ID] {
+		// A containerd store names an image by the manifest it wrote on
+		// load, not by the local ID: the record of earlier loads maps one
+		// to the other.
+		if id := cmp.Or(st.loaded[img.ID], img.ID); st.ids[id] {
 			p.present = append(p.present, img)
+			p.hostIDs[img] = id
 			continue
 		}
 		ir.Loaded = true
@@ -285,7 +297,7 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 	}
 	// (A load already removed the staging directory.)
 	if len(p.present) > 0 || len(p.load) == 0 {
-		if err := tagPresent(ctx, h, docker, p.present); err != nil {
+		if err := tagPresent(ctx, h, docker, p); err != nil {
 			return res, err
 		}
 	}
@@ -625,6 +637,7 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 	if len(lines) != len(refs) {
 		return fmt.Errorf("%s: after docker load: unexpected inspect output %q", host, stdout.String())
 	}
+	var loaded []string
 	byRef := map[string]*localImage{}
 	for _, img := range p.load {
 		byRef[img.Ref] = img
@@ -640,6 +653,31 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		if !ok {
 			return fmt.Errorf("%s: after docker load, %s is %s, want %s", host, r, id, want[r])
 		}
+		if st.containerd {
+			loaded = append(loaded, byRef[r].ID+" "+id)
+		}
+	}
+	return recordLoaded(ctx, h, loaded)
+}
+
+// idsFile is where a host keeps, for images shipit loaded into a containerd
+// store, the local image ID and the ID the store gave it (one pair a line,
+// the newest 200): next time the image counts as present.
+func idsFile(h Host) string { return path.Join(path.Dir(h.StagingDir), ".image-ids") }
+
+func recordLoaded(ctx context.Context, h Host, pairs []string) error {
+	if len(pairs) == 0 {
+		return nil
+	}
+	f := shell.Quote(idsFile(h))
+	cmd := "umask 077 && { cat " + f + " 2>/dev/null; printf '%s\\n' " + shell.Join(pairs...) + "; } | tail -n 200 > " + f + ".tmp && mv -f " + f + ".tmp " + f
+	var stderr bytes.Buffer
+	code, err := h.Conn.Run(ctx, cmd, nil, io.Discard, &stderr)
+	if err != nil {
+		return fmt.Errorf("%s: recording loaded images: %w", h.Conn.Name(), err)
+	}
+	if code != 0 {
+		return hostFailure(h, "record loaded images in "+idsFile(h), code, stderr.String())
 	}
 	return nil
 }
@@ -662,10 +700,10 @@ func addFile(tw *tar.Writer, name string, b []byte) error {
 
 // tagPresent gives images the host already has their new names, and drops a
 // staging directory left by an earlier, cut transfer.
-func tagPresent(ctx context.Context, h Host, docker string, imgs []*localImage) error {
+func tagPresent(ctx context.Context, h Host, docker string, p *plan) error {
 	var cmds []string
-	for _, img := range imgs {
-		cmds = append(cmds, docker+" tag "+shell.Join(img.ID, img.Ref))
+	for _, img := range p.present {
+		cmds = append(cmds, docker+" tag "+shell.Join(p.hostIDs[img], img.Ref))
 	}
 	cmds = append(cmds, "rm -rf "+shell.Quote(h.StagingDir))
 	cmd := strings.Join(cmds, " && ")

@@ -72,7 +72,8 @@ type Host struct {
 	Docker string
 	// StagingDir is a directory on the host where layers wait until they are
 	// loaded. It must not be shared by two transfers running at once (the
-	// deploy lock of an app guards its own directory).
+	// deploy lock of an app guards its own directory). Its parent keeps
+	// .image-ids (see idsFile).
 	StagingDir string
 	// Progress, when set, is called about four times a second while the
 	// transfer runs and once at the end.

@@ -370,6 +370,15 @@ func TestMakePlan(t *testing.T) {
 	if p.skipped != 0 || len(p.send)+len(p.reuse) != 3 {
 		t.Fatalf("containerd plan: skipped %d, reuse %v, send %v", p.skipped, p.reuse, p.send)
 	}
+	// A containerd store named the image after its own manifest when shipit
+	// loaded it: the record of that load makes it present.
+	hostID := "sha256:" + strings.Repeat("9", 64)
+	st.ids[hostID] = true
+	st.loaded = map[string]string{img.ID: hostID}
+	p = makePlan([]*localImage{img}, st)
+	if len(p.present) != 1 || p.hostIDs[img] != hostID || len(p.load) != 0 {
+		t.Fatalf("containerd plan of a recorded image: present %d as %q, load %d", len(p.present), p.hostIDs[img], len(p.load))
+	}
 	st.ids[img.ID] = true
 	if p = makePlan([]*localImage{img}, st); len(p.present) != 1 || len(p.load) != 0 {
 		t.Fatalf("present image planned for load: %+v", p)
