@@ -161,7 +161,7 @@ func (en *engine) cleanupStale(t testing.TB) {
 	t.Helper()
 	if b, err := os.ReadFile(en.pidFile); err == nil {
 		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
-			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); (strings.HasSuffix(exe, "/dockerd") || exe == CurrentDockerd) {
+			if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid)); strings.HasSuffix(exe, "/dockerd") || exe == CurrentDockerd {
 				t.Logf("harness: stopping leaked dockerd %d of isolated host %d", pid, en.n)
 				syscall.Kill(pid, syscall.SIGTERM)
 				for i := 0; i < 200 && syscall.Kill(pid, 0) == nil; i++ {
