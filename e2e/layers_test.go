@@ -308,9 +308,10 @@ func TestLocalBuildProgressOnTTY(t *testing.T) {
 // A host on a current engine (Docker Engine 28.5.2, built from the Go module
 // proxy by scripts/testenv.sh) with the containerd image store: local builds
 // reach it and run, an unchanged image costs nothing (that store names an
-// image by the manifest it wrote on load, not by its config), a changed one
-// is sent with every layer (its loader needs every layer of an archive), and
-// a rollback finds the previous image there.
+// image by the manifest it wrote on load, not by its config), a changed
+// layer is the only one sent the next time, the images reference only blobs
+// the store keeps (docker save of them works there), and a rollback finds
+// the previous image.
 func TestLocalBuildToCurrentEngineWithContainerdStore(t *testing.T) {
 	t.Parallel()
 	env := harness.New(t)
@@ -319,15 +320,7 @@ func TestLocalBuildToCurrentEngineWithContainerdStore(t *testing.T) {
 	mustContain(t, "the host's engine", info, "28.5.2", "io.containerd.snapshotter.v1")
 	a := newApp(t, env, "ctrdxfer", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
 	removeLocalImages(t, env, "ctrdxfer")
-	release := func(version string) string {
-		t.Helper()
-		rel := filepath.Base(strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/ctrdxfer/current")))
-		ids := webContainers(t, env, host, "ctrdxfer", rel)
-		if len(ids) != 1 || health(t, env, host, ids[0]) != "healthy" || serve(t, env, host, ids[0]) != "version "+version {
-			t.Fatalf("release %s: containers %v, want one healthy serving version %s", rel, ids, version)
-		}
-		return rel
-	}
+	release := func(version string) string { t.Helper(); return liveRelease(t, env, host, "ctrdxfer", version) }
 	files := layeredFiles(map[string]int{"data.bin": 2 << 20}, "data.bin")
 	a.commit(files)
 	out := a.mustShipit("deploy", "-s", "production")
@@ -343,15 +336,82 @@ func TestLocalBuildToCurrentEngineWithContainerdStore(t *testing.T) {
 	}
 	r2 := release("1")
 
+	// The first deploy sent every layer, the busybox base's too: the host
+	// got that image by docker load, so its blobs are not shipit's to name.
 	waitNextSecond(r2)
+	files = layeredFiles(map[string]int{"data.bin": 2 << 20}, "data.bin")
 	files["www/index.html"] = "version 2\n"
 	a.commit(files)
 	out = a.mustShipit("deploy", "-s", "production")
 	mustContain(t, "changed image", out, "images: 1 sent, 0 already on host")
-	release("2")
+	if sent, _, onHost, bytes := layerFigures(t, out); sent != 2 || onHost != 2 || bytes < 2<<20 || bytes > 3<<20 {
+		t.Fatalf("www and data.bin changed: %d layers sent (%d bytes), %d on host; want 2 sent, the base's 2 on host", sent, bytes, onHost)
+	}
+	r3 := release("2")
+
+	waitNextSecond(r3)
+	files["data.bin"] = layeredFiles(map[string]int{"data.bin": 1 << 20}, "data.bin")["data.bin"]
+	a.commit(files)
+	out = a.mustShipit("deploy", "-s", "production")
+	if sent, _, onHost, bytes := layerFigures(t, out); sent != 1 || onHost != 3 || bytes > 2<<20 {
+		t.Fatalf("data.bin changed: %d layers sent (%d bytes), %d on host; want 1 sent, 3 on host", sent, bytes, onHost)
+	}
+	r4 := release("2")
+	for _, rel := range []string{r3, r4} {
+		env.HostRun(t, host, "docker save ctrdxfer/web:"+rel+" >/dev/null")
+	}
 
 	out = a.mustShipit("rollback", "-s", "production")
-	if got := release("1"); got != r2 {
-		t.Fatalf("rolled back to %s, want %s:\n%s", got, r2, out)
+	if got := release("2"); got != r3 {
+		t.Fatalf("rolled back to %s, want %s:\n%s", got, r3, out)
 	}
+}
+
+// liveRelease is the release current on host, after checking that it runs
+// one healthy web container serving version.
+func liveRelease(t *testing.T, env *harness.Env, host *harness.SSHD, app, version string) string {
+	t.Helper()
+	rel := filepath.Base(strings.TrimSpace(env.HostRun(t, host, "readlink /var/deploy/"+app+"/current")))
+	ids := webContainers(t, env, host, app, rel)
+	if len(ids) != 1 || health(t, env, host, ids[0]) != "healthy" || serve(t, env, host, ids[0]) != "version "+version {
+		t.Fatalf("release %s: containers %v, want one healthy serving version %s", rel, ids, version)
+	}
+	return rel
+}
+
+// shipit on a machine whose own engine is current (Engine 28.5.2 with the
+// containerd image store: docker save writes the OCI layout, with layers as
+// compressed blobs named by their compressed digest) deploying to an Engine
+// 20.10 host: layers are recognised by their content, an unchanged image
+// costs nothing and a changed layer is the only one sent.
+func TestLocalBuildFromCurrentEngine(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t)
+	dev := env.StartIsolatedHostWith(t, 17, harness.IsolatedOpts{Dockerd: harness.CurrentDockerd, ContainerdStore: true})
+	host := env.StartIsolatedHost(t, 18)
+	a := newApp(t, env, "fromctrd", "/var/deploy", []*harness.SSHD{host}, "", "build = \"local\"\n")
+	a.env2 = []string{"DOCKER_HOST=" + dev.DockerHost}
+	files := layeredFiles(map[string]int{"data.bin": 2 << 20}, "data.bin")
+	a.commit(files)
+	out := a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "first deploy", out, "images: 1 sent, 0 already on host")
+	r1 := liveRelease(t, env, host, "fromctrd", "1")
+	if imgs := env.Docker(t, dev, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"); !strings.Contains(imgs, "fromctrd/web:"+r1) {
+		t.Fatalf("the image was not built by the current engine: %s", imgs)
+	}
+
+	waitNextSecond(r1)
+	a.commit(map[string]string{"README": "not in the image\n"})
+	out = a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "unchanged image", out, "images: 0 sent, 1 already on host")
+	r2 := liveRelease(t, env, host, "fromctrd", "1")
+
+	waitNextSecond(r2)
+	files["data.bin"] = layeredFiles(map[string]int{"data.bin": 1 << 20}, "data.bin")["data.bin"]
+	a.commit(files)
+	out = a.mustShipit("deploy", "-s", "production")
+	if sent, _, onHost, bytes := layerFigures(t, out); sent != 1 || onHost != 3 || bytes > 2<<20 {
+		t.Fatalf("data.bin changed: %d layers sent (%d bytes), %d on host; want 1 sent, 3 on host", sent, bytes, onHost)
+	}
+	liveRelease(t, env, host, "fromctrd", "1")
 }

@@ -112,7 +112,16 @@ func Build(ctx context.Context, o BuildOptions) (map[string]string, error) {
 			wg.Add(1)
 			go func() { defer wg.Done(); before[i], _ = LocalImageID(ctx, images[s]) }()
 		}
-		_, err = local(ctx, dir, c.env(), c.base[0], c.args(append([]string{"build"}, services...)...)...)
+		env := c.env()
+		// BuildKit's default provenance attestation makes every build, even
+		// one wholly from cache, a new image index (Engine 28 with the
+		// containerd store: a new ID for the same config and layers), and
+		// hosts would load it again. shipit takes images to hosts, not to a
+		// registry: no default attestations, unless the user says otherwise.
+		if _, set := os.LookupEnv("BUILDX_NO_DEFAULT_ATTESTATIONS"); !set {
+			env = append(env, "BUILDX_NO_DEFAULT_ATTESTATIONS=1")
+		}
+		_, err = local(ctx, dir, env, c.base[0], c.args(append([]string{"build"}, services...)...)...)
 		wg.Wait()
 		if err != nil {
 			return err

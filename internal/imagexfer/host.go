@@ -42,13 +42,34 @@ import (
 
 // hostState is what a host's engine and staging directory hold.
 type hostState struct {
-	containerd bool              // containerd image store: load archives carry every layer
-	ids        map[string]bool   // image IDs
-	chains     map[string]bool   // layer chain IDs
-	staged     map[string]string // diffID -> file name in the staging directory
-	loaded     map[string]string // local image ID -> the ID a containerd store gave it (idsFile)
+	containerd bool                    // containerd image store: load archives carry every layer
+	ids        map[string]bool         // image IDs
+	chains     map[string]bool         // layer chain IDs
+	staged     map[string]string       // diffID -> file name in the staging directory
+	loaded     map[string]string       // local image ID -> the ID a containerd store gave it (idsFile)
+	blobs      map[string][]blobRecord // diffID -> blobs shipit loaded into a containerd store
 	hasTar     bool
 	hasGzip    bool
+}
+
+// blobRecord is a layer blob shipit loaded into a containerd store, as part
+// of the host's image Image.
+type blobRecord struct {
+	Digest string
+	Size   int64
+	Image  string
+}
+
+// recorded returns a blob of the layer that an image still on the host
+// references: the store keeps it, so a new image can name it without
+// sending it again.
+func (st *hostState) recorded(diffID string) (blobRecord, bool) {
+	for _, r := range st.blobs[diffID] {
+		if st.ids[r.Image] {
+			return r, true
+		}
+	}
+	return blobRecord{}, false
 }
 
 // unpacks says whether layers are decompressed on arrival on this host.
@@ -81,7 +102,7 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 	if code != 0 {
 		return nil, &CommandError{Host: h.Conn.Name(), Cmd: docker + " image inspect", Code: code, Stderr: tail(stderr.String())}
 	}
-	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]string{}, loaded: map[string]string{}}
+	st := &hostState{ids: map[string]bool{}, chains: map[string]bool{}, staged: map[string]string{}, loaded: map[string]string{}, blobs: map[string][]blobRecord{}}
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 0 {
@@ -106,9 +127,14 @@ func hostInventory(ctx context.Context, h Host, docker string) (*hostState, erro
 			if _, err := strconv.ParseInt(f[2], 10, 64); err == nil && (ext == ".tar" || ext == ".gz") && len(hexID) == 64 {
 				st.staged["sha256:"+hexID] = f[1]
 			}
-		case "R":
-			if len(f) == 3 {
+		case "R": // a line of idsFile
+			switch {
+			case len(f) == 3:
 				st.loaded[f[1]] = f[2]
+			case len(f) == 6 && f[1] == "layer":
+				if n, err := strconv.ParseInt(f[4], 10, 64); err == nil {
+					st.blobs[f[2]] = append(st.blobs[f[2]], blobRecord{Digest: f[3], Size: n, Image: f[5]})
+				}
 			}
 		case "T":
 			st.hasTar = true
@@ -136,9 +162,9 @@ func makePlan(imgs []*localImage, st *hostState) *plan {
 	for _, img := range imgs {
 		ir := &ImageResult{Ref: img.Ref}
 		p.perImage[img] = ir
-		// A containerd store names an image by the manifest it wrote on
-		// load, not by the local ID: the record of earlier loads maps one
-		// to the other.
+		// A containerd store, here or on the host, names an image by a
+		// manifest, not by its config: the record of earlier loads maps
+		// the local ID to the host's.
 		if id := cmp.Or(st.loaded[img.ID], img.ID); st.ids[id] {
 			p.present = append(p.present, img)
 			p.hostIDs[img] = id
@@ -150,13 +176,15 @@ func makePlan(imgs []*localImage, st *hostState) *plan {
 			if seen[d] {
 				continue
 			}
-			if !st.containerd && st.chains[img.chain[i]] {
+			// A containerd store needs, besides the layer, a blob it keeps
+			// (see loadOCI).
+			if _, rec := st.recorded(d); st.chains[img.chain[i]] && (!st.containerd || rec) {
 				p.skipped++
 				ir.LayersSkipped++
 				continue
 			}
 			seen[d] = true
-			if _, ok := st.staged[d]; ok {
+			if _, ok := st.staged[d]; ok && !st.containerd {
 				p.reuse = append(p.reuse, d)
 				ir.LayersReused++
 			} else {
@@ -562,54 +590,33 @@ type manifestItem struct {
 	Layers   []string
 }
 
-// load writes the configs and the manifest into the staging directory and
-// runs docker load on an archive of them and the staged layers.
+// loadArchive is what the host's docker load reads: the metadata sent now
+// and the staged layers, named as the archive's layout wants them.
+type loadArchive struct {
+	meta    bytes.Buffer
+	files   []string            // the archive's top-level entries, in the staging directory
+	prep    string              // host commands run before the archive is made ("" or "... && ")
+	want    map[string]string   // ref -> config digest
+	records map[string][]string // ref -> its layers' blobs, for idsFile (containerd store)
+}
+
+// load writes the archive's metadata into the staging directory, runs
+// docker load on it and the staged layers, checks what the engine made of
+// each image and, on a containerd store, records it.
 func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *hostState) error {
 	host := h.Conn.Name()
-	var meta bytes.Buffer
-	tw := tar.NewWriter(&meta)
-	var manifest []manifestItem
-	files := []string{"manifest.json"}
-	want := map[string]string{} // ref -> expected config digest
-	for _, img := range p.load {
-		cfg, dg, err := s.configOf(ctx, img)
-		if err != nil {
-			return err
-		}
-		name := strings.TrimPrefix(dg, "sha256:") + ".json"
-		if err := addFile(tw, name, cfg); err != nil {
-			return err
-		}
-		files = append(files, name)
-		item := manifestItem{Config: name, RepoTags: []string{img.Ref}}
-		for _, d := range img.DiffIDs {
-			name, ok := st.staged[d]
-			if !ok {
-				name = layerFile(d, st.unpacks())
-			}
-			item.Layers = append(item.Layers, name)
-		}
-		manifest = append(manifest, item)
-		want[img.Ref] = dg
+	build := s.legacyArchive
+	if st.containerd {
+		build = s.ociArchive
 	}
-	mj, _ := json.Marshal(manifest)
-	if err := addFile(tw, "manifest.json", mj); err != nil {
+	a, err := build(ctx, p, st)
+	if err != nil {
 		return err
 	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	for _, d := range p.send {
-		files = append(files, layerFile(d, st.unpacks()))
-	}
-	for _, d := range p.reuse {
-		files = append(files, st.staged[d])
-	}
-	sort.Strings(files[1:])
 	dir := shell.Quote(h.StagingDir)
-	cmd := "umask 077 && mkdir -p " + dir + " && cd " + dir + " && tar -xf - && tar -cf - " + shell.Join(files...) + " | " + docker + " load -q"
+	cmd := "umask 077 && mkdir -p " + dir + " && cd " + dir + " && tar -xf - && " + a.prep + "tar -cf - " + shell.Join(a.files...) + " | " + docker + " load -q"
 	var stderr bytes.Buffer
-	code, err := h.Conn.Run(ctx, cmd, &meta, io.Discard, &stderr)
+	code, err := h.Conn.Run(ctx, cmd, &a.meta, io.Discard, &stderr)
 	if err != nil {
 		return fmt.Errorf("%s: docker load: %w", host, err)
 	}
@@ -617,8 +624,8 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		return hostFailure(h, docker+" load", code, stderr.String())
 	}
 	// Check what the engine now calls each ref, then drop the staged files.
-	refs := make([]string, 0, len(want))
-	for r := range want {
+	refs := make([]string, 0, len(a.want))
+	for r := range a.want {
 		refs = append(refs, r)
 	}
 	sort.Strings(refs)
@@ -646,23 +653,193 @@ func (s *Sender) load(ctx context.Context, h Host, docker string, p *plan, st *h
 		id, layers, _ := strings.Cut(lines[i], " ")
 		var got []string
 		_ = json.Unmarshal([]byte(layers), &got)
-		ok := id == want[r]
-		if st.containerd { // the ID is that of a manifest containerd wrote
+		ok := id == a.want[r]
+		if st.containerd { // the ID is that of the manifest the store keeps
 			ok = strings.Join(got, ",") == strings.Join(byRef[r].DiffIDs, ",")
 		}
 		if !ok {
-			return fmt.Errorf("%s: after docker load, %s is %s, want %s", host, r, id, want[r])
+			return fmt.Errorf("%s: after docker load, %s is %s, want %s", host, r, id, a.want[r])
 		}
-		if st.containerd {
+		if id != byRef[r].ID { // a containerd store here or there
 			loaded = append(loaded, byRef[r].ID+" "+id)
+		}
+		for _, l := range a.records[r] {
+			loaded = append(loaded, l+" "+id)
 		}
 	}
 	return recordLoaded(ctx, h, loaded)
 }
 
-// idsFile is where a host keeps, for images shipit loaded into a containerd
-// store, the local image ID and the ID the store gave it (one pair a line,
-// the newest 200): next time the image counts as present.
+// legacyArchive is a docker save archive of the legacy layout: configs and
+// a manifest.json naming every layer, of which it holds only the staged
+// ones; Engine 20.10's loader opens a layer's file only when the engine
+// lacks its chain.
+func (s *Sender) legacyArchive(ctx context.Context, p *plan, st *hostState) (*loadArchive, error) {
+	a := &loadArchive{want: map[string]string{}}
+	tw := tar.NewWriter(&a.meta)
+	var manifest []manifestItem
+	a.files = []string{"manifest.json"}
+	for _, img := range p.load {
+		cfg, dg, err := s.configOf(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		name := strings.TrimPrefix(dg, "sha256:") + ".json"
+		if err := addFile(tw, name, cfg); err != nil {
+			return nil, err
+		}
+		a.files = append(a.files, name)
+		item := manifestItem{Config: name, RepoTags: []string{img.Ref}}
+		for _, d := range img.DiffIDs {
+			name, ok := st.staged[d]
+			if !ok {
+				name = layerFile(d, st.unpacks())
+			}
+			item.Layers = append(item.Layers, name)
+		}
+		manifest = append(manifest, item)
+		a.want[img.Ref] = dg
+	}
+	mj, _ := json.Marshal(manifest)
+	if err := addFile(tw, "manifest.json", mj); err != nil {
+		return nil, err
+	}
+	for _, d := range p.send {
+		a.files = append(a.files, layerFile(d, st.unpacks()))
+	}
+	for _, d := range p.reuse {
+		a.files = append(a.files, st.staged[d])
+	}
+	sort.Strings(a.files[1:])
+	return a, tw.Close()
+}
+
+// OCI media types and a descriptor, for ociArchive.
+const (
+	ociIndex    = "application/vnd.oci.image.index.v1+json"
+	ociManifest = "application/vnd.oci.image.manifest.v1+json"
+	ociConfig   = "application/vnd.oci.image.config.v1+json"
+	ociLayerGz  = "application/vnd.oci.image.layer.v1.tar+gzip"
+)
+
+type ociDesc struct {
+	MediaType   string            `json:"mediaType"`
+	Digest      string            `json:"digest"`
+	Size        int64             `json:"size"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// ociArchive is an OCI layout for a containerd image store, whose loader
+// wants every layer of a legacy archive but takes an OCI one with blobs
+// missing: a layer whose chain the host has and whose blob the store keeps
+// (a blob of an image shipit loaded there, still present: hostState.recorded)
+// is named, not sent. The image then references only blobs the store holds.
+// Checked on Engine 28.5.2 (TestLocalBuildToCurrentEngineWithContainerdStore).
+func (s *Sender) ociArchive(ctx context.Context, p *plan, st *hostState) (*loadArchive, error) {
+	a := &loadArchive{want: map[string]string{}, records: map[string][]string{}}
+	tw := tar.NewWriter(&a.meta)
+	for _, d := range []string{"blobs/", "blobs/sha256/"} {
+		if err := tw.WriteHeader(&tar.Header{Name: d, Mode: 0o755, Typeflag: tar.TypeDir, ModTime: time.Unix(0, 0)}); err != nil {
+			return nil, err
+		}
+	}
+	addBlob := func(b []byte) (ociDesc, error) {
+		dg := digestOf(b)
+		return ociDesc{Digest: dg, Size: int64(len(b))}, addFile(tw, "blobs/sha256/"+strings.TrimPrefix(dg, "sha256:"), b)
+	}
+	sent := map[string]bool{}
+	for _, d := range p.send {
+		sent[d] = true
+	}
+	var links []string
+	linked := map[string]bool{}
+	index := struct {
+		SchemaVersion int       `json:"schemaVersion"`
+		MediaType     string    `json:"mediaType"`
+		Manifests     []ociDesc `json:"manifests"`
+	}{SchemaVersion: 2, MediaType: ociIndex}
+	for _, img := range p.load {
+		cfg, dg, err := s.configOf(ctx, img)
+		if err != nil {
+			return nil, err
+		}
+		cd, err := addBlob(cfg)
+		if err != nil {
+			return nil, err
+		}
+		cd.MediaType = ociConfig
+		m := struct {
+			SchemaVersion int       `json:"schemaVersion"`
+			MediaType     string    `json:"mediaType"`
+			Config        ociDesc   `json:"config"`
+			Layers        []ociDesc `json:"layers"`
+		}{SchemaVersion: 2, MediaType: ociManifest, Config: cd}
+		for _, d := range img.DiffIDs {
+			ld := ociDesc{MediaType: ociLayerGz}
+			if sent[d] {
+				b, err := s.blobFor(ctx, d)
+				if err != nil {
+					return nil, err
+				}
+				if ld.Size, ld.Digest, err = b.wait(ctx); err != nil {
+					return nil, err
+				}
+				if !linked[ld.Digest] {
+					linked[ld.Digest] = true
+					links = append(links, "ln -f "+shell.Join(layerFile(d, false), "blobs/sha256/"+strings.TrimPrefix(ld.Digest, "sha256:")))
+				}
+			} else if r, ok := st.recorded(d); ok {
+				ld.Digest, ld.Size = r.Digest, r.Size
+			} else {
+				return nil, fmt.Errorf("imagexfer: layer %s of %s is neither sent nor kept by the host's store", short(d), img.Ref)
+			}
+			m.Layers = append(m.Layers, ld)
+			a.records[img.Ref] = append(a.records[img.Ref], "layer "+d+" "+ld.Digest+" "+strconv.FormatInt(ld.Size, 10))
+		}
+		mj, _ := json.Marshal(m)
+		md, err := addBlob(mj)
+		if err != nil {
+			return nil, err
+		}
+		md.MediaType = ociManifest
+		md.Annotations = map[string]string{"io.containerd.image.name": fullName(img.Ref), "org.opencontainers.image.ref.name": img.Ref[strings.LastIndex(img.Ref, ":")+1:]}
+		index.Manifests = append(index.Manifests, md)
+		a.want[img.Ref] = dg
+	}
+	ij, _ := json.Marshal(index)
+	if err := addFile(tw, "index.json", ij); err != nil {
+		return nil, err
+	}
+	if err := addFile(tw, "oci-layout", []byte(`{"imageLayoutVersion":"1.0.0"}`)); err != nil {
+		return nil, err
+	}
+	a.files = []string{"oci-layout", "index.json", "blobs"}
+	if len(links) > 0 {
+		a.prep = strings.Join(links, " && ") + " && "
+	}
+	return a, tw.Close()
+}
+
+// fullName is ref as a containerd store names it: docker.io/library/x:t for
+// x:t, docker.io/a/x:t for a/x:t, a registry's name as it is.
+func fullName(ref string) string {
+	first, _, ok := strings.Cut(ref, "/")
+	switch {
+	case !ok:
+		return "docker.io/library/" + ref
+	case strings.ContainsAny(first, ".:") || first == "localhost":
+		return ref
+	}
+	return "docker.io/" + ref
+}
+
+// idsFile is where a host keeps, for images shipit loaded that the host's
+// engine names otherwise than this machine's (a containerd store on either
+// side names an image by a manifest), a line "<local ID> <host's ID>"; and
+// for images loaded into a containerd store, a line
+// "layer <diffID> <blob digest> <size> <ID the store gave the image>" per
+// layer (the newest 500 lines): next time the image counts as present, and
+// a layer whose blob an image still there references is not sent again.
 func idsFile(h Host) string { return path.Join(path.Dir(h.StagingDir), ".image-ids") }
 
 func recordLoaded(ctx context.Context, h Host, pairs []string) error {
@@ -670,7 +847,7 @@ func recordLoaded(ctx context.Context, h Host, pairs []string) error {
 		return nil
 	}
 	f := shell.Quote(idsFile(h))
-	cmd := "umask 077 && { cat " + f + " 2>/dev/null; printf '%s\\n' " + shell.Join(pairs...) + "; } | tail -n 200 > " + f + ".tmp && mv -f " + f + ".tmp " + f
+	cmd := "umask 077 && { cat " + f + " 2>/dev/null; printf '%s\\n' " + shell.Join(pairs...) + "; } | tail -n 500 > " + f + ".tmp && mv -f " + f + ".tmp " + f
 	var stderr bytes.Buffer
 	code, err := h.Conn.Run(ctx, cmd, nil, io.Discard, &stderr)
 	if err != nil {

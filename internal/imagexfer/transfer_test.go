@@ -513,3 +513,40 @@ func TestTransferSavesNewImagesAhead(t *testing.T) {
 		t.Fatal("an early save is left waiting after the host needed none")
 	}
 }
+
+// On a containerd store a layer is skipped only when its chain is there and
+// a blob of it that shipit loaded is still referenced by an image there:
+// the new image then names only blobs the store keeps.
+func TestMakePlanContainerdNamesKeptBlobs(t *testing.T) {
+	a, b := "sha256:"+strings.Repeat("a", 64), "sha256:"+strings.Repeat("b", 64)
+	img := &localImage{Ref: "x:1", ID: "sha256:" + strings.Repeat("1", 64), DiffIDs: []string{a, b}}
+	img.chain = chainIDs(img.DiffIDs)
+	kept, gone := "sha256:"+strings.Repeat("7", 64), "sha256:"+strings.Repeat("8", 64)
+	st := &hostState{containerd: true, ids: map[string]bool{kept: true}, chains: map[string]bool{img.chain[0]: true, img.chain[1]: true},
+		staged: map[string]string{}, loaded: map[string]string{}, blobs: map[string][]blobRecord{
+			a: {{Digest: "sha256:" + strings.Repeat("c", 64), Size: 10, Image: gone}, {Digest: "sha256:" + strings.Repeat("d", 64), Size: 11, Image: kept}},
+			b: {{Digest: "sha256:" + strings.Repeat("e", 64), Size: 12, Image: gone}},
+		}}
+	p := makePlan([]*localImage{img}, st)
+	if p.skipped != 1 || strings.Join(p.send, ",") != b {
+		t.Fatalf("plan: skipped %d, send %v; want a skipped (its blob kept), b sent (its image gone)", p.skipped, p.send)
+	}
+	if r, ok := st.recorded(a); !ok || r.Size != 11 {
+		t.Fatalf("recorded(a) = %+v, %v", r, ok)
+	}
+}
+
+func TestFullName(t *testing.T) {
+	for ref, want := range map[string]string{
+		"web:1":                    "docker.io/library/web:1",
+		"app/web:2026":             "docker.io/app/web:2026",
+		"registry.example.com/a:b": "registry.example.com/a:b",
+		"localhost/a:b":            "localhost/a:b",
+		"localhost:5000/a/b:c":     "localhost:5000/a/b:c",
+		"blog-api/web:20261126-1":  "docker.io/blog-api/web:20261126-1",
+	} {
+		if got := fullName(ref); got != want {
+			t.Errorf("fullName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}
