@@ -168,24 +168,33 @@ build_traefik() (
 		-ldflags "-s -w -X $vpkg.Version=${TRAEFIK_VERSION#v} -X $vpkg.Codename=shipit-test" \
 		-o "$TRAEFIK_BIN.tmp" ./cmd/traefik
 )
-mkdir -p "$CACHE_DIR"
-exec 9>"$CACHE_DIR/traefik.lock"
-flock 9
-if ! traefik_bin_ok; then
-	say "building Traefik $TRAEFIK_VERSION from the Go module proxy (~6 min and ~5 GB of Go caches the first time)"
-	tlog="$CACHE_DIR/traefik-$TRAEFIK_VERSION.build.log"
-	src="$CACHE_DIR/traefik-src-$TRAEFIK_VERSION"
-	rm -rf "$src" "$TRAEFIK_BIN.tmp"
-	start=$SECONDS
-	if ! build_traefik "$src" >"$tlog" 2>&1; then
-		tail -n 40 "$tlog" >&2
-		die "building Traefik $TRAEFIK_VERSION failed (full log: $tlog)"
+# cached_build NAME VERSION BIN OK BUILD HOWLONG: unless the function OK says
+# the cached BIN is right, runs "BUILD <source dir>" (which writes BIN.tmp),
+# logged, under a lock (another testenv.sh may be building it right now),
+# then checks the result with OK.
+cached_build() {
+	local name="$1" version="$2" bin="$3" ok="$4" build="$5" howlong="$6" log src start
+	mkdir -p "$CACHE_DIR"
+	exec 9>"$CACHE_DIR/$name.lock"
+	flock 9
+	if ! "$ok"; then
+		say "building $name $version from the Go module proxy ($howlong the first time)"
+		log="$CACHE_DIR/$name-$version.build.log"
+		src="$CACHE_DIR/$name-src-$version"
+		rm -rf "$src" "$bin.tmp"
+		start=$SECONDS
+		if ! "$build" "$src" >"$log" 2>&1; then
+			tail -n 40 "$log" >&2
+			die "building $name $version failed (full log: $log)"
+		fi
+		mv "$bin.tmp" "$bin"
+		rm -rf "$src"
+		"$ok" || die "$bin was built but does not report version ${version#v}"
+		say "built $name $version in $((SECONDS - start))s ($(du -h "$bin" | cut -f1)), cached as $bin"
 	fi
-	mv "$TRAEFIK_BIN.tmp" "$TRAEFIK_BIN"
-	rm -rf "$src"
-	traefik_bin_ok || die "$TRAEFIK_BIN was built but '$TRAEFIK_BIN version' does not report ${TRAEFIK_VERSION#v}"
-	say "built Traefik $TRAEFIK_VERSION in $((SECONDS - start))s ($(du -h "$TRAEFIK_BIN" | cut -f1)), cached as $TRAEFIK_BIN"
-fi
+	exec 9>&-
+}
+cached_build traefik "$TRAEFIK_VERSION" "$TRAEFIK_BIN" traefik_bin_ok build_traefik "~6 min and ~5 GB of Go caches"
 # The image is labelled with the binary's digest: a rebuilt binary gets a new image.
 traefik_sum="$(sha256sum "$TRAEFIK_BIN" | cut -d' ' -f1)"
 have_sum="$(docker image inspect --format '{{index .Config.Labels "shipit.traefik-sha256"}}' "$TRAEFIK_IMAGE" 2>/dev/null || true)"
@@ -201,7 +210,6 @@ if [[ "$have_sum" != "$traefik_sum" ]]; then
 	fi
 	rm -rf "$ctx"
 fi
-exec 9>&-
 tv="$(docker run --rm "$TRAEFIK_IMAGE" version 2>&1)" ||
 	die "$TRAEFIK_IMAGE does not run: docker run --rm $TRAEFIK_IMAGE version: $tv"
 grep -q "^Version: *${TRAEFIK_VERSION#v}\$" <<<"$tv" ||
@@ -233,24 +241,7 @@ build_current_dockerd() (
 		-ldflags "-s -w -X github.com/docker/docker/dockerversion.Version=${CURRENT_ENGINE_VERSION#v} -X github.com/docker/docker/dockerversion.GitCommit=module-proxy" \
 		-o "$CURRENT_DOCKERD.tmp" ./cmd/dockerd
 )
-exec 9>"$CACHE_DIR/dockerd.lock"
-flock 9
-if ! current_dockerd_ok; then
-	say "building dockerd $CURRENT_ENGINE_VERSION from the Go module proxy (~3 min the first time)"
-	dlog="$CACHE_DIR/dockerd-$CURRENT_ENGINE_VERSION.build.log"
-	src="$CACHE_DIR/dockerd-src-$CURRENT_ENGINE_VERSION"
-	rm -rf "$src" "$CURRENT_DOCKERD.tmp"
-	start=$SECONDS
-	if ! build_current_dockerd "$src" >"$dlog" 2>&1; then
-		tail -n 40 "$dlog" >&2
-		die "building dockerd $CURRENT_ENGINE_VERSION failed (full log: $dlog)"
-	fi
-	mv "$CURRENT_DOCKERD.tmp" "$CURRENT_DOCKERD"
-	rm -rf "$src"
-	current_dockerd_ok || die "$CURRENT_DOCKERD was built but does not report version ${CURRENT_ENGINE_VERSION#v}"
-	say "built dockerd $CURRENT_ENGINE_VERSION in $((SECONDS - start))s, cached as $CURRENT_DOCKERD"
-fi
-exec 9>&-
+cached_build dockerd "$CURRENT_ENGINE_VERSION" "$CURRENT_DOCKERD" current_dockerd_ok build_current_dockerd "~3 min"
 
 # --- summary ----------------------------------------------------------------------
 dv="$(docker version --format 'client {{.Client.Version}}, engine {{.Server.Version}}' 2>/dev/null)"
