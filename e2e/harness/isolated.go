@@ -216,7 +216,11 @@ func (en *engine) start(t testing.TB, nsPid int) {
 		"--exec-root", filepath.Join(en.dir, "exec"),
 		"--pidfile", filepath.Join(en.dir, "docker.pid"),
 		"-H", en.sock,
-		"--bridge", en.bridge, // never --bridge=none: it removes the default engine's docker0
+		// Never --bridge=none, and a fresh data root every time: with
+		// --bridge=none, or when it restarts on a data root that has a
+		// default "bridge" network and address pools are set, an engine
+		// deletes the interface docker0, the default engine's.
+		"--bridge", en.bridge,
 		"--iptables=false",
 		"--ip-masq=false",
 		"--default-address-pool", fmt.Sprintf("base=10.%d.0.0/16,size=24", 224+en.n),
