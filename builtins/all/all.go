@@ -6,6 +6,7 @@ import (
 	_ "github.com/shipit-dev/shipit/builtins/compose"
 	_ "github.com/shipit-dev/shipit/builtins/env"
 	_ "github.com/shipit-dev/shipit/builtins/git"
+	_ "github.com/shipit-dev/shipit/builtins/health"
 	_ "github.com/shipit-dev/shipit/builtins/hostlock"
 	_ "github.com/shipit-dev/shipit/builtins/http"
 	_ "github.com/shipit-dev/shipit/builtins/images"

@@ -111,7 +111,11 @@ func Parse(data []byte, file string) (*Config, error) {
 		if errors.As(err, &ve) {
 			// Duration and Batch refuse the value without knowing where
 			// it is: find it.
-			if e := checkValues(buildIndex(data), file); e != nil {
+			ix := buildIndex(data)
+			if e := checkValues(ix, file); e != nil {
+				return nil, e
+			}
+			if e := checkCommand(data, ix, file); e != nil {
 				return nil, e
 			}
 		}
@@ -300,6 +304,39 @@ func checkValues(ix *docIndex, file string) *Error {
 		return err
 	}
 	return nil
+}
+
+// checkCommand says where [deploy.health_check] cmd is and what is wrong
+// with it (Command refuses the value without knowing where it is).
+func checkCommand(data []byte, ix *docIndex, file string) *Error {
+	var doc struct {
+		Deploy struct {
+			HealthCheck map[string]any `toml:"health_check"`
+		} `toml:"deploy"`
+	}
+	if toml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	v, ok := doc.Deploy.HealthCheck["cmd"]
+	if !ok {
+		return nil
+	}
+	_, ve := commandOf(v)
+	if ve == nil {
+		return nil
+	}
+	p := path{"deploy", "health_check", "cmd"}
+	at, ok := ix.vals[p.key()]
+	if !ok {
+		at = ix.keys[p.key()]
+	}
+	e := &Error{File: file, Line: at.Line, Col: at.Col, HintText: ve.hint}
+	if ve.typeGot != "" {
+		e.Msg = fmt.Sprintf("wrong type for %s: got %s", p, article(ve.typeGot))
+	} else {
+		e.Msg = fmt.Sprintf("%s: %s", p, ve.msg)
+	}
+	return e
 }
 
 // schemaType is the Go type at p when p is a path of the schema.

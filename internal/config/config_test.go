@@ -551,7 +551,7 @@ func TestFullExample(t *testing.T) {
 			DeployTo: "/srv/apps", KeepReleases: 3, Build: "local", WebService: "frontend", ComposeFile: "compose.prod.yml",
 			DrainTimeout: Duration(20 * time.Second), StopTimeout: Duration(45 * time.Second),
 			HealthCheck: HealthCheck{Path: "/up", Port: 3000, Interval: Duration(500 * time.Millisecond), Timeout: Duration(90 * time.Second),
-				Retries: 30, ProbeTimeout: Duration(time.Second), UnhealthyAfter: 2, Cmd: "test -f /tmp/ready"},
+				Retries: 30, ProbeTimeout: Duration(time.Second), UnhealthyAfter: 2, Cmd: Command{Shell: "test -f /tmp/ready"}},
 			Rollout: Rollout{Batch: BatchPercent(25), Wait: Duration(10 * time.Second), Atomic: true},
 		},
 		Stages: map[string]*Stage{
@@ -598,7 +598,7 @@ func TestDefaults(t *testing.T) {
 		HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: Duration(2 * time.Second), Timeout: Duration(60 * time.Second),
 			Retries: 15, ProbeTimeout: Duration(5 * time.Second), UnhealthyAfter: 3},
 		Rollout: Rollout{Batch: BatchPercent(100), Wait: 0, Atomic: false}}
-	if c.Deploy != want {
+	if !reflect.DeepEqual(c.Deploy, want) {
 		t.Errorf("deploy = %+v\nwant     %+v", c.Deploy, want)
 	}
 	if c.App.Branch != "main" {

@@ -45,7 +45,7 @@ type HealthCheck struct {
 	Retries        int      `toml:"retries"`         // start period = interval x retries, default 15
 	ProbeTimeout   Duration `toml:"probe_timeout"`   // one probe, default 5s
 	UnhealthyAfter int      `toml:"unhealthy_after"` // consecutive failed probes, default 3
-	Cmd            string   `toml:"cmd"`             // optional; replaces the HTTP probe
+	Cmd            Command  `toml:"cmd"`             // optional; replaces the HTTP probe: a shell string or an exec list
 }
 
 // Rollout is [deploy.rollout]: how the hosts of a stage take turns.
