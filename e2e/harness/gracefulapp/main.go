@@ -13,6 +13,10 @@
 // new connections are refused) and lets in-flight requests finish
 // (http.Server.Shutdown, at most $SHUTDOWN_TIMEOUT, default 10s), then exits 0.
 // It logs each step on stdout (docker logs).
+//
+// `gracefulapp -probe URL` is its own health probe, as many images bring
+// one (exit 0 on a 2xx answer, else 1), for health_check.cmd's exec form in
+// images without a shell.
 package main
 
 import (
@@ -32,6 +36,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-probe" {
+		probe(os.Args[2])
+	}
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds | log.LUTC)
 	log.SetOutput(os.Stdout)
 	version := appVersion()
@@ -130,4 +137,19 @@ func appVersion() string {
 		}
 	}
 	return "unknown"
+}
+
+func probe(url string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Println("gracefulapp -probe:", err)
+		os.Exit(1)
+	}
+	resp.Body.Close()
+	fmt.Println("gracefulapp -probe:", url, resp.Status)
+	if resp.StatusCode/100 != 2 {
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
