@@ -53,12 +53,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
+	"github.com/shipit-dev/shipit/internal/compose"
 	"github.com/shipit-dev/shipit/internal/health"
 	"github.com/shipit-dev/shipit/internal/probe"
 )
@@ -316,42 +315,20 @@ func check(p Params) error {
 
 // parseBase returns the services of a compose file, and their names sorted.
 func parseBase(data []byte) (map[string]service, []string, error) {
-	var doc struct {
-		Services map[string]map[string]any `yaml:"services"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, &Error{Msg: "cannot parse docker-compose.yml: " + firstLine(err.Error()),
+	proj, err := compose.Parse(data)
+	if err != nil {
+		return nil, nil, &Error{Msg: "cannot parse docker-compose.yml: " + err.Error(),
 			HintText: "check it with `docker compose config` in the project directory"}
 	}
-	if len(doc.Services) == 0 {
+	if len(proj.Services) == 0 {
 		return nil, nil, &Error{Msg: "docker-compose.yml defines no services",
 			HintText: "shipit deploys a Compose app: define the web service under services:"}
 	}
-	out := make(map[string]service, len(doc.Services))
-	order := make([]string, 0, len(doc.Services))
-	for name, def := range doc.Services {
-		var s service
-		if ports, ok := def["ports"].([]any); ok && len(ports) > 0 {
-			s.publishes = true
-		}
-		if nm, ok := def["network_mode"].(string); ok {
-			s.networkMode = nm
-		}
-		if cn, ok := def["container_name"].(string); ok {
-			s.containerName = cn
-		}
-		out[name] = s
-		order = append(order, name)
+	out := make(map[string]service, len(proj.Services))
+	for name, s := range proj.Services {
+		out[name] = service{publishes: s.Publishes(), networkMode: s.NetworkMode, containerName: s.ContainerName}
 	}
-	sort.Strings(order)
-	return out, order, nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+	return out, proj.Order, nil
 }
 
 // q quotes s as a YAML double-quoted scalar (JSON string syntax, a subset
