@@ -62,7 +62,7 @@ func (e *ParseError) Unwrap() error { return e.Err }
 // them, shipit reads only what it acts on.
 func Parse(data []byte) (*Project, error) {
 	var doc struct {
-		Name     string         `yaml:"name"`
+		Name     string        `yaml:"name"`
 		Services yaml.MapSlice `yaml:"services"`
 	}
 	if err := yaml.Unmarshal(data, &doc); err != nil {
