@@ -7,7 +7,7 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin/shipit
 
-.PHONY: all build testenv test fmt-check vet bench demo sandbox-down clean api-docs probes
+.PHONY: all build testenv test fmt-check vet cross bench demo sandbox-down clean api-docs probes
 
 all: build
 
@@ -39,7 +39,14 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-test: testenv fmt-check vet
+# shipit runs from macOS and arm64 machines too (the hosts' health probe is
+# embedded for linux/amd64 and linux/arm64 and chosen by the host): these
+# builds must keep working.
+cross:
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) build -trimpath -o /dev/null ./cmd/shipit
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o /dev/null ./cmd/shipit
+
+test: testenv fmt-check vet cross
 	$(GO) test -race -count=1 -timeout 60m -parallel 4 ./...
 
 # Regenerates recipes/shipit.d.lua and the reference in docs/lua-api.md
