@@ -104,7 +104,7 @@ const (
 	FileName = "docker-compose.override.yml"
 	// RunDir is the release's directory the web service sees at
 	// probe.Mount: it holds the probe and, while draining, the marker.
-	RunDir = ".shipit-run"
+	RunDir = probe.RunDir
 )
 
 // EnsureNetworkCmd creates the external "traefik" network the override

@@ -24,8 +24,15 @@ import (
 //go:embed bin/*.gz
 var bins embed.FS
 
-// Mount is where the release's run directory (.shipit-run, which holds the
-// probe and the drain marker) appears in the web service's container.
+// RunDir is the release's directory, relative to the release, that holds
+// the probe and, while the release drains, the drain marker; the web
+// service mounts it read-only at Mount.
+const RunDir = ".shipit-run"
+
+// DrainMarker is the drain marker relative to a release's directory.
+const DrainMarker = RunDir + "/drain"
+
+// Mount is where RunDir appears in the web service's container.
 const Mount = "/run/shipit"
 
 // Path is the probe inside the container; File its name in .shipit-run.
