@@ -12,7 +12,9 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/metrics"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/override"
 	"github.com/shipit-dev/shipit/internal/releases"
 )
 
@@ -25,6 +27,8 @@ type DeployCmd struct {
 	Atomic     bool          `help:"All hosts of a batch switch together: steps 1-8 everywhere, then 9-12 only if every host is healthy; one failure and none switch."`
 	Canary     int           `help:"Deploy N hosts first, then wait for --canary-wait (and the shipit.lua \"canary\" task, if any) or a confirmation before the rest."`
 	CanaryWait time.Duration `help:"How long the canaries run before the rest roll out (unattended; without it a terminal asks)."`
+	Verify     time.Duration `help:"After the switch, watch the new release through Traefik's metrics this long and roll it back on a regression (default: [deploy.verify] window)."`
+	NoVerify   bool          `help:"Do not watch the new release after the switch, whatever [deploy.verify] says."`
 	Plan       bool          `help:"Show what the deploy would do on each host, changing nothing."`
 }
 
@@ -73,6 +77,14 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 	if c.Wait > 0 {
 		ro.Wait = c.Wait
 	}
+	undo := func(ctx context.Context, hosts []orchestrator.Host) []orchestrator.Result {
+		sub := *s.fleet
+		sub.Hosts = hosts
+		return sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "rollback"}))
+	}
+	if vf := c.verifier(g, s); vf != nil {
+		ro.Verify, ro.Undo = vf, undo
+	}
 	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.fleet.Hosts)) {
 		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.fleet.Hosts)),
 			"canaries are some of the hosts: use fewer than all of them")
@@ -99,11 +111,29 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 				return strings.HasPrefix(strings.ToLower(strings.TrimSpace(line)), "y"), nil
 			}
 		}
-		ro.Undo = func(ctx context.Context, canaries []orchestrator.Host) []orchestrator.Result {
-			sub := *s.fleet
-			sub.Hosts = canaries
-			return sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "rollback"}))
-		}
+		ro.Undo = undo
 	}
 	return ro, nil
+}
+
+// verifier is the check after the switch ([deploy.verify] and the flags),
+// or nil when it is off.
+func (c *DeployCmd) verifier(g *Globals, s *session) *orchestrator.MetricsVerifier {
+	v := s.env.Config.Deploy.Verify
+	window := time.Duration(v.Window)
+	if c.Verify > 0 {
+		window = c.Verify
+	}
+	if c.NoVerify || window <= 0 {
+		return nil
+	}
+	_, service := override.RouteNames(override.Params{App: s.env.Config.App.Name, Stage: s.env.Stage})
+	return &orchestrator.MetricsVerifier{
+		Fleet:   s.fleet,
+		Service: service,
+		Gate: metrics.Gate{MaxErrorRate: v.MaxErrorRate, MaxP95Ratio: v.MaxP95Ratio,
+			MinRequests: v.MinRequests, RequireTraffic: v.RequireTraffic},
+		Window: window, Interval: time.Duration(v.Interval), RequireMetrics: v.RequireMetrics,
+		Logf: func(f string, a ...any) { fmt.Fprintf(g.stdout, f+"\n", a...) },
+	}
 }

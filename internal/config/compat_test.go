@@ -41,7 +41,7 @@ var originalDeploy = Deploy{
 	ComposeFile: "docker-compose.yml", StopTimeout: Duration(30 * time.Second),
 	HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: Duration(2 * time.Second),
 		Timeout: Duration(60 * time.Second), Retries: 15, ProbeTimeout: Duration(5 * time.Second), UnhealthyAfter: 3},
-	Rollout: Rollout{Batch: BatchPercent(100)},
+	Rollout: Rollout{Batch: BatchPercent(100)}, Verify: defaultVerify,
 }
 
 func TestOriginalFullExamples(t *testing.T) {
@@ -91,7 +91,7 @@ func TestOriginalQuickstartAndInit(t *testing.T) {
 		ComposeFile: "docker-compose.yml", StopTimeout: DefaultStopTimeout,
 		HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout,
 			Retries: 15, ProbeTimeout: DefaultProbeTimeout, UnhealthyAfter: 3},
-		Rollout: Rollout{Batch: BatchPercent(100)}}
+		Rollout: Rollout{Batch: BatchPercent(100)}, Verify: defaultVerify}
 	if !reflect.DeepEqual(c.Deploy, want) {
 		t.Errorf("quickstart deploy = %+v\nwant %+v", c.Deploy, want)
 	}

@@ -34,6 +34,9 @@ const (
 	DefaultHealthRetries  = 15
 	DefaultProbeTimeout   = Duration(5 * time.Second)
 	DefaultUnhealthyAfter = 3
+	DefaultMaxErrorRate   = 0.01
+	DefaultMinRequests    = 100
+	DefaultVerifyInterval = Duration(5 * time.Second)
 )
 
 // OSes are the values [stages.NAME] os accepts: the original shipit's
@@ -584,6 +587,30 @@ func (v *validator) checkDeploy(d *Deploy) {
 		r.Batch = BatchPercent(100)
 	}
 	v.duration(&r.Wait, 0, rp.append("wait"), 0, "")
+	v.checkVerify(&d.Verify, dp.append("verify"))
+}
+
+// checkVerify checks [deploy.verify] and applies its defaults.
+func (v *validator) checkVerify(vf *Verify, p path) {
+	v.duration(&vf.Window, 0, p.append("window"), 0, "")
+	v.duration(&vf.Interval, DefaultVerifyInterval, p.append("interval"), Duration(time.Second),
+		"interval is how often shipit reads Traefik's numbers during the window (at least 1s)")
+	if !v.ix.has(p.append("max_error_rate")) {
+		vf.MaxErrorRate = DefaultMaxErrorRate
+	} else if vf.MaxErrorRate < 0 || vf.MaxErrorRate > 1 {
+		v.value(p.append("max_error_rate"), "a share of requests: 0.01 is 1%",
+			"deploy.verify.max_error_rate must be between 0 and 1, got %v", vf.MaxErrorRate)
+	}
+	if vf.MaxP95Ratio < 0 || (vf.MaxP95Ratio > 0 && vf.MaxP95Ratio < 1) {
+		v.value(p.append("max_p95_ratio"), "the new release's p95 latency may be this many times the previous one's, e.g. 2.0; 0 turns the gate off",
+			"deploy.verify.max_p95_ratio must be 0 or at least 1, got %v", vf.MaxP95Ratio)
+	}
+	if !v.ix.has(p.append("min_requests")) {
+		vf.MinRequests = DefaultMinRequests
+	} else if vf.MinRequests < 0 {
+		v.value(p.append("min_requests"), "the fewest requests a verdict needs",
+			"deploy.verify.min_requests must not be negative, got %d", vf.MinRequests)
+	}
 }
 
 // checkHealth checks [deploy.health_check] and applies its defaults.

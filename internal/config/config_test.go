@@ -553,6 +553,7 @@ func TestFullExample(t *testing.T) {
 			HealthCheck: HealthCheck{Path: "/up", Port: 3000, Interval: Duration(500 * time.Millisecond), Timeout: Duration(90 * time.Second),
 				Retries: 30, ProbeTimeout: Duration(time.Second), UnhealthyAfter: 2, Cmd: Command{Shell: "test -f /tmp/ready"}},
 			Rollout: Rollout{Batch: BatchPercent(25), Wait: Duration(10 * time.Second), Atomic: true},
+			Verify:  defaultVerify,
 		},
 		Stages: map[string]*Stage{
 			"production": {
@@ -597,7 +598,7 @@ func TestDefaults(t *testing.T) {
 		DrainTimeout: 0, StopTimeout: Duration(30 * time.Second),
 		HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: Duration(2 * time.Second), Timeout: Duration(60 * time.Second),
 			Retries: 15, ProbeTimeout: Duration(5 * time.Second), UnhealthyAfter: 3},
-		Rollout: Rollout{Batch: BatchPercent(100), Wait: 0, Atomic: false}}
+		Rollout: Rollout{Batch: BatchPercent(100), Wait: 0, Atomic: false}, Verify: defaultVerify}
 	if !reflect.DeepEqual(c.Deploy, want) {
 		t.Errorf("deploy = %+v\nwant     %+v", c.Deploy, want)
 	}
@@ -671,5 +672,31 @@ func TestLoad(t *testing.T) {
 	_, err = Load(p)
 	if err == nil || !strings.HasPrefix(err.Error(), p+":2:1: ") {
 		t.Fatalf("Load(bad) = %v", err)
+	}
+}
+
+var defaultVerify = Verify{MaxErrorRate: DefaultMaxErrorRate, MinRequests: DefaultMinRequests, Interval: DefaultVerifyInterval}
+
+func TestVerifySection(t *testing.T) {
+	base := "[app]\nname = \"x\"\n[stages.p]\nhosts = [{ address = \"h\" }]\n[deploy.verify]\n"
+	c, err := Parse([]byte(base+"window = \"2m\"\nmax_error_rate = 0.05\nmax_p95_ratio = 2.0\nmin_requests = 10\nrequire_traffic = true\nrequire_metrics = true\ninterval = 2\n"), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Verify{Window: Duration(2 * time.Minute), MaxErrorRate: 0.05, MaxP95Ratio: 2, MinRequests: 10, RequireTraffic: true, RequireMetrics: true, Interval: Duration(2 * time.Second)}
+	if c.Deploy.Verify != want {
+		t.Errorf("verify = %+v, want %+v", c.Deploy.Verify, want)
+	}
+	for in, msg := range map[string]string{
+		"max_error_rate = 2\n":  "shipit.toml:6:18: deploy.verify.max_error_rate must be between 0 and 1, got 2",
+		"max_p95_ratio = 0.5\n": "shipit.toml:6:17: deploy.verify.max_p95_ratio must be 0 or at least 1, got 0.5",
+		"min_requests = -1\n":   "shipit.toml:6:16: deploy.verify.min_requests must not be negative, got -1",
+		"window = \"soon\"\n":   "shipit.toml:6:10: deploy.verify.window",
+		"windw = \"2m\"\n":      "shipit.toml:6:1: unknown key",
+	} {
+		_, err := Parse([]byte(base+in), "shipit.toml")
+		if err == nil || !strings.HasPrefix(err.Error(), msg) {
+			t.Errorf("%q: %v, want %q...", in, err, msg)
+		}
 	}
 }

@@ -52,6 +52,9 @@ type Result struct {
 	Report  []runtime.ReportItem // what the task reported (doctor checks, setup items)
 	Elapsed time.Duration
 	Err     error
+	// Verify is the verdict of the check after the switch ([deploy.verify]),
+	// when it ran: for the audit log.
+	Verify string
 }
 
 // Fleet is a set of selected hosts and how to reach them.

@@ -14,6 +14,10 @@
 // (http.Server.Shutdown, at most $SHUTDOWN_TIMEOUT, default 10s), then exits 0.
 // It logs each step on stdout (docker logs).
 //
+// A bad release, for the checks after a deploy: $FAIL_PERCENT of the
+// answers to / are 500 (every Nth request, deterministic), and $DELAY_MS
+// delays every answer to /. /health is never affected.
+//
 // `gracefulapp -probe URL` is its own health probe, as many images bring
 // one (exit 0 on a 2xx answer, else 1), for health_check.cmd's exec form in
 // images without a shell.
@@ -78,9 +82,19 @@ func main() {
 		}
 		fmt.Fprintf(w, "version %s\n", version)
 	})
+	failPercent, _ := strconv.Atoi(os.Getenv("FAIL_PERCENT"))
+	delayMS, _ := strconv.Atoi(os.Getenv("DELAY_MS"))
+	var answered atomic.Int64
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
+			return
+		}
+		if delayMS > 0 {
+			time.Sleep(time.Duration(delayMS) * time.Millisecond)
+		}
+		if n := answered.Add(1); failPercent > 0 && n*int64(failPercent)/100 != (n-1)*int64(failPercent)/100 {
+			http.Error(w, "bad release", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintf(w, "version %s\n", version)
