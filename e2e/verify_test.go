@@ -115,8 +115,8 @@ func TestVerifyAfterTheSwitch(t *testing.T) {
 func recreateTraefikWithoutMetrics(t *testing.T, env *harness.Env, host *harness.SSHD) {
 	t.Helper()
 	var cs []struct {
-		Args   []string
-		Config struct{ Image string }
+		Args       []string
+		Config     struct{ Image string }
 		HostConfig struct {
 			Binds        []string
 			PortBindings map[string][]struct{ HostIP, HostPort string }
