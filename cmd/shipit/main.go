@@ -28,7 +28,7 @@ type CLI struct {
 	Globals
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
-	Deploy   DeployCmd   `cmd:"" help:"Deploy the current branch to every host of a stage."`
+	Deploy   DeployCmd   `cmd:"" help:"Deploy the committed HEAD of app.branch (shipit.toml) to every host of a stage."`
 	Rollback RollbackCmd `cmd:"" help:"Switch back to the previous (or a named) release."`
 	Releases ReleasesCmd `cmd:"" help:"List releases per host (* current, < rollback target)."`
 	Run      RunCmd      `cmd:"" help:"Run a Lua task (built-in or from shipit.lua) on every host."`

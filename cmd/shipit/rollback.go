@@ -23,7 +23,7 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	defer s.close()
 	s.env.LockWait = c.LockWait
 	if c.Plan {
-		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{})
+		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{}, "")
 	}
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
