@@ -70,14 +70,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("shipit"),
-		kong.Description("Zero-downtime Docker Compose deploys over SSH, scripted in Lua."),
-		kong.UsageOnError(),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(c int) { panic(exitCode(c)) }),
-		kong.Vars{"version": "shipit " + version},
-	)
+	parser, err := newParser(&cli, stdout, stderr, func(c int) { panic(exitCode(c)) })
 	if err != nil {
 		fmt.Fprintln(stderr, "shipit: internal error:", err)
 		return 2
@@ -108,6 +101,21 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return 1
 	}
 	return 0
+}
+
+// newParser builds the command line parser for cli; exit replaces
+// os.Exit after --help and usage errors.
+func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("shipit"),
+		kong.Description("Zero-downtime Docker Compose deploys over SSH, scripted in Lua."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.Vars{"version": "shipit " + version},
+		kong.PostBuild(addExamples),
+		kong.Help(helpPrinter),
+	)
 }
 
 // checkArgs refuses an argument that is not valid UTF-8: kong decodes

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -28,6 +29,8 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
 	s.auditRecord(g, "rollback", start, results)
+	// Like deploy's, the summary says what each host runs now.
+	s.fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.env.Config.AppPath(), results)
 	s.out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
 }
