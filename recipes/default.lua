@@ -112,10 +112,8 @@ task("deploy:release", function(h)
 end, "Create the release directory")
 
 task("deploy:push", function(h)
-  local dirty = run_local("git status --porcelain --untracked-files=no", { check = false })
-  if dirty.code == 0 and dirty.stdout ~= "" then
-    log.warn("uncommitted changes are not deployed: shipit deploys the committed HEAD of %s", config.app.branch)
-  end
+  -- The branch and uncommitted changes are checked once, before any host
+  -- is contacted (shipit deploy and deploy --plan say what is deployed).
   local r = git.push(h, { branch = config.app.branch, repo = h.app_path .. "/repo" })
   h.state.git_sha = r.sha
   if r.skipped then

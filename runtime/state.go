@@ -242,7 +242,15 @@ func (s *State) openAPI() {
 		return 0
 	}))
 	L.SetGlobal("fail", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("%s", L.CheckString(1))
+		msg := L.CheckString(1)
+		// fail() in an embedded recipe is a message for the user: the
+		// recipe's file:line would only be noise (and a clue to nothing
+		// they can edit). In the user's own scripts it says where.
+		if strings.HasPrefix(whereLua(L), "recipes/") {
+			L.Error(lua.LString(msg), 0)
+			return 0
+		}
+		L.RaiseError("%s", msg)
 		return 0
 	}))
 }

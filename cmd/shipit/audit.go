@@ -156,7 +156,9 @@ func (s *session) auditRecord(g *Globals, command string, start time.Time, resul
 	appPath := s.env.Config.AppPath()
 	s.fleet.EachHost(ctx, func(ctx context.Context, h orchestrator.Host) orchestrator.Result {
 		r, ok := byHost[h.Name]
-		if !ok {
+		if !ok || orchestrator.Unreachable(r.Err) {
+			// Nothing ran on a host shipit could not reach: nothing to
+			// record, and dialing it again would only repeat the failure.
 			return orchestrator.Result{}
 		}
 		e := base

@@ -42,10 +42,14 @@ func (c *DeployCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	sha, err := s.deployChecks(g)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	release := releases.Name(start)
 	if c.Plan {
-		return s.plan(g, "deploy", release, ro)
+		return s.plan(g, "deploy", release, ro, sha)
 	}
 	s.env.LockWait = c.LockWait
 	results := s.fleet.RunRollout(g.ctx, s.taskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)

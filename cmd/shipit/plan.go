@@ -13,20 +13,20 @@ import (
 )
 
 // plan shows what a deploy or a rollback would do on each host: read-only
-// there (it runs no step, takes no lock, writes nothing).
-func (s *session) plan(g *Globals, command, release string, ro orchestrator.Rollout) error {
+// there (it runs no step, takes no lock, writes nothing). newSHA is the
+// commit a deploy sends, when deployChecks found it.
+func (s *session) plan(g *Globals, command, release string, ro orchestrator.Rollout, newSHA string) error {
 	cfg := s.env.Config
 	appPath := cfg.AppPath()
-	newSHA := ""
-	if command == "deploy" {
+	if command == "deploy" && newSHA == "" {
 		out, err := exec.CommandContext(g.ctx, "git", "-C", s.proj.dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
 		if err != nil {
 			return fmt.Errorf("local: git rev-parse %s: %w", cfg.App.Branch, err)
 		}
 		newSHA = strings.TrimSpace(string(out))
-		if s.env.SecretsErr != nil {
-			fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.env.SecretsErr)
-		}
+	}
+	if command == "deploy" && s.env.SecretsErr != nil {
+		fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.env.SecretsErr)
 	}
 	var mu sync.Mutex
 	plans := map[string]plan.Host{}

@@ -196,9 +196,20 @@ func decodeError(data []byte, file string, err error) *Error {
 func unknownKeyError(data []byte, file string, de *toml.DecodeError) *Error {
 	line, col := de.Position()
 	ix := buildIndex(data)
-	p, ok := ix.keyAt[pos{line, col}]
+	p, ok := ix.headers[pos{line, col}]
+	if !ok {
+		p, ok = ix.keyAt[pos{line, col}]
+	}
 	if !ok {
 		p = path(de.Key())
+	}
+	// Name the first part the schema does not know: in [deploy.healthcheck]
+	// that is healthcheck, not deploy (nor a key under it).
+	whole := len(p)
+	p = firstUnknown(p)
+	isTable := len(p) < whole || strings.Contains(de.Error(), "missing table") || ix.tables[p.key()] != (pos{})
+	if q, ok := ix.keys[p.key()]; ok {
+		line, col = q.Line, q.Col
 	}
 	e := &Error{File: file, Line: line, Col: col}
 	if len(p) == 0 {
@@ -212,18 +223,36 @@ func unknownKeyError(data []byte, file string, de *toml.DecodeError) *Error {
 	if len(parent) == 0 {
 		where = "at the top level"
 	}
-	if strings.Contains(de.Error(), "missing table") || ix.tables[p.key()] != (pos{}) {
-		e.Msg = fmt.Sprintf("unknown table [%s]", p.String())
+	if isTable {
+		e.Msg = fmt.Sprintf("unknown table %s", p.table())
 	} else {
 		e.Msg = fmt.Sprintf("unknown key %q %s", name, where)
 	}
 	if len(valid) > 0 {
 		e.HintText = fmt.Sprintf("valid keys %s: %s", where, strings.Join(valid, ", "))
 		if s := text.Closest(name, valid); s != "" {
-			e.HintText = fmt.Sprintf("did you mean %q? ", s) + e.HintText
+			if isTable {
+				e.HintText = fmt.Sprintf("did you mean %s? ", parent.append(s).table()) + e.HintText
+			} else {
+				e.HintText = fmt.Sprintf("did you mean %q? ", s) + e.HintText
+			}
 		}
 	}
 	return e
+}
+
+// firstUnknown cuts p after its first part the schema does not have (p
+// itself when the schema has every part but the last).
+func firstUnknown(p path) path {
+	t := reflect.Type(configType)
+	for i, part := range p {
+		nt, ok := step(t, part)
+		if !ok {
+			return p[:i+1]
+		}
+		t = nt
+	}
+	return p
 }
 
 func typeError(data []byte, file string, de *toml.DecodeError, got string) *Error {

@@ -79,7 +79,37 @@ func TestErrors(t *testing.T) {
 			doc:    "[app]\nname = \"demo\"\n[deplyo]\nbuild = \"local\"\n",
 			prefix: "shipit.toml:3:2: ",
 			msg:    []string{"unknown table [deplyo]"},
-			hint:   []string{`did you mean "deploy"?`},
+			hint:   []string{`did you mean [deploy]?`},
+		},
+		{
+			// The whole dotted header is named, at its unknown part.
+			name:   "unknown nested table",
+			doc:    "[app]\nname = \"demo\"\n[deploy.healthcheck]\npath = \"/up\"\n",
+			prefix: "shipit.toml:3:9: ",
+			msg:    []string{"unknown table [deploy.healthcheck]"},
+			hint:   []string{`did you mean [deploy.health_check]?`, "valid keys in [deploy]: deploy_to,"},
+		},
+		{
+			name:   "unknown table in a stage",
+			doc:    "[app]\nname = \"demo\"\n[stages.sandbox]\nhosts = [{ address = \"a\" }]\n[stages.sandbox.trafik]\ndomain = \"x\"\n",
+			prefix: "shipit.toml:5:17: ",
+			msg:    []string{"unknown table [stages.sandbox.trafik]"},
+			hint:   []string{`did you mean [stages.sandbox.traefik]?`, "valid keys in [stages.sandbox]:"},
+		},
+		{
+			// A header deeper than the unknown part names the unknown part.
+			name:   "table under an unknown table",
+			doc:    "[app]\nname = \"demo\"\n[deploy.healthcheck.extra]\nx = 1\n",
+			prefix: "shipit.toml:3:9: ",
+			msg:    []string{"unknown table [deploy.healthcheck]"},
+			hint:   []string{`did you mean [deploy.health_check]?`},
+		},
+		{
+			name:   "unknown dotted key",
+			doc:    "[app]\nname = \"demo\"\n[stages.sandbox]\nhosts = [{ address = \"a\" }]\ntrafik.domain = \"x\"\n",
+			prefix: "shipit.toml:5:1: ",
+			msg:    []string{`unknown key "trafik" in [stages.sandbox]`},
+			hint:   []string{`did you mean "traefik"?`},
 		},
 		{
 			name:   "integer given a string",
