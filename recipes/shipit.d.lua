@@ -62,6 +62,14 @@
 ---@field drain_timeout number
 ---@field stop_timeout number
 
+---@class shipit.MetricsWindow
+---@field requests number
+---@field errors number
+---@field error_rate number
+---@field p95 number
+---@field p95_before number
+---@field seconds number
+
 ---@class shipit.AccessorySpec
 ---@field name string
 ---@field container string
@@ -367,6 +375,22 @@ function lockfile.encode(lock) end
 ---@return shipit.Lock
 function lockfile.decode(text) end
 
+--- Traefik's numbers of a routed service on this host (the metrics `shipit setup` turns on), as [deploy.verify] reads them.
+---@class shipit.metrics
+local metrics = {}
+
+--- Reads the counters, waits seconds (default 10), reads them again: requests, errors (5xx), error_rate, p95 (seconds, -1 without requests) over that window, and p95_before (the service's whole history before it). service defaults to the app's (<app>-<stage>). Raises when the host's Traefik serves no metrics.
+---@param h shipit.Host
+---@param opts? {seconds?: number, service?: string}
+---@return shipit.MetricsWindow
+function metrics.window(h, opts) end
+
+--- The service's counters since Traefik started (the same fields; p95_before = p95).
+---@param h shipit.Host
+---@param opts? {service?: string}
+---@return shipit.MetricsWindow
+function metrics.total(h, opts) end
+
 --- The docker-compose.override.yml of a release: Traefik labels and network, health check, env file, images.
 ---@class shipit.override
 local override = {}
@@ -518,6 +542,7 @@ function traefik.drain(h, opts) end
 ---@overload fun(name: "shipit.images"): shipit.images
 ---@overload fun(name: "shipit.json"): shipit.json
 ---@overload fun(name: "shipit.lockfile"): shipit.lockfile
+---@overload fun(name: "shipit.metrics"): shipit.metrics
 ---@overload fun(name: "shipit.override"): shipit.override
 ---@overload fun(name: "shipit.releases"): shipit.releases
 ---@overload fun(name: "shipit.report"): shipit.report

@@ -63,6 +63,14 @@ const apiClasses = `---@class shipit.RunOpts
 ---@field drain_timeout number
 ---@field stop_timeout number
 
+---@class shipit.MetricsWindow
+---@field requests number
+---@field errors number
+---@field error_rate number
+---@field p95 number
+---@field p95_before number
+---@field seconds number
+
 ---@class shipit.AccessorySpec
 ---@field name string
 ---@field container string

@@ -12,6 +12,7 @@ import (
 	_ "github.com/shipit-dev/shipit/builtins/images"
 	_ "github.com/shipit-dev/shipit/builtins/json"
 	_ "github.com/shipit-dev/shipit/builtins/lockfile"
+	_ "github.com/shipit-dev/shipit/builtins/metrics"
 	_ "github.com/shipit-dev/shipit/builtins/override"
 	_ "github.com/shipit-dev/shipit/builtins/releases"
 	_ "github.com/shipit-dev/shipit/builtins/report"

@@ -63,6 +63,24 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 			fmt.Fprintf(w, "  wait %s between batches\n", ro.Wait)
 		}
 	}
+	if v, ok := ro.Verify.(*orchestrator.MetricsVerifier); ok && v != nil {
+		fmt.Fprintf(w, "\nverify after the switch: watch %s through Traefik's metrics for %s (a line every %s)\n", v.Service, v.Window, v.Interval)
+		fmt.Fprintf(w, "  roll back when 5xx > %.1f%%", v.Gate.MaxErrorRate*100)
+		if v.Gate.MaxP95Ratio > 0 {
+			fmt.Fprintf(w, " or p95 > %.1fx the previous release's", v.Gate.MaxP95Ratio)
+		}
+		fmt.Fprintf(w, "; fewer than %d requests: ", v.Gate.MinRequests)
+		if v.Gate.RequireTraffic {
+			fmt.Fprint(w, "roll back")
+		} else {
+			fmt.Fprint(w, "warn")
+		}
+		if v.RequireMetrics {
+			fmt.Fprintln(w, "; no metrics: roll back")
+		} else {
+			fmt.Fprintln(w, "; no metrics: warn and skip")
+		}
+	}
 	for _, r := range results {
 		p := plans[r.Host]
 		fmt.Fprintf(w, "\n%s\n", r.Host)
