@@ -65,21 +65,39 @@ holds() {
 }
 
 # compose DIR ARGS...: compose for the release in DIR, as it was started:
-# DIR/.shipit-compose holds its project name, then its compose files (a
-# release the original shipit started has none: the project is the
-# directory's name and compose finds its files itself).
+# DIR/.shipit-compose holds its project name, then its compose files, one
+# a line, taken verbatim (spaces, globs); a single files line is the older
+# space-separated form. A release the original shipit started has none:
+# the project is the directory's name and compose finds its files itself.
 compose() {
 	_d=$1
 	shift
-	_p=${_d##*/} _f=""
+	_p=${_d##*/}
+	_n=$#
 	if [ -f "$_d/.shipit-compose" ]; then
-		_p=$(sed -n 1p "$_d/.shipit-compose")
-		_f=$(sed -n 2p "$_d/.shipit-compose")
+		_lines=$(($(wc -l <"$_d/.shipit-compose")))
+		{
+			IFS= read -r _p
+			if [ "$_lines" -le 2 ]; then
+				IFS= read -r _x
+				set -f
+				for _w in $_x; do set -- "$@" -f "$_w"; done
+				set +f
+			else
+				while IFS= read -r _x; do
+					[ -z "$_x" ] || set -- "$@" -f "$_x"
+				done
+			fi
+		} <"$_d/.shipit-compose"
 	fi
-	_args=""
-	for _x in $_f; do _args="$_args -f $_x"; done
+	# The caller's ARGS go after the -f options.
+	while [ "$_n" -gt 0 ]; do
+		set -- "$@" "$1"
+		shift
+		_n=$((_n - 1))
+	done
 	# shellcheck disable=SC2086 # J_COMPOSE is "docker compose" or "docker-compose"
-	(cd "$_d" 2>/dev/null && $J_COMPOSE -p "$_p" $_args "$@")
+	(cd "$_d" 2>/dev/null && $J_COMPOSE -p "$_p" "$@")
 }
 
 # project DIR: the compose project of the release in DIR.

@@ -208,3 +208,31 @@ func TestJournalWriteWithoutFileSync(t *testing.T) {
 		t.Fatal("no journal")
 	}
 }
+
+// The holder brings a release down with its compose files as recorded,
+// one a line: a name with a space and a glob character reaches compose as
+// one word, unexpanded (files it would match are there).
+func TestSettleKeepsComposeFileNamesWhole(t *testing.T) {
+	f := newFixture(t)
+	shim := "#!/bin/sh\nfor a; do printf '<%s>' \"$a\"; done >> " + f.docker + "\necho >> " + f.docker + "\nexit 0\n"
+	if err := os.WriteFile(filepath.Join(filepath.Dir(f.app), "bin", "docker"), []byte(shim), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r2 := filepath.Join(f.app, "releases", "r2")
+	os.WriteFile(filepath.Join(r2, ".shipit-compose"), []byte("demo-r2\nmy app*.yml\ndocker-compose.override.yml\n"), 0o644)
+	os.WriteFile(filepath.Join(r2, "my app1.yml"), nil, 0o644)
+	os.WriteFile(filepath.Join(r2, "my app2.yml"), nil, 0o644)
+	l := f.acquire(f.opts("deploy"))
+	defer l.Release(context.Background(), true)
+	if err := l.Begin(context.Background(), map[string]string{"op": "deploy", "compose": "docker compose"},
+		map[string]string{"release": "r2", "previous_release": "r1", "started": "true"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Settle(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := "<compose><-p><demo-r2><-f><my app*.yml><-f><docker-compose.override.yml><down><--remove-orphans><--rmi><local>"
+	if calls := f.dockerCalls(); !strings.Contains(calls, want) {
+		t.Fatalf("docker calls:\n%s\nwant %s", calls, want)
+	}
+}
