@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -77,6 +78,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		kong.Writers(stdout, stderr),
 		kong.Exit(func(c int) { panic(exitCode(c)) }),
 		kong.Vars{"version": "shipit " + version},
+		kong.Help(passthroughHelp),
 	)
 	if err != nil {
 		fmt.Fprintln(stderr, "shipit: internal error:", err)
@@ -146,3 +148,30 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.redact(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
 func (e *redactedError) Hint() string  { return e.redact(hint.Of(e.err)) }
+
+// passthroughHelp is kong's help with the "--" that commands taking a
+// command line after it (exec, app exec) need in their usage:
+// "shipit exec --stage=STRING -- <command> ...".
+func passthroughHelp(o kong.HelpOptions, ctx *kong.Context) error {
+	var b bytes.Buffer
+	w := ctx.Stdout
+	ctx.Stdout = &b
+	err := kong.DefaultHelpPrinter(o, ctx)
+	ctx.Stdout = w
+	out := b.String()
+	_ = kong.Visit(ctx.Model.Node, func(n kong.Visitable, next kong.Next) error {
+		if node, ok := n.(*kong.Node); ok {
+			for _, arg := range node.Positional {
+				if arg.Passthrough {
+					sum := node.Summary()
+					out = strings.ReplaceAll(out, sum, strings.Replace(sum, arg.Summary(), "-- "+arg.Summary(), 1))
+				}
+			}
+		}
+		return next(nil)
+	})
+	if _, werr := io.WriteString(w, out); err == nil {
+		err = werr
+	}
+	return err
+}
