@@ -79,7 +79,7 @@ func TestCheckRedirectPolicy(t *testing.T) {
 	}{
 		{[]string{"https://api.example.com/a", "https://api.example.com/b"}, true},
 		{[]string{"https://api.example.com/a", "https://API.example.com:443/b"}, true},
-		{[]string{"http://api.example.com/a", "https://api.example.com/b"}, true}, // upgrade
+		{[]string{"http://api.example.com/a", "https://api.example.com/b"}, true},  // upgrade
 		{[]string{"https://api.example.com/a", "http://api.example.com/b"}, false}, // downgrade
 		{[]string{"http://api.example.com/a", "https://api.example.com/b", "http://api.example.com/c"}, false},
 		{[]string{"https://api.example.com/a", "https://evil.example.net/b"}, false},
