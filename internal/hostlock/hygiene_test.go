@@ -236,3 +236,29 @@ func TestSettleKeepsComposeFileNamesWhole(t *testing.T) {
 		t.Fatalf("docker calls:\n%s\nwant %s", calls, want)
 	}
 }
+
+// FileLock is exclusive, bounded by its wait, and let go by unlock.
+func TestFileLock(t *testing.T) {
+	f := newFixture(t)
+	file := filepath.Join(f.app, Dir, "config.lock")
+	unlock, err := FileLock(context.Background(), f.conn, file, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := FileLock(context.Background(), f.conn, file, time.Second); err == nil || !strings.Contains(err.Error(), "still locked") {
+		t.Fatalf("second FileLock while held: %v", err)
+	}
+	if el := time.Since(start); el < 900*time.Millisecond {
+		t.Fatalf("gave up after %s, before its 1s wait", el)
+	}
+	unlock()
+	unlock2, err := FileLock(context.Background(), f.conn, file, time.Second)
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	unlock2()
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("lock file: %v", err)
+	}
+}
