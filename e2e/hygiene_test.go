@@ -108,3 +108,67 @@ func TestConfigSetPrivateAndSerialized(t *testing.T) {
 		}
 	}
 }
+
+// A compose file whose name holds a space and a glob character: deployed,
+// its previous release stopped by the next deploy, and an interrupted
+// deploy undone by the host itself (host.sh), each with the file as
+// named. A decoy the glob would match is committed too.
+func TestComposeFileNameWithSpaceAndGlob(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	deployTo := t.TempDir()
+	const name = "cfname"
+	a := newApp(t, env, name, deployTo, []*harness.SSHD{host}, "", `compose_file = "my app*.yml"`+"\n")
+	cleanupApp(t, env, host, name)
+	files := appFiles("1")
+	a.commit(map[string]string{"my app*.yml": files["docker-compose.yml"], "my app-decoy.yml": "this is not yaml: [\n"})
+	appPath := filepath.Join(deployTo, name)
+	a.mustShipit("deploy", "-s", "production")
+	l1, _ := readLock(t, appPath)
+	desc, _ := os.ReadFile(filepath.Join(appPath, "releases", l1.CurrentRelease, ".shipit-compose"))
+	if want := name + "-" + l1.CurrentRelease + "\nmy app*.yml\ndocker-compose.override.yml\n"; string(desc) != want {
+		t.Fatalf(".shipit-compose = %q, want %q", desc, want)
+	}
+
+	// The next deploy stops the first release (shipit's own stop_release).
+	waitNextSecond(l1.CurrentRelease)
+	a.commit(map[string]string{"www/index.html": "version 2\n"})
+	a.mustShipit("deploy", "-s", "production")
+	l2, _ := readLock(t, appPath)
+	if l2.CurrentRelease == l1.CurrentRelease {
+		t.Fatal("second deploy did not switch")
+	}
+	if n := len(strings.Fields(env.Docker(t, host, "ps", "-aq", "--filter", "label=com.docker.compose.project="+name+"-"+l1.CurrentRelease))); n != 0 {
+		t.Fatalf("the first release still has %d containers", n)
+	}
+
+	// A deploy whose holder is killed after deploy:start: recover (the
+	// host's settle) brings the new release down with its files.
+	waitNextSecond(l2.CurrentRelease)
+	cmd, out := pausedDeploy(t, a, "after", "deploy:start", 60)
+	holder, err := os.ReadFile(filepath.Join(appPath, ".shipit", "holder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strings.TrimSuffix(strings.SplitN(strings.SplitN(string(holder), `"holder_pid":`, 2)[1], "}", 2)[0], "\n")
+	env.HostRun(t, host, "kill -KILL "+pid)
+	cmd.Wait()
+	t.Logf("interrupted deploy:\n%s", out)
+	r3 := strings.SplitN(strings.SplitN(string(holder), `"release":"`, 2)[1], `"`, 2)[0]
+	if images := env.Docker(t, host, "images", "--format", "{{.Repository}}"); !strings.Contains(images, r3) {
+		t.Fatalf("no image of the interrupted release %s before recover (the test proves nothing):\n%s", r3, images)
+	}
+	mustContain(t, "recover", a.mustShipit("recover", "-s", "production"), "undoing the deploy of")
+	if n := len(strings.Fields(env.Docker(t, host, "ps", "-aq", "--filter", "label=shipit.app="+name))); n != 2 {
+		t.Fatalf("want only the current release's 2 containers after recover, got %d", n)
+	}
+	// Brought down by compose with its files (down --rmi local removes the
+	// image it built), not by the fallback that removes containers by label.
+	if images := env.Docker(t, host, "images", "--format", "{{.Repository}}"); strings.Contains(images, r3) {
+		t.Fatalf("the interrupted release's image is left: compose did not bring it down with its files:\n%s", images)
+	}
+	if b, _ := os.ReadFile(filepath.Join(appPath, ".shipit", "settle.log")); strings.Contains(string(b), "corrupt") {
+		t.Fatalf("settle.log: %s", b)
+	}
+}
