@@ -98,10 +98,20 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 			return orchestrator.Result{Err: err}
 		}
 		if !st.Held && st.Stale && c.Force {
-			if _, err := hostlock.Kill(ctx, conn, appPath); err != nil {
+			k, err := hostlock.Kill(ctx, conn, appPath)
+			if err != nil {
 				return orchestrator.Result{Err: err}
 			}
-			fmt.Fprintf(g.stdout, "%s: free; removed a stale holder file (%s), nothing signalled\n", h.Name, st.Holder)
+			switch {
+			case k.Stale:
+				fmt.Fprintf(g.stdout, "%s: free; removed a stale holder file (%s), nothing signalled\n", h.Name, st.Holder)
+			case k.Signalled != 0:
+				// A holder took the lock since the status: it was
+				// verified and signalled like any live holder.
+				fmt.Fprintf(g.stdout, "%s: a new holder took the lock meanwhile and was signalled (pid %d)\n", h.Name, k.Signalled)
+			default:
+				fmt.Fprintf(g.stdout, "%s: free, nothing to release\n", h.Name)
+			}
 			return orchestrator.Result{}
 		}
 		if !st.Held {
