@@ -30,9 +30,11 @@ func FileLock(ctx context.Context, c remote.Conn, file string, wait time.Duratio
 		secs = 1
 	}
 	q := shell.Quote
-	// cat holds fd 9 (and so the lock) until stdin ends.
+	// Polled with -n, once a second: busybox's flock has no -w. cat holds
+	// fd 9 (and so the lock) until stdin ends.
 	cmd := "mkdir -p " + q(path.Dir(file)) + " && chmod 700 " + q(path.Dir(file)) + " && umask 077 && exec 9>>" + q(file) +
-		" && { flock -w " + strconv.Itoa(secs) + " 9 || { echo busy; exit 75; }; } && echo locked && exec cat >/dev/null"
+		" && i=0 && until flock -n 9; do i=$((i+1)); [ $i -le " + strconv.Itoa(secs) + " ] || { echo busy; exit 75; }; sleep 1; done" +
+		" && echo locked && exec cat >/dev/null"
 	stdinR, stdinW := io.Pipe()
 	outR, outW := io.Pipe()
 	done := make(chan struct{})

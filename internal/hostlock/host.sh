@@ -295,7 +295,9 @@ hold() {
 	APP=$3 STAGE=$4 WAIT=$5 HB_TIMEOUT=$6 HOLDER=$7
 	mkdir -p "$S" && chmod 700 "$S" || exit 70
 	exec 9>>"$S/lock"
-	if ! flock -n 9 && ! flock -w 1 9; then
+	# Tried twice: a status probe may hold it for an instant (busybox's
+	# flock has no -w for the retry).
+	if ! flock -n 9 && ! { sleep 1 && flock -n 9; }; then
 		# A holder whose client is gone (or silent) only settles and lets
 		# go: queue behind it even without --lock-wait, bounded.
 		_hb=$(cat "$S/heartbeat" 2>/dev/null)
