@@ -345,11 +345,12 @@ function original(h, release)
 end
 
 -- describe_release records how the release is started: its compose
--- project and files, and the images built locally for it.
+-- project, then its files one a line (a name may hold spaces or globs),
+-- and the images built locally for it.
 function describe_release(h, release, imgs)
   local dir = release_dir(h, release)
   override.install_probe(h, dir)
-  h:put(dir .. "/" .. COMPOSE_DESC, project(h, release) .. "\n" .. D.compose_file .. " " .. OVERRIDE .. "\n", "0644")
+  h:put(dir .. "/" .. COMPOSE_DESC, project(h, release) .. "\n" .. D.compose_file .. "\n" .. OVERRIDE .. "\n", "0644")
   local refs = {}
   for _, ref in pairs(imgs or {}) do table.insert(refs, ref) end
   table.sort(refs)

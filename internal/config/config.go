@@ -603,6 +603,10 @@ func (v *validator) checkDeploy(d *Deploy) {
 	}
 	if d.ComposeFile == "" {
 		d.ComposeFile = DefaultComposeFile
+	} else if strings.ContainsAny(d.ComposeFile, "\n\r\x00") {
+		// Each release records its compose files one a line.
+		v.value(dp.append("compose_file"), "name the compose file without line breaks",
+			"deploy.compose_file must not contain a line break, got %q", d.ComposeFile)
 	}
 	v.duration(&d.DrainTimeout, 0, dp.append("drain_timeout"), 0,
 		"drain_timeout is how long a stopping release stays out of Traefik's rotation before it is stopped; leave it out to have shipit compute it")

@@ -265,6 +265,12 @@ func TestErrors(t *testing.T) {
 			hint:   []string{`build = "local"`},
 		},
 		{
+			name:   "compose_file with a line break",
+			doc:    minimal + "[deploy]\ncompose_file = \"a\\nb.yml\"\n",
+			prefix: "shipit.toml:7:16: ",
+			msg:    []string{`deploy.compose_file must not contain a line break, got "a\nb.yml"`},
+		},
+		{
 			name:   "keep_releases zero",
 			doc:    minimal + "[deploy]\nkeep_releases = 0\n",
 			prefix: "shipit.toml:7:17: ",
