@@ -154,4 +154,3 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.redact(e.err.Error()) }
 func (e *redactedError) Unwrap() error { return e.err }
 func (e *redactedError) Hint() string  { return e.redact(hint.Of(e.err)) }
-
