@@ -12,6 +12,7 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,7 +62,7 @@ func TestVerifyAfterTheSwitch(t *testing.T) {
 	if code == 0 {
 		t.Fatalf("bad release: exit 0\n%s", out)
 	}
-	mustContain(t, "bad release", out, "verify failed", "5xx 3", "> 1.0% over", "rolled back to")
+	mustContain(t, "bad release", out, "verify failed", "% > 1.0% over", "rolled back to")
 	t.Logf("bad release rolled back, command took %s", time.Since(start).Round(100*time.Millisecond))
 	z.answersNow(r.domain, "2")
 	audit := r.mustShipit("audit", "-s", "production")
@@ -143,4 +144,94 @@ func recreateTraefikWithoutMetrics(t *testing.T, env *harness.Env, host *harness
 	}
 	env.Docker(t, host, "rm", "-f", "traefik")
 	env.Docker(t, host, run...)
+}
+
+// A canary decides by itself: `--canary 1 --canary-wait 20s` with a bad
+// release on 3 isolated hosts, each with its own Traefik under load. The
+// canary's numbers over the wait fail the gate (and are worse than the
+// other hosts'): it goes back, and the other two were never touched.
+func TestVerifyCanaryGoesBackAlone(t *testing.T) {
+	t.Parallel() // its own isolated hosts
+	env := harness.New(t)
+	const name = "vfc"
+	hosts := env.StartIsolatedHosts(t, 6, 7, 8)
+	var hostLines strings.Builder
+	for _, h := range hosts {
+		env.AllowContainerTraffic(t, h)
+		env.LoadImage(t, h, harness.TraefikImage)
+		fmt.Fprintf(&hostLines, "  { address = %q },\n", h.Addr)
+	}
+	a := &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home-"+name), name: name}
+	if err := os.MkdirAll(a.home, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	domain := name + ".example.com"
+	files := harness.GracefulAppFiles(t, "1")
+	files["shipit.toml"] = fmt.Sprintf(`[app]
+name = %q
+
+[deploy]
+stop_timeout = "10s"
+
+[deploy.health_check]
+port = %d
+interval = "500ms"
+retries = 20
+unhealthy_after = 2
+
+[deploy.verify]
+interval = "2s"
+min_requests = 30
+
+[stages.production]
+user = "root"
+hosts = [
+%s]
+
+[stages.production.traefik]
+domain = %q
+image = %q
+`, name, harness.GracefulAppPort, hostLines.String(), domain, harness.TraefikImage)
+	harness.GitRepo(t, a.dir, files)
+	// One Traefik per host, each on its own ports (the isolated hosts share
+	// this machine's network namespace).
+	var urls []string
+	for _, h := range hosts {
+		httpPort, httpsPort := harness.FreePort(t), harness.FreePort(t)
+		a.env2 = []string{fmt.Sprintf("SHIPIT_TRAEFIK_PORTS=%d:%d", httpPort, httpsPort)}
+		a.mustShipit("setup", "-s", "production", "--hosts", h.Addr)
+		urls = append(urls, fmt.Sprintf("http://127.0.0.1:%d", httpPort))
+	}
+	a.env2 = nil
+	a.mustShipit("deploy", "-s", "production")
+	var loads []*harness.Load
+	for _, u := range urls {
+		harness.WaitAnswer(t, u, domain, "version 1", 60*time.Second)
+		loads = append(loads, harness.StartLoad(t, harness.LoadOpts{URL: u, Host: domain, Clients: 2}))
+	}
+	defer func() {
+		for _, l := range loads {
+			l.Stop()
+		}
+	}()
+	before := map[string][]string{}
+	for _, h := range hosts {
+		before[h.Addr] = releasesOn(t, filepath.Join(h.DeployRoot, name))
+	}
+	time.Sleep(3 * time.Second)
+	a.commit(map[string]string{"version.txt": "2\n",
+		"docker-compose.yml": "services:\n  web:\n    build: .\n    environment:\n      FAIL_PERCENT: \"30\"\n"})
+	out, code := a.shipit("deploy", "-s", "production", "--canary", "1", "--canary-wait", "20s")
+	if code == 0 {
+		t.Fatalf("a bad canary rolled out:\n%s", out)
+	}
+	mustContain(t, "canary", out, "verify "+hosts[0].Addr+": watching vfc-production for 20s",
+		"verify failed ("+hosts[0].Addr+": 5xx", "rolled back to")
+	harness.WaitAnswer(t, urls[0], domain, "version 1", 10*time.Second)
+	for i, h := range hosts[1:] {
+		if got := releasesOn(t, filepath.Join(h.DeployRoot, name)); strings.Join(got, ",") != strings.Join(before[h.Addr], ",") {
+			t.Errorf("host %d was touched: releases %v, were %v", i+2, got, before[h.Addr])
+		}
+		harness.WaitAnswer(t, urls[i+1], domain, "version 1", 10*time.Second)
+	}
 }

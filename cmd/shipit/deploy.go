@@ -26,7 +26,7 @@ type DeployCmd struct {
 	Wait       time.Duration `help:"Pause between batches (default: [deploy.rollout] wait)."`
 	Atomic     bool          `help:"All hosts of a batch switch together: steps 1-8 everywhere, then 9-12 only if every host is healthy; one failure and none switch."`
 	Canary     int           `help:"Deploy N hosts first, then wait for --canary-wait (and the shipit.lua \"canary\" task, if any) or a confirmation before the rest."`
-	CanaryWait time.Duration `help:"How long the canaries run before the rest roll out (unattended; without it a terminal asks)."`
+	CanaryWait time.Duration `help:"How long the canaries run before the rest roll out (unattended; without it a terminal asks). Over that time their numbers in Traefik are compared with the other hosts' and the gates of [deploy.verify]; a failed gate rolls the canaries back and stops."`
 	Verify     time.Duration `help:"After the switch, watch the new release through Traefik's metrics this long and roll it back on a regression (default: [deploy.verify] window)."`
 	NoVerify   bool          `help:"Do not watch the new release after the switch, whatever [deploy.verify] says."`
 	Plan       bool          `help:"Show what the deploy would do on each host, changing nothing."`
@@ -88,6 +88,9 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 	}
 	if vf := c.verifier(g, s); vf != nil {
 		ro.Verify, ro.Undo = vf, undo
+		if vf.Canary > 0 {
+			ro.CanaryWait = 0 // the canaries are watched for the wait, and compared
+		}
 	}
 	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.fleet.Hosts)) {
 		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.fleet.Hosts)),
@@ -128,7 +131,8 @@ func (c *DeployCmd) verifier(g *Globals, s *session) *orchestrator.MetricsVerifi
 	if c.Verify > 0 {
 		window = c.Verify
 	}
-	if c.NoVerify || window <= 0 {
+	canary := c.Canary > 0 && c.CanaryWait > 0
+	if c.NoVerify || (window <= 0 && !canary) {
 		return nil
 	}
 	_, service := override.RouteNames(override.Params{App: s.env.Config.App.Name, Stage: s.env.Stage})
@@ -138,6 +142,7 @@ func (c *DeployCmd) verifier(g *Globals, s *session) *orchestrator.MetricsVerifi
 		Gate: metrics.Gate{MaxErrorRate: v.MaxErrorRate, MaxP95Ratio: v.MaxP95Ratio,
 			MinRequests: v.MinRequests, RequireTraffic: v.RequireTraffic},
 		Window: window, Interval: time.Duration(v.Interval), RequireMetrics: v.RequireMetrics,
+		Canary: c.Canary, CanaryWindow: c.CanaryWait,
 		Logf: func(f string, a ...any) { fmt.Fprintf(g.stdout, f+"\n", a...) },
 	}
 }

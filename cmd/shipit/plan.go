@@ -64,7 +64,14 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 		}
 	}
 	if v, ok := ro.Verify.(*orchestrator.MetricsVerifier); ok && v != nil {
-		fmt.Fprintf(w, "\nverify after the switch: watch %s through Traefik's metrics for %s (a line every %s)\n", v.Service, v.Window, v.Interval)
+		if v.Window > 0 {
+			fmt.Fprintf(w, "\nverify after the switch: watch %s through Traefik's metrics for %s (a line every %s)\n", v.Service, v.Window, v.Interval)
+		} else {
+			fmt.Fprintf(w, "\nverify the canaries: watch %s through Traefik's metrics for %s (a line every %s)\n", v.Service, v.CanaryWindow, v.Interval)
+		}
+		if v.Canary > 0 {
+			fmt.Fprintf(w, "  canaries: %s against the other hosts over the same time\n", v.CanaryWindow)
+		}
 		fmt.Fprintf(w, "  roll back when 5xx > %.1f%%", v.Gate.MaxErrorRate*100)
 		if v.Gate.MaxP95Ratio > 0 {
 			fmt.Fprintf(w, " or p95 > %.1fx the previous release's", v.Gate.MaxP95Ratio)

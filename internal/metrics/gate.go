@@ -47,18 +47,42 @@ func (g Gate) Judge(w, baseline Window, final bool) Verdict {
 	return v
 }
 
+// Compare judges a canary's window against the other hosts' over the same
+// time (still on the previous release): its 5xx share may exceed theirs by
+// at most MaxErrorRate, and its p95 theirs by at most MaxP95Ratio.
+func (g Gate) Compare(canary, others Window) Verdict {
+	if canary.Requests < float64(g.MinRequests) || others.Requests < float64(g.MinRequests) {
+		return Verdict{Pass: true}
+	}
+	if d := canary.ErrorRate() - others.ErrorRate(); d > g.MaxErrorRate {
+		return Verdict{Enough: true, Reason: fmt.Sprintf("5xx %s on the canary vs %s on the other hosts over %s (%s requests)",
+			pct(canary.ErrorRate()), pct(others.ErrorRate()), canary.Span.Round(time.Second), count(canary.Requests))}
+	}
+	if g.MaxP95Ratio > 0 && others.P95 > 0 && canary.P95 > 0 {
+		if r := float64(canary.P95) / float64(others.P95); r > g.MaxP95Ratio {
+			return Verdict{Enough: true, Reason: fmt.Sprintf("p95 %s on the canary = %.1fx the other hosts' %s > %.1fx",
+				ms(canary.P95), r, ms(others.P95), g.MaxP95Ratio)}
+		}
+	}
+	return Verdict{Pass: true, Enough: true}
+}
+
 // Line is one progress line of a window: requests, error rate, p95 now vs
 // before.
 func Line(w, baseline Window) string {
-	before := "n/a"
-	if baseline.P95 >= 0 {
-		before = ms(baseline.P95)
+	return Summary(w) + " (before " + p95(baseline) + ")"
+}
+
+// Summary is a window in one line: requests, error rate, p95.
+func Summary(w Window) string {
+	return fmt.Sprintf("%s requests, 5xx %s, p95 %s", count(w.Requests), pct(w.ErrorRate()), p95(w))
+}
+
+func p95(w Window) string {
+	if w.P95 < 0 {
+		return "n/a"
 	}
-	now := "n/a"
-	if w.P95 >= 0 {
-		now = ms(w.P95)
-	}
-	return fmt.Sprintf("%s requests, 5xx %s, p95 %s (before %s)", count(w.Requests), pct(w.ErrorRate()), now, before)
+	return ms(w.P95)
 }
 
 func pct(f float64) string { return fmt.Sprintf("%.1f%%", f*100) }

@@ -80,3 +80,22 @@ func TestWindowAndGates(t *testing.T) {
 		t.Errorf("after a restart: %+v", w)
 	}
 }
+
+func TestCompareCanaryWithPeers(t *testing.T) {
+	g := Gate{MaxErrorRate: 0.01, MaxP95Ratio: 2, MinRequests: 10}
+	peers := Window{Requests: 1000, Errors: 10, P95: 20 * time.Millisecond, Span: time.Minute}
+	if v := g.Compare(Window{Requests: 100, Errors: 1, P95: 30 * time.Millisecond, Span: time.Minute}, peers); !v.Pass {
+		t.Errorf("a canary like its peers failed: %+v", v)
+	}
+	if v := g.Compare(Window{Requests: 100, Errors: 5, P95: 20 * time.Millisecond, Span: time.Minute}, peers); v.Pass ||
+		v.Reason != "5xx 5.0% on the canary vs 1.0% on the other hosts over 1m0s (100 requests)" {
+		t.Errorf("more errors than the peers: %+v", v)
+	}
+	if v := g.Compare(Window{Requests: 100, P95: 50 * time.Millisecond, Span: time.Minute}, peers); v.Pass ||
+		v.Reason != "p95 50ms on the canary = 2.5x the other hosts' 20ms > 2.0x" {
+		t.Errorf("slower than the peers: %+v", v)
+	}
+	if v := g.Compare(Window{Requests: 5, Errors: 5}, peers); !v.Pass {
+		t.Errorf("too little traffic to compare: %+v", v)
+	}
+}
