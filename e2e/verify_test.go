@@ -28,7 +28,13 @@ func TestVerifyAfterTheSwitch(t *testing.T) {
 	toml := func(addr, domain, verify string) string {
 		return routedToml(name, addr, domain, "") + "\n[deploy.verify]\nwindow = \"10s\"\ninterval = \"2s\"\nmin_requests = 30\n" + verify
 	}
-	r := newRoutedApp(t, env, 21, name, func(addr, domain string) string { return toml(addr, domain, "") }, nil)
+	// The deploy's on_failure hooks hear of a verify failure (notifications).
+	r := newRoutedApp(t, env, 21, name, func(addr, domain string) string { return toml(addr, domain, "") },
+		map[string]string{"shipit.lua": `local shell = require("shipit.shell")
+on_failure("deploy", function(h, err)
+  h:run("echo " .. shell.quote(err) .. " >> /var/deploy/vfy/.failures")
+end)
+`})
 	f := &faultApp{routedApp: r, appPath: "/var/deploy/" + name, root: filepath.Join(r.host.DeployRoot, name), version: 1}
 	z := &zdRun{routedApp: r, t: t}
 	compose := func(envs string) string {
@@ -67,6 +73,8 @@ func TestVerifyAfterTheSwitch(t *testing.T) {
 	z.answersNow(r.domain, "2")
 	audit := r.mustShipit("audit", "-s", "production")
 	mustContain(t, "audit", audit, "rolled back: verify: 5xx", "verify passed:")
+	failures, _ := os.ReadFile(filepath.Join(r.host.DeployRoot, name, ".failures"))
+	mustContain(t, "on_failure hook", string(failures), "step verify failed: verify: 5xx")
 
 	// 5x slower at p95: rolled back with the latency gate, kept without.
 	out, code = deploy("4", "max_p95_ratio = 2.0\n", "      DELAY_MS: \"60\"\n")

@@ -177,6 +177,19 @@ func (s *State) call(fn *lua.LFunction, task string, args ...lua.LValue) error {
 	return nil
 }
 
+// RunFailureHooks runs the on_failure hooks of task for a failure found
+// after the task itself ended (a deploy that [deploy.verify] rolled back):
+// the user's notifications report it like any failed deploy. err is shown
+// as the failure of step.
+func (s *State) RunFailureHooks(ctx context.Context, task, step string, err error) {
+	if s.Host == nil {
+		return
+	}
+	s.Host.ctx = ctx
+	s.L.SetContext(ctx)
+	s.runFailureHooks(ctx, task, &StepError{Host: s.Host.Name, Step: step, Err: err})
+}
+
 // runFailureHooks runs the on_failure hooks for a failure of task: the
 // global ones and those scoped to it, on a fresh context so that an
 // interrupted host is still put back in order.

@@ -88,6 +88,15 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 	}
 	if vf := c.verifier(g, s); vf != nil {
 		ro.Verify, ro.Undo = vf, undo
+		// The deploy's on_failure hooks (notifications) hear of a verify
+		// failure like of any other.
+		ro.Failed = func(ctx context.Context, hosts []orchestrator.Host, errs map[string]error) {
+			for _, h := range hosts {
+				sub := *s.fleet
+				sub.Hosts = []orchestrator.Host{h}
+				sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "deploy", FailedAfter: errs[h.Name], FailedStep: "verify", AtCurrent: true}))
+			}
+		}
 		if vf.Canary > 0 {
 			ro.CanaryWait = 0 // the canaries are watched for the wait, and compared
 		}

@@ -28,6 +28,9 @@ type Rollout struct {
 	Check func(ctx context.Context, canaries []Host) error
 	// Undo reverts the canary hosts after a no-go (a rollback).
 	Undo func(ctx context.Context, canaries []Host) []Result
+	// Failed, when set, tells hosts whose release went back after the task
+	// ended (verify) why: their on_failure hooks run with it.
+	Failed func(ctx context.Context, hosts []Host, err map[string]error)
 	// Logf reports the rollout's progress (batches, waits).
 	Logf func(format string, args ...any)
 	// Verify, when set, watches each batch after it switched; a host whose
@@ -195,6 +198,13 @@ func (r Rollout) verify(ctx context.Context, batch []Host, results map[string]Re
 		}
 	}
 	logf("verify failed (%s): rolling back %s; the rollout stops", strings.Join(why, "; "), names(undo))
+	if r.Failed != nil {
+		errs := map[string]error{}
+		for _, h := range undo {
+			errs[h.Name] = results[h.Name].Err
+		}
+		r.Failed(context.WithoutCancel(ctx), undo, errs)
+	}
 	if r.Undo == nil {
 		return true
 	}

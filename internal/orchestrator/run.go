@@ -158,6 +158,10 @@ type Task struct {
 	// AtCurrent starts h.release at the release `current` points at (tasks
 	// run with `shipit run`, logs, app exec).
 	AtCurrent bool
+	// FailedAfter, when set, runs only the on_failure hooks of the task for
+	// this error, found after the task ended (FailedStep names where).
+	FailedAfter error
+	FailedStep  string
 
 	coordinator runtime.Coordinator // set per batch by RunRollout
 }
@@ -185,6 +189,10 @@ func (t Task) onHost(ctx context.Context, host Host, c remote.Conn) Result {
 	defer s.Close()
 	defer h.Finish()
 	var r Result
+	if t.FailedAfter != nil {
+		s.RunFailureHooks(ctx, t.Name, t.FailedStep, t.FailedAfter)
+		return r
+	}
 	r.Steps, r.Err = s.RunTask(ctx, t.Name)
 	r.Release, r.PreviousRelease = h.Release, h.PreviousRelease
 	r.GitSHA = s.StateSnapshot()["git_sha"]
