@@ -47,6 +47,9 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 	})
 	w := g.stdout
 	fmt.Fprintf(w, "%s plan for %s (nothing was changed)\n", command, s.env.Stage)
+	hs := s.env.Health()
+	fmt.Fprintf(w, "\nhealth check: %s every %s (probe timeout %s); the new release has %s to become healthy\n",
+		hs.Describe(), hs.Interval, hs.ProbeTimeout, hs.Timeout)
 	if batches := ro.Batches(s.fleet.Hosts); len(batches) > 1 || ro.Atomic {
 		fmt.Fprintln(w, "\nrollout:")
 		for i, b := range batches {
