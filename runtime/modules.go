@@ -20,7 +20,7 @@ type Module struct {
 
 // Func documents one member of a module: the single source from which
 // recipes/shipit.d.lua and docs/lua-api.md are generated (see
-// cmd/luaapi), and which a test checks against the table Open returns.
+// recipes/api_test.go, `make api-docs`), and which a test checks against the table Open returns.
 type Func struct {
 	Name    string // member name
 	Args    string // LuaLS parameter list, e.g. "h: shipit.Host, opts?: {tail?: number}"

@@ -7,12 +7,12 @@ import (
 	"errors"
 	"math"
 	"os"
-	"os/user"
 	"strconv"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/shipit-dev/shipit/internal/audit"
 	"github.com/shipit-dev/shipit/internal/hostlock"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -41,15 +41,6 @@ func lockOf(L *lua.LState, h *runtime.Host) *hostlock.Lock {
 	return v.(*hostlock.Lock)
 }
 
-func whoami() string {
-	name := "unknown"
-	if u, err := user.Current(); err == nil {
-		name = u.Username
-	}
-	machine, _ := os.Hostname()
-	return name + "@" + machine
-}
-
 func acquire(L *lua.LState) int {
 	h := runtime.CheckHost(L, 1)
 	what := L.OptString(2, "deploy")
@@ -58,7 +49,7 @@ func acquire(L *lua.LState) int {
 	_, err := h.Memo(memoKey, func() (any, error) {
 		l, err := hostlock.Acquire(h.Context(), h.Conn, hostlock.Options{
 			AppPath: h.AppPath, App: h.App, Stage: h.Stage, Wait: env.LockWait,
-			Holder: hostlock.Holder{User: whoami(), PID: os.Getpid(), Command: what, Release: h.Release, Since: time.Now()},
+			Holder: hostlock.Holder{User: audit.LocalUser(), PID: os.Getpid(), Command: what, Release: h.Release, Since: time.Now()},
 			Logf:   func(s string) { h.Emit(runtime.Event{Kind: runtime.Info, Text: s}) },
 		})
 		lock = l

@@ -13,6 +13,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/shipit-dev/shipit/internal/imagexfer"
+	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -105,7 +106,7 @@ func open(L *lua.LState) *lua.LTable {
 					return nil, err
 				}
 				o.Plan = plan.(map[string]string)
-				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally from " + short(o.Commit)})
+				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally from " + text.Short(o.Commit)})
 				start := time.Now()
 				images, err := imagexfer.Build(h.Context(), o)
 				if err == nil {
@@ -151,7 +152,7 @@ func open(L *lua.LState) *lua.LTable {
 			for _, im := range res.Images {
 				what := "already on host, tagged"
 				if im.Loaded {
-					what = fmt.Sprintf("loaded: %d layer(s) sent (%s)", im.LayersSent, human(im.Bytes))
+					what = fmt.Sprintf("loaded: %d layer(s) sent (%s)", im.LayersSent, text.Bytes(im.Bytes))
 					if im.LayersReused > 0 {
 						what += fmt.Sprintf(", %d staged earlier", im.LayersReused)
 					}
@@ -179,31 +180,12 @@ func summary(r imagexfer.Result) string {
 	if r.LayersReused > 0 {
 		s += fmt.Sprintf(", %d already staged", r.LayersReused)
 	}
-	s += fmt.Sprintf(", %d skipped (on host); %s", r.LayersSkipped, human(r.Bytes))
+	s += fmt.Sprintf(", %d skipped (on host); %s", r.LayersSkipped, text.Bytes(r.Bytes))
 	if len(r.Sent) > 0 {
 		ms := func(d time.Duration) time.Duration { return d.Round(10 * time.Millisecond) }
 		s += fmt.Sprintf(" (check %s, send %s, load %s)", ms(r.Check), ms(r.Send), ms(r.Load))
 	}
 	return s
-}
-
-func human(n int64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d B", n)
-	case n < 1e6:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1e9:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 func keys(m map[string]string) []string {

@@ -14,6 +14,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -178,7 +179,7 @@ func (s *session) auditRecord(g *Globals, command string, start time.Time, resul
 			err = audit.Append(ctx, conn, appPath, e)
 		}
 		if err != nil {
-			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: "audit log not written: " + firstLine(err.Error())})
+			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: "audit log not written: " + text.FirstLine(err.Error())})
 		}
 		return orchestrator.Result{}
 	})

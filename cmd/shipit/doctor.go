@@ -7,6 +7,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/runtime"
 	"github.com/shipit-dev/shipit/sshpool"
@@ -58,7 +59,7 @@ func connectionItems(err error) []runtime.ReportItem {
 		return runtime.ReportItem{Status: runtime.ReportOK, Item: item, Detail: detail}
 	}
 	bad := func(item, fix string) runtime.ReportItem {
-		return runtime.ReportItem{Status: runtime.ReportFail, Item: item, Detail: firstLine(err.Error()), Fix: fix}
+		return runtime.ReportItem{Status: runtime.ReportFail, Item: item, Detail: text.FirstLine(err.Error()), Fix: fix}
 	}
 	fix := orchestrator.ConnectHint(err)
 	var hk *sshpool.HostKeyError

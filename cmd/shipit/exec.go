@@ -77,7 +77,7 @@ func hostStatus(g *Globals, results []orchestrator.Result) error {
 		case exitCodeError:
 			status = e.Error()
 		default:
-			status = "error: " + firstLine(r.Err.Error())
+			status = "error: " + text.FirstLine(r.Err.Error())
 			errs = append(errs, r.Err)
 		}
 		if r.Err != nil {
@@ -101,9 +101,4 @@ type HostsError struct {
 func (e *HostsError) Unwrap() []error { return e.Errs }
 func (e *HostsError) Error() string {
 	return fmt.Sprintf("failed on %d host(s): %s", len(e.Failed), strings.Join(e.Failed, ", "))
-}
-
-func firstLine(s string) string {
-	l, _, _ := strings.Cut(s, "\n")
-	return l
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // deployChecks are what a deploy checks on this machine before it contacts
@@ -45,14 +46,14 @@ func warnBranch(ctx context.Context, w io.Writer, dir, branch, sha string) {
 	if err == nil {
 		if cur != branch {
 			fmt.Fprintf(w, "shipit: warning: the checked-out branch is %s, but shipit deploys %s (app.branch): %s's committed HEAD %s, not %s's\n",
-				cur, branch, branch, short12(sha), cur)
+				cur, branch, branch, text.Short(sha), cur)
 			fmt.Fprintf(w, "shipit: hint: to deploy %s, set app.branch = %q in shipit.toml; to deploy %s, check it out to silence this warning\n", cur, cur, branch)
 		}
 		return
 	}
 	// Detached (CI checkouts): only a different commit is worth a word.
 	if head, err := gitRun(ctx, dir, "rev-parse", "--verify", "-q", "HEAD"); err == nil && head != sha {
-		fmt.Fprintf(w, "shipit: warning: HEAD is detached at %s, but shipit deploys %s (app.branch) at %s\n", short12(head), branch, short12(sha))
+		fmt.Fprintf(w, "shipit: warning: HEAD is detached at %s, but shipit deploys %s (app.branch) at %s\n", text.Short(head), branch, text.Short(sha))
 	}
 }
 

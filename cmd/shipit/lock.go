@@ -11,6 +11,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/hostlock"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // LockCmd groups the deploy lock commands.
@@ -51,7 +52,7 @@ func (c *LockStatusCmd) Run(g *Globals) error {
 	})
 	for _, r := range results {
 		if r.Err != nil {
-			fmt.Fprintf(g.stdout, "%s: error: %s\n", r.Host, firstLine(r.Err.Error()))
+			fmt.Fprintf(g.stdout, "%s: error: %s\n", r.Host, text.FirstLine(r.Err.Error()))
 			continue
 		}
 		fmt.Fprintf(g.stdout, "%s: %s\n", r.Host, lines[r.Host])

@@ -10,6 +10,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/plan"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // plan shows what a deploy or a rollback would do on each host: read-only
@@ -95,11 +96,11 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 		p := plans[r.Host]
 		fmt.Fprintf(w, "\n%s\n", r.Host)
 		if r.Err != nil {
-			fmt.Fprintf(w, "  cannot plan: %s\n", firstLine(r.Err.Error()))
+			fmt.Fprintf(w, "  cannot plan: %s\n", text.FirstLine(r.Err.Error()))
 			continue
 		}
 		fmt.Fprintf(w, "  release     %s -> %s\n", orNone(p.Current), p.Target)
-		fmt.Fprintf(w, "  commit      %s -> %s\n", orNone(short12(p.CurrentSHA)), orNone(short12(p.TargetSHA)))
+		fmt.Fprintf(w, "  commit      %s -> %s\n", orNone(text.Short(p.CurrentSHA)), orNone(text.Short(p.TargetSHA)))
 		if p.CommitsErr != "" {
 			fmt.Fprintf(w, "              (%s)\n", p.CommitsErr)
 		}
@@ -186,13 +187,6 @@ func hostNames(hs []orchestrator.Host) string {
 func orNone(s string) string {
 	if s == "" {
 		return "(none)"
-	}
-	return s
-}
-
-func short12(s string) string {
-	if len(s) > 12 {
-		return s[:12]
 	}
 	return s
 }

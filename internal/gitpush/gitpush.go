@@ -73,13 +73,13 @@ func Push(ctx context.Context, c remote.Conn, o Options) (Result, error) {
 		return Result{}, err
 	}
 	if remoteSHA == localSHA {
-		logf("%s: %s already at %s, nothing to push", host, o.Branch, short(localSHA))
+		logf("%s: %s already at %s, nothing to push", host, o.Branch, text.Short(localSHA))
 		return Result{SHA: localSHA, Skipped: true}, nil
 	}
 	if hostHasCommit {
 		// Rollback to an earlier deploy, or a commit another branch brought:
 		// no bundle, just move the ref (compare-and-swap on its old value).
-		logf("%s: %s: host already has %s, moving the branch", host, o.Branch, short(localSHA))
+		logf("%s: %s: host already has %s, moving the branch", host, o.Branch, text.Short(localSHA))
 		upd := shell.Join("git", "--git-dir="+o.RemoteRepo, "update-ref", ref, localSHA, remoteSHA)
 		if err := finish(ctx, c, o.RemoteRepo, ref, localSHA, upd, upd); err != nil {
 			return Result{}, err
@@ -134,7 +134,7 @@ func Push(ctx context.Context, c remote.Conn, o Options) (Result, error) {
 	if incremental {
 		kind = "incremental"
 	}
-	logf("%s: pushing %s %s (%s bundle, %d bytes)", host, o.Branch, short(localSHA), kind, st.Size())
+	logf("%s: pushing %s %s (%s bundle, %d bytes)", host, o.Branch, text.Short(localSHA), kind, st.Size())
 
 	remoteBundle := path.Join(o.RemoteRepo, "shipit-push-"+randomHex(8)+".bundle")
 	if err := c.WriteFile(ctx, remoteBundle, f, st.Size(), 0o600); err != nil {
@@ -297,13 +297,6 @@ func isHexSHA(s string) bool {
 		}
 	}
 	return true
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 func randomHex(n int) string {

@@ -14,6 +14,7 @@ import (
 	"sync"
 
 	"github.com/shipit-dev/shipit/internal/compose"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // localComposeV1 is the standalone compose v1 binary, used when the
@@ -282,7 +283,7 @@ func checkout(ctx context.Context, top, root, tree, sha string) error {
 		return err
 	}
 	if err := git("read-tree", "--reset", "-u", sha); err != nil {
-		return fmt.Errorf("local: checking out %s for the build: %w", short(sha), err)
+		return fmt.Errorf("local: checking out %s for the build: %w", text.Short(sha), err)
 	}
 	if err := git("clean", "-ffdqx"); err != nil {
 		return fmt.Errorf("local: cleaning the build tree: %w", err)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/shell"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // Staging directory on a host:
@@ -505,7 +506,7 @@ func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracke
 		if berr := blobErr(b); berr != nil {
 			return berr
 		}
-		return &CutError{Host: host, Layer: short(diffID), Err: err}
+		return &CutError{Host: host, Layer: text.Short(diffID), Err: err}
 	}
 	if code != 0 {
 		return hostFailure(h, cmd, code, stderr.String())
@@ -521,10 +522,10 @@ func uploadLayer(ctx context.Context, h Host, b *blob, diffID string, tr *tracke
 	stderr.Reset()
 	code, err = h.Conn.Run(ctx, fin, nil, io.Discard, &stderr)
 	if err != nil {
-		return fmt.Errorf("%s: staging layer %s: %w", host, short(diffID), err)
+		return fmt.Errorf("%s: staging layer %s: %w", host, text.Short(diffID), err)
 	}
 	if code != 0 {
-		return hostFailure(h, "stage layer "+short(diffID), code, stderr.String())
+		return hostFailure(h, "stage layer "+text.Short(diffID), code, stderr.String())
 	}
 	return nil
 }
@@ -554,7 +555,7 @@ func uploadUnpacked(ctx context.Context, h Host, b *blob, diffID string, tr *tra
 		err = r.err // the stream broke here, and gzip saw it end early
 	}
 	if err != nil {
-		return &CutError{Host: host, Layer: short(diffID), Err: err}
+		return &CutError{Host: host, Layer: text.Short(diffID), Err: err}
 	}
 	if code != 0 {
 		return hostFailure(h, "gzip -dc > "+part, code, stderr.String())
@@ -791,7 +792,7 @@ func (s *Sender) ociArchive(ctx context.Context, p *plan, st *hostState) (*loadA
 			} else if r, ok := st.recorded(d); ok {
 				ld.Digest, ld.Size = r.Digest, r.Size
 			} else {
-				return nil, fmt.Errorf("imagexfer: layer %s of %s is neither sent nor kept by the host's store", short(d), img.Ref)
+				return nil, fmt.Errorf("imagexfer: layer %s of %s is neither sent nor kept by the host's store", text.Short(d), img.Ref)
 			}
 			m.Layers = append(m.Layers, ld)
 			a.records[img.Ref] = append(a.records[img.Ref], "layer "+d+" "+ld.Digest+" "+strconv.FormatInt(ld.Size, 10))

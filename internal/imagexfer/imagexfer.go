@@ -39,6 +39,7 @@ import (
 	"github.com/klauspost/pgzip"
 
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // CommandError is a command that ran but exited non-zero, locally or on a host.
@@ -431,7 +432,7 @@ func (s *Sender) passes() {
 		for _, d := range lost {
 			e := err
 			if e == nil {
-				e = fmt.Errorf("local: layer %s is not in `docker save` of %s", short(d), refsOf(imgs))
+				e = fmt.Errorf("local: layer %s is not in `docker save` of %s", text.Short(d), refsOf(imgs))
 			}
 			delete(s.wanted, d)
 			s.blobs[d] = failedBlob(d, e)
@@ -653,7 +654,7 @@ func (s *Sender) blobFor(ctx context.Context, diffID string) (*blob, error) {
 			return nil, errBlobClosed
 		}
 		if !wanted {
-			return nil, fmt.Errorf("imagexfer: layer %s was never asked for", short(diffID))
+			return nil, fmt.Errorf("imagexfer: layer %s was never asked for", text.Short(diffID))
 		}
 		select {
 		case <-ch:

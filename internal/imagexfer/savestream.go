@@ -18,6 +18,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // A `docker save` stream comes in one of two layouts, and the sender reads both:
@@ -299,7 +301,7 @@ func (x *extractor) namedLayer(diffID string, size int64, r io.Reader) error {
 	err := x.compress(b, io.TeeReader(r, h))
 	if err == nil {
 		if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != diffID {
-			err = fmt.Errorf("docker save stream: layer %s has content %s", short(diffID), short(got))
+			err = fmt.Errorf("docker save stream: layer %s has content %s", text.Short(diffID), text.Short(got))
 		}
 	}
 	b.finish(err)
@@ -488,12 +490,4 @@ func chainIDs(diffIDs []string) []string {
 		out[i] = digestOf([]byte(out[i-1] + " " + d))
 	}
 	return out
-}
-
-func short(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

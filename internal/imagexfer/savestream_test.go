@@ -6,6 +6,8 @@ import (
 	"io"
 	"sync"
 	"testing"
+
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // fakeWants wants some layers and records what the extractor produced.
@@ -93,10 +95,10 @@ func checkExtracted(t *testing.T, w *fakeWants, layers ...fxLayer) {
 	for _, l := range layers {
 		b := w.blobs[l.diffID]
 		if b == nil {
-			t.Fatalf("layer %s not produced", short(l.diffID))
+			t.Fatalf("layer %s not produced", text.Short(l.diffID))
 		}
 		if got := gunzip(t, blobBytes(t, b)); !bytes.Equal(got, l.tar) {
-			t.Fatalf("layer %s: decompressed blob differs from the layer tar", short(l.diffID))
+			t.Fatalf("layer %s: decompressed blob differs from the layer tar", text.Short(l.diffID))
 		}
 	}
 }
@@ -147,7 +149,7 @@ func TestExtractLegacyLayout(t *testing.T) {
 	}
 	for _, l := range []fxLayer{base, p1, p2} {
 		if res.sizes[l.diffID] != int64(len(l.tar)) {
-			t.Fatalf("size of %s = %d, want %d", short(l.diffID), res.sizes[l.diffID], len(l.tar))
+			t.Fatalf("size of %s = %d, want %d", text.Short(l.diffID), res.sizes[l.diffID], len(l.tar))
 		}
 	}
 }

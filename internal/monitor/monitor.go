@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/lockfile"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // Spec says what to look at on every host.
@@ -160,7 +161,7 @@ func CollectHost(ctx context.Context, spec Spec, src Source, timeout time.Durati
 	}
 	h.Reachable = true
 	if code != 0 {
-		h.Warnings = append(h.Warnings, fmt.Sprintf("collection script exited %d: %s", code, firstLine(errOut.String())))
+		h.Warnings = append(h.Warnings, fmt.Sprintf("collection script exited %d: %s", code, text.FirstLine(errOut.String())))
 	}
 	parseInto(&h, spec, out.String(), time.Now())
 	return done()
@@ -225,21 +226,13 @@ func splitSections(out string) map[string]*section {
 	return secs
 }
 
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
-}
-
 // failed returns a warning for a section that did not succeed, or "".
 func (s *section) failed(what string) string {
 	if s == nil || !s.ok {
 		return what + ": no output"
 	}
 	if s.code != 0 {
-		msg := firstLine(s.err)
+		msg := text.FirstLine(s.err)
 		if msg == "" {
 			msg = fmt.Sprintf("exit %d", s.code)
 		}

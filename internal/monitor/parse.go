@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/lockfile"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // parseInto fills h from the script's output; now is used for uptimes.
@@ -127,7 +128,7 @@ func parseInspect(out string, spec Spec, current string, stats map[string]statsR
 	for _, r := range rows {
 		name := strings.TrimPrefix(r.Name, "/")
 		labels := r.Config.Labels
-		c := Container{ID: short(r.ID), Name: name, State: r.State.Status, RestartCount: r.RestartCount}
+		c := Container{ID: text.Short(r.ID), Name: name, State: r.State.Status, RestartCount: r.RestartCount}
 		if acc, ok := accs[name]; ok {
 			c.Kind, c.Service = "accessory", acc
 		} else if acc := labels["shipit.accessory"]; acc != "" {
@@ -158,13 +159,6 @@ func parseInspect(out string, spec Spec, current string, stats map[string]statsR
 	return cs, nil
 }
 
-func short(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
 type statsRow struct {
 	cpu, memPct   *float64
 	mem, memLimit *int64
@@ -187,7 +181,7 @@ func parseStats(out string) map[string]statsRow {
 			row.mem = parseSize(used)
 			row.memLimit = parseSize(limit)
 		}
-		m[short(r.ID)] = row
+		m[text.Short(r.ID)] = row
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/secrets"
 	"github.com/shipit-dev/shipit/internal/shell"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // Host is the plan of one host.
@@ -158,7 +159,7 @@ func (h *Host) commits(ctx context.Context, dir string) {
 	rng := h.CurrentSHA + ".." + h.TargetSHA
 	if out, err := git(ctx, dir, "merge-base", "--is-ancestor", h.CurrentSHA, h.TargetSHA); err != nil {
 		if _, err2 := git(ctx, dir, "cat-file", "-e", h.CurrentSHA+"^{commit}"); err2 != nil {
-			h.CommitsErr = "the host's commit " + short(h.CurrentSHA) + " is not in this repository"
+			h.CommitsErr = "the host's commit " + text.Short(h.CurrentSHA) + " is not in this repository"
 			return
 		}
 		_ = out
@@ -175,13 +176,6 @@ func (h *Host) commits(ctx context.Context, dir string) {
 			h.Commits = append(h.Commits, l)
 		}
 	}
-}
-
-func short(sha string) string {
-	if len(sha) > 12 {
-		return sha[:12]
-	}
-	return sha
 }
 
 func git(ctx context.Context, dir string, args ...string) (string, error) {

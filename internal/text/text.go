@@ -1,8 +1,12 @@
 // Package text holds the small string helpers every layer needs once:
-// the tail of an output and the closest name for a did-you-mean.
+// the tail of an output, the closest name for a did-you-mean, a first
+// line, a short ID and a size.
 package text
 
-import "strings"
+import (
+	"strconv"
+	"strings"
+)
 
 // Tail returns the last n lines of s, without a trailing newline.
 func Tail(s string, n int) string {
@@ -57,4 +61,33 @@ func Distance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(rb)]
+}
+
+// FirstLine is the first line of s, trimmed of surrounding space.
+func FirstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
+}
+
+// Short is the 12-character form of a git SHA, image or container ID
+// (a "sha256:" prefix dropped), as docker and git print them.
+func Short(id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// Bytes is a size for people: 512 B, 1.5 kB, 54.2 MB, 1.07 GB.
+func Bytes(n int64) string {
+	switch {
+	case n < 1000:
+		return strconv.FormatInt(n, 10) + " B"
+	case n < 1e6:
+		return strconv.FormatFloat(float64(n)/1e3, 'f', 1, 64) + " kB"
+	case n < 1e9:
+		return strconv.FormatFloat(float64(n)/1e6, 'f', 1, 64) + " MB"
+	}
+	return strconv.FormatFloat(float64(n)/1e9, 'f', 2, 64) + " GB"
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -198,28 +199,15 @@ func FormatProgress(t *runtime.TransferProgress) string {
 		s += fmt.Sprintf(" %d/%d layers", t.ItemsDone, t.Items)
 	}
 	if t.Total > 0 {
-		s += fmt.Sprintf(", %s of %s", MB(t.Done), MB(t.Total))
+		s += fmt.Sprintf(", %s of %s", text.Bytes(t.Done), text.Bytes(t.Total))
 	}
 	if t.Rate > 0 {
-		s += fmt.Sprintf(", %s/s", MB(int64(t.Rate)))
+		s += fmt.Sprintf(", %s/s", text.Bytes(int64(t.Rate)))
 	}
 	if t.ETA > 0 {
 		s += ", ETA " + round(t.ETA)
 	}
 	return s
-}
-
-// MB formats a byte count for people.
-func MB(n int64) string {
-	switch {
-	case n < 1000:
-		return fmt.Sprintf("%d B", n)
-	case n < 1000*1000:
-		return fmt.Sprintf("%.1f kB", float64(n)/1e3)
-	case n < 1000*1000*1000:
-		return fmt.Sprintf("%.1f MB", float64(n)/1e6)
-	}
-	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
 }
 
 func orDash(s string) string {

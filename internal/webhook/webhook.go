@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/text"
 )
 
 // DefaultTimeout bounds a request (connect, send, answer) when the caller
@@ -301,9 +302,7 @@ func isJSON(contentType string) bool {
 }
 
 func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	s, _, _ = strings.Cut(s, "\n")
-	s = strings.TrimSpace(s)
+	s = text.FirstLine(s)
 	if len(s) > 200 {
 		s = s[:200] + "…"
 	}
