@@ -7,6 +7,8 @@
 # so `shipit deploy -s sandbox` (examples/demo) can reach it like any VM.
 # The sandbox host is this machine: deploys land in /var/deploy and run on the
 # local Docker engine. Needs root.
+# Environment: SANDBOX_ADDR, SANDBOX_PORT, SANDBOX_DIR; SANDBOX_PATH sets
+# PATH for sessions (tests use it to hide the compose v2 plugin).
 set -euo pipefail
 
 ADDR="${SANDBOX_ADDR:-127.0.0.1}"
@@ -66,6 +68,9 @@ Subsystem sftp internal-sftp
 LogLevel ERROR
 MaxStartups 100
 EOF
+	if [[ -n "${SANDBOX_PATH:-}" ]]; then
+		echo "SetEnv PATH=$SANDBOX_PATH" >>"$CFG"
+	fi
 	/usr/sbin/sshd -t -f "$CFG" || die "sshd rejected $CFG"
 
 	# known_hosts: exactly one current line for [addr]:port.
