@@ -125,6 +125,14 @@ func TestMakeDemo(t *testing.T) {
 	if code != 200 || !strings.Contains(body, "version: "+rel1[1]) || !strings.Contains(body, "the first release") {
 		t.Fatalf("GET %s (Host demo.localhost): %d %q", url, code, body)
 	}
+	// The printed URL itself, as curl (which, like browsers, resolves
+	// *.localhost to the loopback) opens it.
+	if curl, err := exec.LookPath("curl"); err == nil {
+		page, err := exec.Command(curl, "-sfS", "--max-time", "5", fmt.Sprintf("http://demo.localhost:%d/", httpPort)).CombinedOutput()
+		if err != nil || !strings.Contains(string(page), "version: "+rel1[1]) {
+			t.Errorf("curl http://demo.localhost:%d/: %v\n%s", httpPort, err, page)
+		}
+	}
 	var binds map[string][]struct{ HostIp, HostPort string }
 	raw, err := exec.Command("docker", "inspect", "-f", "{{json .HostConfig.PortBindings}}", "traefik").Output()
 	if err != nil || json.Unmarshal(raw, &binds) != nil {

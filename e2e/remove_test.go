@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -25,7 +26,7 @@ func TestRemove(t *testing.T) {
 [accessories.db]
 image = "` + harness.BaseImage + `"
 volumes = ["rmapp_data:/data"]
-cmd = ` + "'" + dbCmd + "'" + `
+cmd = ` + strconv.Quote(dbCmd) + `
 `
 	}, nil)
 	host := r.host

@@ -6,6 +6,8 @@
 -- require("shipit.report"), which the command counts. Hook it like any
 -- task, e.g. before("remove", function(h) ... end) to take a last backup.
 local shell    = require("shipit.shell")
+local compose  = require("shipit.compose")
+local releases = require("shipit.releases")
 local report   = require("shipit.report")
 local hostlock = require("shipit.hostlock")
 local time     = require("shipit.time")
@@ -55,23 +57,32 @@ local function built_images(h, release)
   return found
 end
 
+-- The release directories on the host, oldest first.
+local function list_releases(h)
+  local out = h:run("ls -1 " .. q(h.releases_path) .. " 2>/dev/null || true", { quiet = true })
+  return releases.sort(lines(out))
+end
+
 -- remove_release stops and removes one release's compose project (no
 -- drain: the whole app goes), the images built for it and its directory.
 local function remove_release(h, name)
-  local dir = release_dir(h, name)
-  local grace = tostring(math.ceil(time.seconds(health().stop_timeout)))
-  local r = compose_in(h, name, "down --remove-orphans --rmi local -t " .. grace, { check = false, quiet = true })
+  local dir = h.releases_path .. "/" .. name
+  local grace = tostring(math.ceil(time.seconds(config.deploy.stop_timeout)))
+  -- The images, listed before compose down removes those it built.
+  local refs = {}
+  if h:exists(dir .. "/" .. IMAGES) then
+    refs = lines(h:read(dir .. "/" .. IMAGES))
+  end
+  for _, ref in ipairs(built_images(h, name)) do table.insert(refs, ref) end
+  local c = compose.release(h, name)
+  local r = h:run("cd " .. q(c.dir) .. " && " .. compose.command(h) .. " " .. c.args ..
+    " down --remove-orphans --rmi local -t " .. grace, { check = false, quiet = true })
   if r.code ~= 0 then
     -- No usable compose files (a release that never started): the label
     -- sweep below removes whatever containers it has.
     log.info("release %s: compose down failed (%s); its containers are removed by label", name,
       trim(r.stderr):match("[^\n]*$"))
   end
-  local refs = {}
-  if h:exists(dir .. "/" .. IMAGES) then
-    refs = lines(h:read(dir .. "/" .. IMAGES))
-  end
-  for _, ref in ipairs(built_images(h, name)) do table.insert(refs, ref) end
   if #refs > 0 then
     h:run(shell.join(words({ "docker", "image", "rm", "-f" }, refs)) .. " >/dev/null 2>&1; true", { quiet = true })
   end
