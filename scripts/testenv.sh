@@ -173,7 +173,7 @@ if [[ -n "$DEMO" ]]; then
 		say "pulled $DEMO_TRAEFIK_PULL"
 		demo_traefik="$DEMO_TRAEFIK_PULL"
 	else
-		say "cannot pull $DEMO_TRAEFIK_PULL ($(tail -n 1 <<<"$pull_out")): building Traefik instead"
+		say "cannot pull $DEMO_TRAEFIK_PULL (no registry: $(tail -n 1 <<<"$pull_out" | sed 's/.*: //')): using $TRAEFIK_IMAGE, built from the Go module proxy once per machine"
 	fi
 	if [[ -n "${demo_traefik:-}" ]]; then
 		dv="$(docker version --format 'client {{.Client.Version}}, engine {{.Server.Version}}' 2>/dev/null)"
