@@ -147,6 +147,7 @@ func TestMakeDemo(t *testing.T) {
 	}
 
 	// 2. The second run: the next release under the live counter.
+	load, cpus := loadAverage(t), runtime.NumCPU()
 	out, second := makeDemo(2)
 	m := regexp.MustCompile(`traffic through Traefik: (\d+) sent, (\d+) failed in [^;]+; answered by (\d{8}-\d{6}) \((\d+)\) then (\d{8}-\d{6}) \((\d+)\)`).FindStringSubmatch(out)
 	if m == nil {
@@ -166,13 +167,14 @@ func TestMakeDemo(t *testing.T) {
 	}
 	t.Logf("timings: first make demo %s, second %s (everything cached)", first.Round(100*time.Millisecond), second.Round(100*time.Millisecond))
 	// The target (at most 60s with everything cached) is about the demo on
-	// a machine of its own: on a shared one that is busier than its CPUs
-	// (other test runs), the time is reported, not judged.
-	if load, cpus := loadAverage(t), runtime.NumCPU(); load > float64(cpus) {
-		t.Logf("the second make demo took %s; not held to the 60s target: load average %.1f on %d CPUs",
+	// a machine of its own: on a shared one already busier than twice its
+	// CPUs before the run (other test runs; the first run adds a little),
+	// the time is reported, not judged.
+	if load > float64(2*cpus) {
+		t.Logf("the second make demo took %s; not held to the 60s target: load average %.1f on %d CPUs before it",
 			second.Round(time.Second), load, cpus)
 	} else if second > 60*time.Second {
-		t.Errorf("the second make demo took %s, want at most 60s (load average %.1f on %d CPUs)", second.Round(time.Second), load, cpus)
+		t.Errorf("the second make demo took %s, want at most 60s (load average %.1f on %d CPUs before it)", second.Round(time.Second), load, cpus)
 	}
 }
 
