@@ -7,12 +7,23 @@ export PATH := /usr/local/go/bin:$(PATH)
 GO       ?= go
 BIN      := bin/shipit
 
-.PHONY: all build testenv test fmt-check vet bench demo sandbox-down clean api-docs
+.PHONY: all build testenv test fmt-check vet cross bench demo sandbox-down clean api-docs probes
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/shipit
+
+# Rebuilds the health probe embedded in shipit (internal/probe): a static
+# binary per host architecture, committed gzipped so that a plain `go build`
+# of a fresh clone has it; internal/probe's tests fail when src/ changed
+# without a rebuild.
+probes:
+	cd internal/probe/src && for arch in amd64 arm64; do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags='-s -w -buildid=' -o ../bin/shipit-probe-linux-$$arch . && \
+		gzip -9nf ../bin/shipit-probe-linux-$$arch || exit 1; \
+	done
+	cd internal/probe && sha256sum src/main.go | cut -c1-64 > bin/SOURCE.sha256
 
 testenv:
 	scripts/testenv.sh
@@ -28,7 +39,14 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-test: testenv fmt-check vet
+# shipit runs from macOS and arm64 machines too (the hosts' health probe is
+# embedded for linux/amd64 and linux/arm64 and chosen by the host): these
+# builds must keep working.
+cross:
+	CGO_ENABLED=0 GOOS=darwin GOARCH=arm64 $(GO) build -trimpath -o /dev/null ./cmd/shipit
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -o /dev/null ./cmd/shipit
+
+test: testenv fmt-check vet cross
 	$(GO) test -race -count=1 -timeout 60m -parallel 4 ./...
 
 # Regenerates recipes/shipit.d.lua and the reference in docs/lua-api.md

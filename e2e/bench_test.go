@@ -55,21 +55,41 @@ func BenchmarkDeployFanOut(b *testing.B) {
 }
 
 // BenchmarkDeployUnderLoad deploys the graceful app through the real
-// Traefik while requests flow, and prints: requests sent and failed,
-// latency during the switch against before it, and the seconds from "new
-// release healthy" to "old release stopped".
+// Traefik while requests flow, packaged with busybox and FROM scratch (the
+// health probe is shipit's in both), and prints for each: requests sent and
+// failed, latency during the switch against before it, the seconds from
+// "new release healthy" to "routed" and to "old release stopped", and the
+// drain; then the two side by side.
 func BenchmarkDeployUnderLoad(b *testing.B) {
-	for i := 0; i < b.N; i++ {
-		benchUnderLoad(b)
+	results := map[harness.ImageKind]switchTimes{}
+	kinds := []harness.ImageKind{harness.Busybox, harness.Scratch}
+	for _, k := range kinds {
+		b.Run(string(k), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				results[k] = benchUnderLoad(b, k)
+			}
+		})
+	}
+	if len(results) == len(kinds) {
+		bb, sc := results[harness.Busybox], results[harness.Scratch]
+		fmt.Printf("switch times, busybox app (baseline) vs scratch app, same run:\n")
+		fmt.Printf("  healthy -> routed:      %.2fs vs %.2fs (%.2fx)\n", bb.routed, sc.routed, sc.routed/max(bb.routed, 0.001))
+		fmt.Printf("  drain of the old one:   %.2fs vs %.2fs (%.2fx)\n", bb.drain, sc.drain, sc.drain/max(bb.drain, 0.001))
+		fmt.Printf("  healthy -> old stopped: %.2fs vs %.2fs (%.2fx)\n", bb.stopped, sc.stopped, sc.stopped/max(bb.stopped, 0.001))
 	}
 }
 
-func benchUnderLoad(b *testing.B) {
+// switchTimes are seconds from the new release's first healthy probe.
+type switchTimes struct{ routed, drain, stopped float64 }
+
+var drainedRe = regexp.MustCompile(`drained \S+ in ([0-9.]+)(m?s)`)
+
+func benchUnderLoad(b *testing.B, kind harness.ImageKind) switchTimes {
 	env := harness.New(b)
-	const name = "zdb"
-	r := newRoutedApp(b, env, zdIsolatedHost, name, func(addr, domain string) string { return zdToml(name, addr, domain, "") },
-		map[string]string{"shipit.lua": `after("deploy:health", function(h) h:run("date +%s.%N > /var/deploy/zdb/.routed-at") end)
-after("deploy:stop_previous", function(h) h:run("date +%s.%N > /var/deploy/zdb/.stopped-at") end)
+	name := "zdb" + strings.ReplaceAll(string(kind), "-", "")
+	r := newRoutedAppOf(b, env, zdIsolatedHost, name, kind, func(addr, domain string) string { return zdToml(name, addr, domain, "") },
+		map[string]string{"shipit.lua": `after("deploy:health", function(h) h:run("date +%s.%N > /var/deploy/` + name + `/.routed-at") end)
+after("deploy:stop_previous", function(h) h:run("date +%s.%N > /var/deploy/` + name + `/.stopped-at") end)
 `})
 	a, host, url, domain := r.app, r.host, r.url, r.domain
 
@@ -77,7 +97,7 @@ after("deploy:stop_previous", function(h) h:run("date +%s.%N > /var/deploy/zdb/.
 	time.Sleep(5 * time.Second)
 	a.commit(map[string]string{"version.txt": "2\n"})
 	start := time.Now()
-	a.mustShipit("deploy", "-s", "production")
+	out := a.mustShipit("deploy", "-s", "production")
 	end := time.Now()
 	time.Sleep(time.Second)
 	rep := load.Stop()
@@ -96,15 +116,23 @@ after("deploy:stop_previous", function(h) h:run("date +%s.%N > /var/deploy/zdb/.
 	ids := webContainers(b, env, host, name, l.CurrentRelease)
 	healthy := firstHealthy(b, env, host, ids, start, end)
 	routed, stopped := readAt(".routed-at"), readAt(".stopped-at")
-	fmt.Printf("deploy under load through Traefik: %d requests sent, %d failed; slow %d/%d completed\n",
-		rep.Sent, rep.Failed, rep.SlowCompleted, rep.SlowStarted)
+	drain := -1.0
+	if m := drainedRe.FindStringSubmatch(out); m != nil {
+		drain, _ = strconv.ParseFloat(m[1], 64)
+		if m[2] == "ms" {
+			drain /= 1000
+		}
+	}
+	fmt.Printf("deploy of the %s app under load through Traefik: %d requests sent, %d failed; slow %d/%d completed\n",
+		kind, rep.Sent, rep.Failed, rep.SlowCompleted, rep.SlowStarted)
 	fmt.Printf("  latency before the deploy: p50 %v p99 %v (%d requests)\n", before.P50.Round(100*time.Microsecond), before.P99.Round(100*time.Microsecond), before.Sent)
 	fmt.Printf("  latency during the deploy: p50 %v p99 %v (%d requests); ratio p99 %.2fx\n", during.P50.Round(100*time.Microsecond),
 		during.P99.Round(100*time.Microsecond), during.Sent, float64(during.P99)/float64(max(before.P99, 1)))
-	fmt.Printf("  new release healthy -> routed by Traefik: %.2fs; -> old release stopped: %.2fs\n",
-		routed.Sub(healthy).Seconds(), stopped.Sub(healthy).Seconds())
+	fmt.Printf("  new release healthy -> routed by Traefik: %.2fs; drain %.2fs; -> old release stopped: %.2fs\n",
+		routed.Sub(healthy).Seconds(), drain, stopped.Sub(healthy).Seconds())
 	b.ReportMetric(float64(rep.Failed), "failed")
 	b.ReportMetric(stopped.Sub(healthy).Seconds(), "s/healthy-to-old-stopped")
+	return switchTimes{routed: routed.Sub(healthy).Seconds(), drain: drain, stopped: stopped.Sub(healthy).Seconds()}
 }
 
 // firstHealthy is when Docker first reported one of the containers healthy

@@ -2,7 +2,7 @@ package e2e
 
 // Fault injection (issue 12): shipit is interrupted while each step of a
 // deploy and of a rollback runs, on a host with the real Traefik and the
-// graceful app, under a probe that sends requests through Traefik all the
+// graceful app in an image FROM scratch (issue 16), under a probe that sends requests through Traefik all the
 // time. Two ways to interrupt: SIGKILL of shipit (its connection drops with
 // it), and a cut network (the sshd process serving shipit's connection is
 // killed; shipit lives on). After each interruption, with no command from
@@ -46,7 +46,9 @@ type faultApp struct {
 
 func newFaultApp(t *testing.T, env *harness.Env, n int, name string) *faultApp {
 	t.Helper()
-	r := newRoutedApp(t, env, n, name, func(addr, domain string) string { return routedToml(name, addr, domain, "") }, nil)
+	// The app is FROM scratch: no shell and no probe tool in the image, so
+	// every drain and settle here goes through shipit's own probe.
+	r := newRoutedAppOf(t, env, n, name, harness.Scratch, func(addr, domain string) string { return routedToml(name, addr, domain, "") }, nil)
 	return &faultApp{routedApp: r, appPath: "/var/deploy/" + name, root: filepath.Join(r.host.DeployRoot, name), version: 1}
 }
 

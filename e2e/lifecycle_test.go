@@ -230,7 +230,8 @@ func TestDeployLifecycle(t *testing.T) {
 	if code == 0 {
 		t.Fatal("deploy with a failing health check exited 0")
 	}
-	mustContain(t, "failed deploy output", out, "deploy:health", "unhealthy", "booting-v3", "health-check output", "shipit: hint:")
+	mustContain(t, "failed deploy output", out, "deploy:health", "unhealthy", "booting-v3", "last health-check results",
+		"GET http://127.0.0.1:8080/health: 404", "shipit: hint:")
 	_, lockAfter := readLock(t, appPath)
 	linkAfter, _ := os.Readlink(filepath.Join(appPath, "current"))
 	if string(lockAfter) != string(lockBefore) || linkAfter != linkBefore {

@@ -53,15 +53,26 @@ image = %q
 // app name; toml writes its shipit.toml, extra adds files to its commit.
 func newRoutedApp(t testing.TB, env *harness.Env, n int, name string, toml func(addr, domain string) string, extra map[string]string) *routedApp {
 	t.Helper()
+	return newRoutedAppOf(t, env, n, name, harness.Busybox, toml, extra)
+}
+
+// newRoutedAppOf is newRoutedApp with the graceful app in an image of kind
+// k (harness.GracefulAppFilesOf).
+func newRoutedAppOf(t testing.TB, env *harness.Env, n int, name string, k harness.ImageKind, toml func(addr, domain string) string, extra map[string]string) *routedApp {
+	t.Helper()
 	host := env.StartIsolatedHost(t, n)
 	env.AllowContainerTraffic(t, host)
 	env.LoadImage(t, host, harness.TraefikImage)
+	if k == harness.ShellNoCurl {
+		harness.EnsureDashImage(t)
+		env.LoadImage(t, host, harness.DashImage)
+	}
 	r := &routedApp{host: host, domain: name + ".example.com"}
 	r.app = &app{t: t, env: env, dir: filepath.Join(env.Dir, "app-"+name), home: filepath.Join(env.Dir, "home-"+name), name: name}
 	if err := os.MkdirAll(r.home, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	files := harness.GracefulAppFiles(t, "1")
+	files := harness.GracefulAppFilesOf(t, k, "1")
 	files["shipit.toml"] = toml(host.Addr, r.domain)
 	for k, v := range extra {
 		files[k] = v

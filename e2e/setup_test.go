@@ -160,6 +160,7 @@ func TestSetupAndDoctor(t *testing.T) {
 		"--providers.docker=true", "--providers.docker.exposedbydefault=false", "--providers.docker.network=traefik",
 		"--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
 		"--entrypoints.traefik.address=127.0.0.1:8080", "--api.insecure=true",
+		"--metrics.prometheus=true", "--metrics.prometheus.entryPoint=traefik", "--metrics.prometheus.addServicesLabels=true",
 		"--certificatesresolvers.letsencrypt.acme.email=ops@example.com",
 		"--certificatesresolvers.letsencrypt.acme.storage=/letsencrypt/acme.json",
 		"--certificatesresolvers.letsencrypt.acme.httpchallenge.entrypoint=web",

@@ -16,7 +16,7 @@ local releases = require("shipit.releases")
 local hostlock = require("shipit.hostlock")
 local env      = require("shipit.env")
 local traefik  = require("shipit.traefik")
-local time     = require("shipit.time")
+local health   = require("shipit.health")
 
 local q = shell.quote
 local D = config.deploy
@@ -30,7 +30,7 @@ local COMPOSE_DESC = ".shipit-compose"
 local IMAGES = ".shipit-images"
 
 -- Helpers, defined at the end of the file.
-local health, release_dir, project, original, compose_in, read_lock, current_release, switch_current,
+local wait_serving, release_dir, project, original, compose_in, read_lock, current_release, switch_current,
       write_lock, list_releases, describe_release, stop_release, start_release
 
 ---------------------------------------------------------------------------
@@ -112,10 +112,8 @@ task("deploy:release", function(h)
 end, "Create the release directory")
 
 task("deploy:push", function(h)
-  local dirty = run_local("git status --porcelain --untracked-files=no", { check = false })
-  if dirty.code == 0 and dirty.stdout ~= "" then
-    log.warn("uncommitted changes are not deployed: shipit deploys the committed HEAD of %s", config.app.branch)
-  end
+  -- The branch and uncommitted changes are checked once, before any host
+  -- is contacted (shipit deploy and deploy --plan say what is deployed).
   local r = git.push(h, { branch = config.app.branch, repo = h.app_path .. "/repo" })
   h.state.git_sha = r.sha
   if r.skipped then
@@ -142,15 +140,13 @@ task("deploy:override", function(h)
     fail(D.compose_file .. " is not in commit " .. h.state.git_sha:sub(1, 12) ..
       ": shipit.toml and the compose file must be at the root of the git repository, and committed")
   end
-  local hc = health()
+  -- The health check is in [deploy.health_check] (shipit.health): the
+  -- override runs shipit's probe, linked into the release by describe_release.
   local yml = override.generate({
     app = h.app, stage = h.stage, release = h.release, web_service = D.web_service,
     compose_v1 = compose.flavor(h) == "v1",
     domain = config.stages[h.stage].traefik.domain,
     tls = config.stages[h.stage].traefik.tls,
-    port = hc.port, path = hc.path, health_cmd = hc.cmd,
-    interval = hc.interval, timeout = hc.probe_timeout, retries = hc.unhealthy_after,
-    start_period = hc.start_period,
     env_file = ".env", images = imgs,
     base = h:read(base),
   })
@@ -189,12 +185,7 @@ task("deploy:start", function(h)
 end, "Start the new release next to the running one")
 
 task("deploy:health", function(h)
-  local hc = health()
-  compose.wait_healthy(h, { project = project(h, h.release), service = D.web_service,
-                            interval = hc.interval, timeout = hc.timeout })
-  -- Healthy is not enough: the previous release stops only once Traefik
-  -- sends requests to this one.
-  traefik.wait_routed(h, { project = project(h, h.release), timeout = hc.drain_timeout })
+  wait_serving(h, h.release)
 end, "Wait until the web service is healthy and Traefik routes to it")
 
 task("deploy:stop_previous", function(h)
@@ -285,10 +276,7 @@ task("rollback:start", function(h)
 end, "Start the target release")
 
 task("rollback:health", function(h)
-  local hc = health()
-  compose.wait_healthy(h, { project = project(h, h.release), service = D.web_service,
-                            interval = hc.interval, timeout = hc.timeout })
-  traefik.wait_routed(h, { project = project(h, h.release), timeout = hc.drain_timeout })
+  wait_serving(h, h.release)
 end, "Wait until the target is healthy and Traefik routes to it")
 
 task("rollback:stop_current", function(h)
@@ -329,25 +317,13 @@ end, "List releases (* current, < rollback target)")
 -- Helpers
 ---------------------------------------------------------------------------
 
--- health returns the health check settings. The Docker health check gets
--- a start period of interval x retries (failed probes while the release
--- boots do not count) and turns unhealthy after unhealthy_after failed
--- probes: that is how fast a drained release leaves Traefik's rotation.
-function health()
-  local HC = D.health_check
-  local hc = {
-    port = HC.port, path = HC.path, cmd = HC.cmd, interval = HC.interval,
-    timeout = HC.timeout, probe_timeout = HC.probe_timeout,
-    retries = HC.retries, unhealthy_after = HC.unhealthy_after,
-  }
-  local interval = time.seconds(hc.interval)
-  hc.start_period = time.duration(interval * hc.retries)
-  hc.drain_timeout = D.drain_timeout
-  if time.seconds(hc.drain_timeout) == 0 then
-    hc.drain_timeout = time.duration(interval * hc.unhealthy_after + time.seconds(hc.probe_timeout) + 5)
-  end
-  hc.stop_timeout = D.stop_timeout
-  return hc
+-- wait_serving waits until the release's web service is healthy (timeout,
+-- interval: [deploy.health_check]) and Traefik routes to it (at most
+-- drain_timeout): healthy is not enough, the release that serves now stops
+-- only once Traefik sends requests to this one.
+function wait_serving(h, release)
+  compose.wait_healthy(h, { project = project(h, release), service = D.web_service })
+  traefik.wait_routed(h, { project = project(h, release) })
 end
 
 function release_dir(h, release)
@@ -369,11 +345,12 @@ function original(h, release)
 end
 
 -- describe_release records how the release is started: its compose
--- project and files, and the images built locally for it.
+-- project, then its files one a line (a name may hold spaces or globs),
+-- and the images built locally for it.
 function describe_release(h, release, imgs)
   local dir = release_dir(h, release)
-  h:run("mkdir -p " .. q(dir .. "/.shipit-run"))
-  h:put(dir .. "/" .. COMPOSE_DESC, project(h, release) .. "\n" .. D.compose_file .. " " .. OVERRIDE .. "\n", "0644")
+  override.install_probe(h, dir)
+  h:put(dir .. "/" .. COMPOSE_DESC, project(h, release) .. "\n" .. D.compose_file .. "\n" .. OVERRIDE .. "\n", "0644")
   local refs = {}
   for _, ref in pairs(imgs or {}) do table.insert(refs, ref) end
   table.sort(refs)
@@ -391,11 +368,10 @@ end
 -- the grace period for in-flight requests, and removes its containers.
 function stop_release(h, release, down_args)
   local dir = release_dir(h, release)
-  local hc = health()
   if not h:exists(dir .. "/" .. OVERRIDE) then return end
-  local msg = traefik.drain(h, { project = project(h, release), dir = dir, timeout = hc.drain_timeout })
+  local msg = traefik.drain(h, { project = project(h, release), dir = dir })
   if msg ~= "" then log.info("%s", msg) end
-  local grace = tostring(math.ceil(time.seconds(hc.stop_timeout)))
+  local grace = tostring(math.ceil(health.settings().stop_timeout))
   compose_in(h, release, "stop -t " .. grace)
   compose_in(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or ""))
 end

@@ -194,7 +194,7 @@ task("doctor:release", check("current release", function(h)
       "`shipit logs -s " .. h.stage .. "` to see why; `shipit rollback -s " .. h.stage .. "` to go back")
     return
   end
-  report.ok("current release", rel .. " healthy (" .. n .. " containers)")
+  report.ok("current release", rel .. " healthy (" .. n .. (n == 1 and " container)" or " containers)"))
 end), "Containers of the current release running and healthy")
 
 task("doctor", {

@@ -22,6 +22,7 @@ local ACME_VOLUME = "traefik-letsencrypt"
 -- Traefik's API answers shipit's routing checks (internal/traefik) on the
 -- "traefik" entrypoint bound to the loopback of Traefik's own container:
 -- nothing outside it can reach the API; shipit reads it with docker exec.
+-- Its Prometheus metrics are served there too ([deploy.verify]).
 local API_ADDR = "127.0.0.1:8080"
 
 local ok, changed = report.ok, report.changed
@@ -234,6 +235,13 @@ local function traefik_spec(h)
       "--entrypoints.websecure.address=:443",
       "--entrypoints.traefik.address=" .. API_ADDR,
       "--api.insecure=true",
+      -- Prometheus metrics on the same internal entrypoint: what
+      -- [deploy.verify] reads after the switch (internal/metrics).
+      "--metrics.prometheus=true",
+      "--metrics.prometheus.entryPoint=traefik",
+      "--metrics.prometheus.addServicesLabels=true",
+      "--metrics.prometheus.addEntryPointsLabels=false",
+      "--metrics.prometheus.buckets=0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10",
     },
     ports = { ["80/tcp"] = http, ["443/tcp"] = https },
     bind_ip = ip,

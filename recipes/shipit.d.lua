@@ -42,15 +42,33 @@
 ---@field domain? string
 ---@field tls? boolean
 ---@field cert_resolver? string
----@field port? integer
----@field path? string
----@field health_cmd? string
----@field interval? string
----@field timeout? string
----@field retries? integer
 ---@field env_file? string
 ---@field images? table<string, string>
 ---@field base string
+
+---@class shipit.HealthSettings
+---@field port integer
+---@field path string
+---@field shell string
+---@field exec string[]
+---@field url string
+---@field check string
+---@field interval number
+---@field timeout number
+---@field probe_timeout number
+---@field retries integer
+---@field unhealthy_after integer
+---@field start_period number
+---@field drain_timeout number
+---@field stop_timeout number
+
+---@class shipit.MetricsWindow
+---@field requests number
+---@field errors number
+---@field error_rate number
+---@field p95 number
+---@field p95_before number
+---@field seconds number
 
 ---@class shipit.AccessorySpec
 ---@field name string
@@ -227,9 +245,9 @@ function compose.flavor(h) end
 ---@return {dir: string, project: string, files: string[], original: boolean, args: string}
 function compose.release(h, name) end
 
---- Waits until every container of the service is healthy, at most timeout (default 60s); fails at once when one turns unhealthy or exits, with the container's last log lines and health-check output.
+--- Waits until every container of the service is healthy, at most timeout (default: [deploy.health_check] timeout), asking Docker every second or every interval if shorter; fails at once when one turns unhealthy or exits, with the container's last log lines, the check probed and its last outputs.
 ---@param h shipit.Host
----@param opts {project: string, service: string, interval?: number|string, timeout?: number|string}
+---@param opts {project: string, service: string, timeout?: number|string}
 function compose.wait_healthy(h, opts) end
 
 --- The app's environment on the host: shared/.env from its three sources, snapshots per release.
@@ -264,6 +282,14 @@ local git = {}
 ---@param opts {branch: string, repo: string}
 ---@return {sha: string, bytes: integer, incremental: boolean, skipped: boolean}
 function git.push(h, opts) end
+
+--- The app's health settings, built once from shipit.toml ([deploy.health_check], drain_timeout, stop_timeout).
+---@class shipit.health
+local health = {}
+
+--- The settings with defaults applied, durations in seconds: port, path, shell, exec, url ("" with a cmd), check (as messages show it), interval, timeout, probe_timeout, retries, unhealthy_after, start_period, drain_timeout (automatic when 0 in shipit.toml), stop_timeout.
+---@return shipit.HealthSettings
+function health.settings() end
 
 --- The per-host lock (one deploy, rollback or setup of an app at a time) and the journal of the change in flight.
 ---@class shipit.hostlock
@@ -349,6 +375,22 @@ function lockfile.encode(lock) end
 ---@return shipit.Lock
 function lockfile.decode(text) end
 
+--- Traefik's numbers of a routed service on this host (the metrics `shipit setup` turns on), as [deploy.verify] reads them.
+---@class shipit.metrics
+local metrics = {}
+
+--- Reads the counters, waits seconds (default 10), reads them again: requests, errors (5xx), error_rate, p95 (seconds, -1 without requests) over that window, and p95_before (the service's whole history before it). service defaults to the app's (<app>-<stage>). Raises when the host's Traefik serves no metrics.
+---@param h shipit.Host
+---@param opts? {seconds?: number, service?: string}
+---@return shipit.MetricsWindow
+function metrics.window(h, opts) end
+
+--- The service's counters since Traefik started (the same fields; p95_before = p95).
+---@param h shipit.Host
+---@param opts? {service?: string}
+---@return shipit.MetricsWindow
+function metrics.total(h, opts) end
+
 --- The docker-compose.override.yml of a release: Traefik labels and network, health check, env file, images.
 ---@class shipit.override
 local override = {}
@@ -356,10 +398,15 @@ local override = {}
 ---@type string
 override.ensure_network_cmd = nil
 
---- The override YAML; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...).
+--- The override YAML, with the web service's health check from [deploy.health_check]; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...).
 ---@param params shipit.OverrideParams
 ---@return string
 function override.generate(params) end
+
+--- Links shipit's health probe (a static binary for the host's architecture, sent once per host and version) into the release directory dir's .shipit-run, which the web service mounts: the health check needs nothing in the image.
+---@param h shipit.Host
+---@param dir string
+function override.install_probe(h, dir) end
 
 --- Release names (UTC timestamps) and pruning.
 ---@class shipit.releases
@@ -473,12 +520,12 @@ function time.duration(seconds) end
 ---@class shipit.traefik
 local traefik = {}
 
---- Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default 30s).
+--- Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default: the drain timeout of [deploy]).
 ---@param h shipit.Host
 ---@param opts {project: string, timeout?: number|string}
 function traefik.wait_routed(h, opts) end
 
---- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout; returns what happened.
+--- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened.
 ---@param h shipit.Host
 ---@param opts {project: string, dir: string, timeout?: number|string}
 ---@return string
@@ -489,11 +536,13 @@ function traefik.drain(h, opts) end
 ---@overload fun(name: "shipit.compose"): shipit.compose
 ---@overload fun(name: "shipit.env"): shipit.env
 ---@overload fun(name: "shipit.git"): shipit.git
+---@overload fun(name: "shipit.health"): shipit.health
 ---@overload fun(name: "shipit.hostlock"): shipit.hostlock
 ---@overload fun(name: "shipit.http"): shipit.http
 ---@overload fun(name: "shipit.images"): shipit.images
 ---@overload fun(name: "shipit.json"): shipit.json
 ---@overload fun(name: "shipit.lockfile"): shipit.lockfile
+---@overload fun(name: "shipit.metrics"): shipit.metrics
 ---@overload fun(name: "shipit.override"): shipit.override
 ---@overload fun(name: "shipit.releases"): shipit.releases
 ---@overload fun(name: "shipit.report"): shipit.report

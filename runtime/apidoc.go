@@ -43,15 +43,33 @@ const apiClasses = `---@class shipit.RunOpts
 ---@field domain? string
 ---@field tls? boolean
 ---@field cert_resolver? string
----@field port? integer
----@field path? string
----@field health_cmd? string
----@field interval? string
----@field timeout? string
----@field retries? integer
 ---@field env_file? string
 ---@field images? table<string, string>
 ---@field base string
+
+---@class shipit.HealthSettings
+---@field port integer
+---@field path string
+---@field shell string
+---@field exec string[]
+---@field url string
+---@field check string
+---@field interval number
+---@field timeout number
+---@field probe_timeout number
+---@field retries integer
+---@field unhealthy_after integer
+---@field start_period number
+---@field drain_timeout number
+---@field stop_timeout number
+
+---@class shipit.MetricsWindow
+---@field requests number
+---@field errors number
+---@field error_rate number
+---@field p95 number
+---@field p95_before number
+---@field seconds number
 
 ---@class shipit.AccessorySpec
 ---@field name string

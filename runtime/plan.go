@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/text"
 	lua "github.com/yuin/gopher-lua"
 )
@@ -124,6 +125,16 @@ func (p *Plan) validate() error {
 		}
 	}
 	return nil
+}
+
+// NoTask is the error for a task name the scripts do not define, with the
+// closest defined name; nil when name is defined.
+func (p *Plan) NoTask(name string) error {
+	if _, ok := p.Tasks[name]; ok {
+		return nil
+	}
+	return &hint.Error{Msg: fmt.Sprintf("no task named %q%s", name, p.suggest(name)),
+		Fix: "`shipit tasks` lists every task: the built-in ones and those of shipit.lua"}
 }
 
 func (p *Plan) suggest(name string) string {

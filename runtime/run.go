@@ -39,7 +39,7 @@ const failureTimeout = 3 * time.Minute
 func (s *State) RunTask(ctx context.Context, name string) ([]StepTiming, error) {
 	t, ok := s.Plan.Tasks[name]
 	if !ok {
-		return nil, fmt.Errorf("no task named %q%s (see `shipit tasks`)", name, s.Plan.suggest(name))
+		return nil, s.Plan.NoTask(name)
 	}
 	if s.Host == nil {
 		return nil, errors.New("runtime: RunTask needs a host")

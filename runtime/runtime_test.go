@@ -218,3 +218,29 @@ on_failure(function(h, err) h:run("touch cleaned") end)`
 		t.Fatal("on_failure did not run on a fresh context after cancel")
 	}
 }
+
+// fail() in an embedded recipe is a message for the user, without the
+// recipe's file:line; in the user's scripts it keeps its position, and a
+// recipe's own bug (a Lua runtime error) keeps it too.
+func TestFailPositionOnlyForUserScripts(t *testing.T) {
+	cases := []struct{ name, src, want string }{
+		{"recipes/ops.lua", `task("t", function(h) fail("no service \"x\"") end)`, `no service "x"`},
+		{"shipit.lua", `task("t", function(h) fail("no service \"x\"") end)`, `shipit.lua:1: no service "x"`},
+		{"recipes/ops.lua", "task(\"t\", function(h)\n local x = nil\n return x.y end)", `recipes/ops.lua:3: `},
+	}
+	for _, c := range cases {
+		s, err := runtime.NewState(newEnv(&recorder{}), newHost(t), compile(t, c.name, c.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.RunTask(context.Background(), "t")
+		s.Close()
+		var se *runtime.StepError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: want a StepError, got %v", c.name, err)
+		}
+		if got := se.Err.Error(); !strings.HasPrefix(got, c.want) {
+			t.Errorf("%s: error %q, want it to start with %q", c.name, got, c.want)
+		}
+	}
+}

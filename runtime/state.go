@@ -13,6 +13,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/health"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/secrets"
 )
@@ -41,6 +42,16 @@ type Env struct {
 	Params map[string]string
 
 	shared sync.Map // process-wide memo for builtins (e.g. one local build for all hosts)
+
+	healthOnce sync.Once
+	health     health.Settings
+}
+
+// Health is the app's health settings, built once from Config: what every
+// builtin that probes, waits or drains uses.
+func (e *Env) Health() health.Settings {
+	e.healthOnce.Do(func() { e.health = health.FromConfig(e.Config) })
+	return e.health
 }
 
 func (e *Env) emit(ev Event) {
@@ -231,7 +242,15 @@ func (s *State) openAPI() {
 		return 0
 	}))
 	L.SetGlobal("fail", L.NewFunction(func(L *lua.LState) int {
-		L.RaiseError("%s", L.CheckString(1))
+		msg := L.CheckString(1)
+		// fail() in an embedded recipe is a message for the user: the
+		// recipe's file:line would only be noise (and a clue to nothing
+		// they can edit). In the user's own scripts it says where.
+		if strings.HasPrefix(whereLua(L), "recipes/") {
+			L.Error(lua.LString(msg), 0)
+			return 0
+		}
+		L.RaiseError("%s", msg)
 		return 0
 	}))
 }

@@ -36,6 +36,11 @@ type HostKeyError struct {
 	CA          string // SHA256:... of the CA that signed the presented certificate
 	CertProblem string // why a host certificate was refused ("it expired at ...")
 
+	// File is the known_hosts file a new key belongs in (the first one
+	// configured), as the hint shows it: ~/.ssh/known_hosts, or the
+	// --known-hosts FILE given.
+	File string
+
 	certFix string // how to fix CertProblem
 	caAt    string // "file:line" of a @cert-authority entry for this host, when the server presented no certificate
 }
@@ -86,8 +91,12 @@ func (e *HostKeyError) Hint() string {
 			"then remove the old entry with `ssh-keygen -R '%s'`",
 			e.KnownAt, e.Fingerprint, knownhosts.Normalize(e.hostPort()))
 	}
-	h := fmt.Sprintf("verify the fingerprint %s, then add it with `ssh-keyscan -p %d %s >> ~/.ssh/known_hosts`, "+
-		"or rerun with --accept-new-host-keys", e.Fingerprint, e.Port, e.Host)
+	file := e.File
+	if file == "" {
+		file = "~/.ssh/known_hosts"
+	}
+	h := fmt.Sprintf("verify the fingerprint %s, then add it with `ssh-keyscan -p %d %s >> %s`, "+
+		"or rerun with --accept-new-host-keys", e.Fingerprint, e.Port, e.Host, file)
 	if e.caAt != "" {
 		h = fmt.Sprintf("known_hosts trusts a CA for this host (@cert-authority, %s) but the server presented no certificate: "+
 			"give its sshd a HostCertificate signed by that CA; or %s", e.caAt, h)
@@ -114,6 +123,7 @@ var fakeRemote = &net.TCPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 22}
 // hostKeyChecker builds the callback and algorithm list for one dial.
 type hostKeyChecker struct {
 	files     []string
+	home      string // for showing files under it as ~/...
 	acceptNew bool
 	appendMu  *sync.Mutex
 }
@@ -349,6 +359,7 @@ func (h *hostKeyChecker) callback(kh *knownHosts, host string, port int) ssh.Hos
 		if he == nil {
 			return nil
 		}
+		he.File = h.displayFile()
 		if !he.unknown() || !h.acceptNew || len(h.files) == 0 {
 			return he
 		}
@@ -357,10 +368,36 @@ func (h *hostKeyChecker) callback(kh *knownHosts, host string, port int) ssh.Hos
 			return fmt.Errorf("accepting new host key %s: %w", he.Fingerprint, err)
 		}
 		if he2 != nil {
+			he2.File = h.displayFile()
 			return he2
 		}
 		return nil
 	}
+}
+
+// displayFile is the first known_hosts file (where new keys are
+// recorded) for a hint to paste in a shell: under home as ~/..., else
+// quoted when it needs to be.
+func (h *hostKeyChecker) displayFile() string {
+	if len(h.files) == 0 {
+		return ""
+	}
+	f := h.files[0]
+	if h.home != "" {
+		if rel, err := filepath.Rel(h.home, f); err == nil && filepath.IsLocal(rel) {
+			return "~/" + shellWord(filepath.ToSlash(rel))
+		}
+	}
+	return shellWord(f)
+}
+
+// shellWord quotes s for a POSIX shell when it is not a plain word
+// (sshpool knows nothing of internal/shell).
+func shellWord(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./+=:@%,") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // appendKey records key for addr in the first known_hosts file. The

@@ -376,7 +376,7 @@ func (p *Pool) connect(ctx context.Context, r *resolved) (*Client, error) {
 		}
 	}
 
-	hk := &hostKeyChecker{files: p.cfg.KnownHostsFiles, acceptNew: p.cfg.AcceptNewHostKeys, appendMu: &p.appendMu}
+	hk := &hostKeyChecker{files: p.cfg.KnownHostsFiles, home: p.home, acceptNew: p.cfg.AcceptNewHostKeys, appendMu: &p.appendMu}
 	kh, err := hk.load()
 	if err != nil {
 		conn.Close()

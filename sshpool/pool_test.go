@@ -173,6 +173,18 @@ func TestUnknownHostKey(t *testing.T) {
 		t.Fatalf("message: %v", err)
 	}
 
+	// A known_hosts file given outside home is the one the hint appends to.
+	other := filepath.Join(t.TempDir(), "my known_hosts")
+	writeTestFile(t, other, "")
+	_, err = e.pool(func(c *Config) { c.KnownHostsFiles = []string{other} }).Get(context.Background(), e.target())
+	if !errors.As(err, &he) {
+		t.Fatalf("want *HostKeyError, got %v", err)
+	}
+	wantHint = fmt.Sprintf("ssh-keyscan -p %d 127.0.0.1 >> '%s'`", e.sshd.Port, other)
+	if !strings.Contains(he.Hint(), wantHint) {
+		t.Fatalf("hint %q does not contain %q", he.Hint(), wantHint)
+	}
+
 	// Opt-in: the key is appended and the connection succeeds.
 	e.known = filepath.Join(e.home, ".ssh", "new", "known_hosts") // directory is created
 	p := e.pool(func(c *Config) { c.AcceptNewHostKeys = true })

@@ -26,8 +26,8 @@ func init() {
 			{Name: "flavor", Args: "h: shipit.Host", Returns: `"v2"|"v1"`, Doc: "The host's Compose generation."},
 			{Name: "release", Args: "h: shipit.Host, name: string", Returns: "{dir: string, project: string, files: string[], original: boolean, args: string}",
 				Doc: "How a release's compose project is invoked: its project and files (args: the quoted -p/-f words), or original = true for a release the original shipit started (compose ran in its directory)."},
-			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, interval?: number|string, timeout?: number|string}",
-				Doc: "Waits until every container of the service is healthy, at most timeout (default 60s); fails at once when one turns unhealthy or exits, with the container's last log lines and health-check output."},
+			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, timeout?: number|string}",
+				Doc: "Waits until every container of the service is healthy, at most timeout (default: [deploy.health_check] timeout), asking Docker every second or every interval if shorter; fails at once when one turns unhealthy or exits, with the container's last log lines, the check probed and its last outputs."},
 		}})
 }
 
@@ -65,10 +65,11 @@ func open(L *lua.LState) *lua.LTable {
 
 func waitHealthy(L *lua.LState) int {
 	h := runtime.CheckHost(L, 1)
+	hs := runtime.StateOf(L).Env.Health()
 	o := struct {
-		Project, Service  string
-		Interval, Timeout time.Duration
-	}{Interval: 2 * time.Second, Timeout: 60 * time.Second}
+		Project, Service string
+		Timeout          time.Duration
+	}{Timeout: hs.Timeout}
 	runtime.Options(L, 2, &o)
 	if o.Project == "" || o.Service == "" {
 		L.ArgError(2, "project and service are required")
@@ -77,7 +78,10 @@ func waitHealthy(L *lua.LState) int {
 		r, err := h.Exec(cmd, false, runtime.RunOpts{Quiet: true})
 		return r.Stdout, err
 	}
-	opts := health.Options{Project: o.Project, Service: o.Service, Interval: min(o.Interval, time.Second), Timeout: o.Timeout}
+	// Docker re-probes every interval: asking it more often than once a
+	// second would only cost round trips.
+	opts := health.Options{Project: o.Project, Service: o.Service, Interval: min(hs.Interval, time.Second), Timeout: o.Timeout,
+		Check: hs.Describe()}
 	if err := health.Wait(h.Context(), run, opts); err != nil {
 		return runtime.Raise(L, err)
 	}

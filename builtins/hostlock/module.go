@@ -5,8 +5,10 @@ package hostlock
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/user"
+	"strconv"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -94,6 +96,15 @@ func begin(L *lua.LState) int {
 	t := L.CheckTable(2)
 	m := map[string]string{}
 	t.ForEach(func(k, v lua.LValue) { m[k.String()] = v.String() })
+	// The host drains and stops with the app's own timeouts when it
+	// settles the change without shipit (host.sh: J_DRAIN_TIMEOUT,
+	// J_STOP_TIMEOUT, whole seconds).
+	hs := runtime.StateOf(L).Env.Health()
+	for k, d := range map[string]time.Duration{"drain_timeout": hs.DrainTimeout, "stop_timeout": hs.StopTimeout} {
+		if _, ok := m[k]; !ok {
+			m[k] = strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10)
+		}
+	}
 	lock := lockOf(L, h)
 	if err := lock.Begin(h.Context(), m, runtime.StateOf(L).StateSnapshot()); err != nil {
 		return runtime.Raise(L, err)

@@ -5,7 +5,10 @@ package override
 import (
 	lua "github.com/yuin/gopher-lua"
 
+	"path"
+
 	"github.com/shipit-dev/shipit/internal/override"
+	"github.com/shipit-dev/shipit/internal/probe"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -16,7 +19,9 @@ func init() {
 			{Name: "ensure_network_cmd", Value: true, Returns: "string",
 				Doc: "Shell command creating the external traefik network when missing (safe to run concurrently)."},
 			{Name: "generate", Args: "params: shipit.OverrideParams", Returns: "string",
-				Doc: "The override YAML; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...)."},
+				Doc: "The override YAML, with the web service's health check from [deploy.health_check]; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...)."},
+			{Name: "install_probe", Args: "h: shipit.Host, dir: string",
+				Doc: "Links shipit's health probe (a static binary for the host's architecture, sent once per host and version) into the release directory dir's .shipit-run, which the web service mounts: the health check needs nothing in the image."},
 		}})
 }
 
@@ -27,10 +32,6 @@ type params struct {
 	Domain                          string
 	TLS                             bool `lua:"tls"`
 	CertResolver                    string
-	Port                            int
-	Path, HealthCmd                 string
-	Interval, Timeout, StartPeriod  string
-	Retries                         int
 	EnvFile                         string
 	Images                          map[string]string
 	Base                            string
@@ -45,8 +46,8 @@ func open(L *lua.LState) *lua.LTable {
 			runtime.Options(L, 1, &p)
 			out, err := override.Generate(override.Params{
 				App: p.App, Stage: p.Stage, Release: p.Release, WebService: p.WebService, ComposeV1: p.ComposeV1,
-				Domain: p.Domain, TLS: p.TLS, CertResolver: p.CertResolver, Port: p.Port, Path: p.Path,
-				HealthCmd: p.HealthCmd, Interval: p.Interval, Timeout: p.Timeout, Retries: p.Retries, StartPeriod: p.StartPeriod,
+				Domain: p.Domain, TLS: p.TLS, CertResolver: p.CertResolver,
+				Health:  runtime.StateOf(L).Env.Health(),
 				EnvFile: p.EnvFile, Images: p.Images, BaseCompose: []byte(p.Base),
 			})
 			if err != nil {
@@ -54,6 +55,14 @@ func open(L *lua.LState) *lua.LTable {
 			}
 			L.Push(lua.LString(out))
 			return 1
+		},
+		"install_probe": func(L *lua.LState) int {
+			h := runtime.CheckHost(L, 1)
+			dir := L.CheckString(2)
+			if err := probe.Install(h.Context(), h.Conn, h.AppPath, path.Join(dir, override.RunDir)); err != nil {
+				return runtime.Raise(L, err)
+			}
+			return 0
 		},
 	})
 }

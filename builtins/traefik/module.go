@@ -16,9 +16,9 @@ func init() {
 		Doc: "Zero-downtime routing: wait until Traefik routes to a release, drain one before it stops.",
 		Funcs: []runtime.Func{
 			{Name: "wait_routed", Args: "h: shipit.Host, opts: {project: string, timeout?: number|string}",
-				Doc: "Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default 30s)."},
+				Doc: "Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default: the drain timeout of [deploy])."},
 			{Name: "drain", Args: "h: shipit.Host, opts: {project: string, dir: string, timeout?: number|string}", Returns: "string",
-				Doc: "Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout; returns what happened."},
+				Doc: "Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened."},
 		}})
 }
 
@@ -31,7 +31,7 @@ func open(L *lua.LState) *lua.LTable {
 	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"wait_routed": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			o := opts{Timeout: 30 * time.Second}
+			o := opts{Timeout: runtime.StateOf(L).Env.Health().DrainTimeout}
 			runtime.Options(L, 2, &o)
 			if err := traefik.WaitRouted(h.Context(), h.Conn, traefik.Options{Project: o.Project, Timeout: o.Timeout}); err != nil {
 				return runtime.Raise(L, err)
@@ -40,7 +40,7 @@ func open(L *lua.LState) *lua.LTable {
 		},
 		"drain": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
-			o := opts{Timeout: 30 * time.Second}
+			o := opts{Timeout: runtime.StateOf(L).Env.Health().DrainTimeout}
 			runtime.Options(L, 2, &o)
 			if o.Dir == "" {
 				L.ArgError(2, "dir (the release's directory) is required")

@@ -85,9 +85,13 @@ func printAudit(w io.Writer, entries []audit.Entry) {
 		if len(sha) > 12 {
 			sha = sha[:12]
 		}
+		last := e.Error
+		if e.Verify != "" && !strings.Contains(e.Error, e.Verify) {
+			last = strings.TrimPrefix(last+"; verify "+e.Verify, "; ")
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			e.Time.UTC().Format("2006-01-02 15:04:05"), dash(e.Host), dash(e.Command), dash(string(e.Result)),
-			dash(e.Release), dash(sha), dash(who(e)), e.Duration.Round(100*time.Millisecond), e.Error)
+			dash(e.Release), dash(sha), dash(who(e)), e.Duration.Round(100*time.Millisecond), last)
 	}
 	tw.Flush()
 	for _, l := range strings.SplitAfter(buf.String(), "\n") {
@@ -152,13 +156,16 @@ func (s *session) auditRecord(g *Globals, command string, start time.Time, resul
 	appPath := s.env.Config.AppPath()
 	s.fleet.EachHost(ctx, func(ctx context.Context, h orchestrator.Host) orchestrator.Result {
 		r, ok := byHost[h.Name]
-		if !ok {
+		if !ok || orchestrator.Unreachable(r.Err) {
+			// Nothing ran on a host shipit could not reach: nothing to
+			// record, and dialing it again would only repeat the failure.
 			return orchestrator.Result{}
 		}
 		e := base
 		e.Host, e.Release = h.Name, r.Release
 		e.PreviousRelease, e.GitSHA = r.PreviousRelease, r.GitSHA
 		e.Duration = r.Elapsed
+		e.Verify = r.Verify
 		if e.Duration == 0 {
 			e.Duration = time.Since(start)
 		}

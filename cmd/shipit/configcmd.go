@@ -118,14 +118,15 @@ func (c *ConfigSetCmd) Run(g *Globals) error {
 		}
 	}
 	return g.eachHost(c.hostFlags, func(ctx context.Context, conn remote.Conn, appPath string, emit func(string)) error {
-		cur, err := envsync.ReadConfig(ctx, conn, appPath)
+		// Under the host's config lock: an overlapping `config set`
+		// reads what this one wrote, and loses nothing.
+		err := envsync.UpdateConfig(ctx, conn, appPath, func(cur map[string]string) (bool, error) {
+			for k, v := range vals {
+				cur[k] = v
+			}
+			return true, nil
+		})
 		if err != nil {
-			return err
-		}
-		for k, v := range vals {
-			cur[k] = v
-		}
-		if err := envsync.WriteConfig(ctx, conn, appPath, cur); err != nil {
 			return err
 		}
 		emit("set " + strings.Join(order, ", ") + " (applied on the next deploy)")
@@ -140,23 +141,23 @@ func (c *ConfigUnsetCmd) Run(g *Globals) error {
 		}
 	}
 	return g.eachHost(c.hostFlags, func(ctx context.Context, conn remote.Conn, appPath string, emit func(string)) error {
-		cur, err := envsync.ReadConfig(ctx, conn, appPath)
+		var gone, missing []string
+		err := envsync.UpdateConfig(ctx, conn, appPath, func(cur map[string]string) (bool, error) {
+			gone, missing = nil, nil
+			for _, k := range c.Keys {
+				if _, ok := cur[k]; ok {
+					delete(cur, k)
+					gone = append(gone, k)
+				} else {
+					missing = append(missing, k)
+				}
+			}
+			return len(gone) > 0, nil
+		})
 		if err != nil {
 			return err
 		}
-		var gone, missing []string
-		for _, k := range c.Keys {
-			if _, ok := cur[k]; ok {
-				delete(cur, k)
-				gone = append(gone, k)
-			} else {
-				missing = append(missing, k)
-			}
-		}
 		if len(gone) > 0 {
-			if err := envsync.WriteConfig(ctx, conn, appPath, cur); err != nil {
-				return err
-			}
 			emit("unset " + strings.Join(gone, ", ") + " (applied on the next deploy)")
 		}
 		if len(missing) > 0 {

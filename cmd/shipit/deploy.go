@@ -12,7 +12,9 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/metrics"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/internal/override"
 	"github.com/shipit-dev/shipit/internal/releases"
 )
 
@@ -24,7 +26,9 @@ type DeployCmd struct {
 	Wait       time.Duration `help:"Pause between batches (default: [deploy.rollout] wait)."`
 	Atomic     bool          `help:"All hosts of a batch switch together: steps 1-8 everywhere, then 9-12 only if every host is healthy; one failure and none switch."`
 	Canary     int           `help:"Deploy N hosts first, then wait for --canary-wait (and the shipit.lua \"canary\" task, if any) or a confirmation before the rest."`
-	CanaryWait time.Duration `help:"How long the canaries run before the rest roll out (unattended; without it a terminal asks)."`
+	CanaryWait time.Duration `help:"How long the canaries run before the rest roll out (unattended; without it a terminal asks). Over that time their numbers in Traefik are compared with the other hosts' and the gates of [deploy.verify]; a failed gate rolls the canaries back and stops."`
+	Verify     time.Duration `help:"After the switch, watch the new release through Traefik's metrics this long and roll it back on a regression (default: [deploy.verify] window)."`
+	NoVerify   bool          `help:"Do not watch the new release after the switch, whatever [deploy.verify] says."`
 	Plan       bool          `help:"Show what the deploy would do on each host, changing nothing."`
 }
 
@@ -38,10 +42,14 @@ func (c *DeployCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
+	sha, err := s.deployChecks(g)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	release := releases.Name(start)
 	if c.Plan {
-		return s.plan(g, "deploy", release, ro)
+		return s.plan(g, "deploy", release, ro, sha)
 	}
 	s.env.LockWait = c.LockWait
 	results := s.fleet.RunRollout(g.ctx, s.taskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)
@@ -73,6 +81,17 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 	if c.Wait > 0 {
 		ro.Wait = c.Wait
 	}
+	undo := func(ctx context.Context, hosts []orchestrator.Host) []orchestrator.Result {
+		sub := *s.fleet
+		sub.Hosts = hosts
+		return sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "rollback"}))
+	}
+	if vf := c.verifier(g, s); vf != nil {
+		ro.Verify, ro.Undo = vf, undo
+		if vf.Canary > 0 {
+			ro.CanaryWait = 0 // the canaries are watched for the wait, and compared
+		}
+	}
 	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.fleet.Hosts)) {
 		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.fleet.Hosts)),
 			"canaries are some of the hosts: use fewer than all of them")
@@ -99,11 +118,31 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 				return strings.HasPrefix(strings.ToLower(strings.TrimSpace(line)), "y"), nil
 			}
 		}
-		ro.Undo = func(ctx context.Context, canaries []orchestrator.Host) []orchestrator.Result {
-			sub := *s.fleet
-			sub.Hosts = canaries
-			return sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "rollback"}))
-		}
+		ro.Undo = undo
 	}
 	return ro, nil
+}
+
+// verifier is the check after the switch ([deploy.verify] and the flags),
+// or nil when it is off.
+func (c *DeployCmd) verifier(g *Globals, s *session) *orchestrator.MetricsVerifier {
+	v := s.env.Config.Deploy.Verify
+	window := time.Duration(v.Window)
+	if c.Verify > 0 {
+		window = c.Verify
+	}
+	canary := c.Canary > 0 && c.CanaryWait > 0
+	if c.NoVerify || (window <= 0 && !canary) {
+		return nil
+	}
+	_, service := override.RouteNames(override.Params{App: s.env.Config.App.Name, Stage: s.env.Stage})
+	return &orchestrator.MetricsVerifier{
+		Fleet:   s.fleet,
+		Service: service,
+		Gate: metrics.Gate{MaxErrorRate: v.MaxErrorRate, MaxP95Ratio: v.MaxP95Ratio,
+			MinRequests: v.MinRequests, RequireTraffic: v.RequireTraffic},
+		Window: window, Interval: time.Duration(v.Interval), RequireMetrics: v.RequireMetrics,
+		Canary: c.Canary, CanaryWindow: c.CanaryWait,
+		Logf: func(f string, a ...any) { fmt.Fprintf(g.stdout, f+"\n", a...) },
+	}
 }

@@ -60,20 +60,14 @@ func connectionItems(err error) []runtime.ReportItem {
 	bad := func(item, fix string) runtime.ReportItem {
 		return runtime.ReportItem{Status: runtime.ReportFail, Item: item, Detail: firstLine(err.Error()), Fix: fix}
 	}
-	fix := hint.Of(err)
+	fix := orchestrator.ConnectHint(err)
 	var hk *sshpool.HostKeyError
 	switch {
 	case errors.As(err, &hk):
 		return []runtime.ReportItem{ok("reachable", "sshd answered"), bad("host key known", fix)}
 	case strings.Contains(err.Error(), "unable to authenticate"):
-		if fix == "" {
-			fix = "add your public key to ~/.ssh/authorized_keys of the stage's user on the host, or pass -i KEY / load it in ssh-agent"
-		}
 		return []runtime.ReportItem{ok("reachable", "sshd answered"), ok("host key known", "matches known_hosts"), bad("auth", fix)}
 	default:
-		if fix == "" {
-			fix = "check the host address and port in shipit.toml (and ~/.ssh/config), that sshd runs and that no firewall blocks you"
-		}
 		return []runtime.ReportItem{bad("reachable", fix)}
 	}
 }

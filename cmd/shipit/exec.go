@@ -8,6 +8,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
+	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -15,7 +16,7 @@ import (
 // ExecCmd runs an ad-hoc command on every host of a stage.
 type ExecCmd struct {
 	hostFlags
-	Command []string `arg:"" passthrough:"" help:"Command and arguments, after --. A single argument is run as a shell command line."`
+	Command []string `arg:"" passthrough:"" help:"Command and arguments, after --, each passed as one word. A single argument is run as a shell command line."`
 }
 
 // exitCodeError is a command that ran and exited non-zero on a host.
@@ -36,7 +37,7 @@ func (c *ExecCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
-	cmdline := strings.Join(args, " ") // one argument: the user's shell line
+	cmdline := execLine(args)
 	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
 		out := &text.Lines{Emit: func(l string) { s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Info, Text: l}) }}
 		s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Command, Text: cmdline})
@@ -51,6 +52,17 @@ func (c *ExecCmd) Run(g *Globals) error {
 		return orchestrator.Result{Err: err}
 	})
 	return hostStatus(g, results)
+}
+
+// execLine is the remote command line of exec's arguments: a single
+// argument is the user's shell line, as written; several are a command and
+// its arguments, each quoted to reach it as one word (`-- touch "a b"`
+// touches one file), as `app exec` does.
+func execLine(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	return shell.Join(args...)
 }
 
 // hostStatus prints one line per host ("exit 0", "exit 3", "unreachable")

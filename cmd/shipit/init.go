@@ -12,7 +12,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/goccy/go-yaml"
+	"github.com/shipit-dev/shipit/internal/compose"
 	"golang.org/x/term"
 
 	"github.com/shipit-dev/shipit/internal/hint"
@@ -127,13 +127,7 @@ func (c *InitCmd) detect(dir string) initAnswers {
 			a.Branch = "main"
 		}
 	}
-	a.ComposeFile = "docker-compose.yml"
-	for _, f := range []string{"docker-compose.yml", "docker-compose.yaml", "compose.yml", "compose.yaml"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			a.ComposeFile = f
-			break
-		}
-	}
+	a.ComposeFile = compose.FindFile(dir)
 	svc, port := detectWeb(dir, a.ComposeFile)
 	if a.WebService == "" {
 		a.WebService = svc
@@ -188,91 +182,39 @@ func detectWeb(dir, composeFile string) (string, int) {
 	if err != nil {
 		return "", 0
 	}
-	var doc struct {
-		Services yaml.MapSlice `yaml:"services"`
-	}
-	if yaml.Unmarshal(data, &doc) != nil {
+	proj, err := compose.Parse(data)
+	if err != nil {
 		return "", 0
 	}
-	type service struct {
-		Build  any   `yaml:"build"`
-		Expose []any `yaml:"expose"`
-		Ports  []any `yaml:"ports"`
-	}
-	var name string
-	var svc service
-	for _, item := range doc.Services {
-		k, _ := item.Key.(string)
-		raw, err := yaml.Marshal(item.Value)
-		if err != nil {
-			continue
-		}
-		var s service
-		if yaml.Unmarshal(raw, &s) != nil {
-			continue
-		}
-		if k == "web" {
-			name, svc = k, s
+	name := ""
+	for _, n := range proj.Written {
+		if n == "web" {
+			name = n
 			break
 		}
-		if name == "" && s.Build != nil {
-			name, svc = k, s
+		if name == "" && proj.Services[n].Builds() {
+			name = n
 		}
 	}
 	if name == "" {
 		return "", 0
 	}
-	for _, e := range svc.Expose {
-		if p := leadingPort(fmt.Sprint(e)); p > 0 {
-			return name, p
-		}
+	svc := proj.Services[name]
+	if p := svc.ContainerPort(); p > 0 {
+		return name, p
 	}
-	for _, e := range svc.Ports {
-		s := fmt.Sprint(e)
-		if m, ok := e.(map[string]any); ok {
-			s = fmt.Sprint(m["target"])
-		}
-		s = strings.Split(s, "/")[0]
-		if i := strings.LastIndex(s, ":"); i >= 0 {
-			s = s[i+1:]
-		}
-		if p := leadingPort(s); p > 0 {
-			return name, p
-		}
-	}
-	ctx, dockerfile := ".", "Dockerfile"
-	switch b := svc.Build.(type) {
-	case string:
-		ctx = b
-	case map[string]any:
-		if s, ok := b["context"].(string); ok {
-			ctx = s
-		}
-		if s, ok := b["dockerfile"].(string); ok {
-			dockerfile = s
-		}
-	}
+	ctx, dockerfile := svc.BuildContext()
 	if df, err := os.ReadFile(filepath.Join(dir, ctx, dockerfile)); err == nil {
 		for _, line := range strings.Split(string(df), "\n") {
 			f := strings.Fields(line)
 			if len(f) >= 2 && strings.EqualFold(f[0], "EXPOSE") {
-				if p := leadingPort(f[1]); p > 0 {
+				if p := compose.LeadingPort(f[1]); p > 0 {
 					return name, p
 				}
 			}
 		}
 	}
 	return name, 0
-}
-
-func leadingPort(s string) int {
-	s = strings.Split(strings.TrimSpace(s), "/")[0]
-	s = strings.Split(s, "-")[0]
-	p, err := strconv.Atoi(s)
-	if err != nil || p <= 0 || p > 65535 {
-		return 0
-	}
-	return p
 }
 
 // prompt asks for each value on the terminal; Enter keeps the default.
@@ -307,7 +249,7 @@ func (c *InitCmd) prompt(a *initAnswers, in *bufio.Reader, out io.Writer) error 
 		if err != nil {
 			return err
 		}
-		if n := leadingPort(p); n > 0 {
+		if n := compose.LeadingPort(p); n > 0 {
 			a.Port = n
 			break
 		}

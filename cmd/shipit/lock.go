@@ -68,9 +68,15 @@ func describeLock(st hostlock.Status) string {
 		}
 	} else {
 		b.WriteString("free")
+		if st.Stale {
+			fmt.Fprintf(&b, " (a stale holder file names %s, whose holder is gone without the lock: `shipit lock release --force` removes it)", st.Holder)
+		}
 	}
 	if st.Journal != "" && !st.Held {
 		fmt.Fprintf(&b, "; an interrupted %s left its journal: the next deploy, rollback, setup or `shipit recover` settles it", st.Journal)
+	}
+	for _, c := range st.Corrupt {
+		fmt.Fprintf(&b, "; a corrupt journal was kept aside as %s (not settled: check the releases, current and shipit.lock, then delete it)", c)
 	}
 	return b.String()
 }
@@ -91,6 +97,23 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		if err != nil {
 			return orchestrator.Result{Err: err}
 		}
+		if !st.Held && st.Stale && c.Force {
+			k, err := hostlock.Kill(ctx, conn, appPath)
+			if err != nil {
+				return orchestrator.Result{Err: err}
+			}
+			switch {
+			case k.Stale:
+				fmt.Fprintf(g.stdout, "%s: free; removed a stale holder file (%s), nothing signalled\n", h.Name, st.Holder)
+			case k.Signalled != 0:
+				// A holder took the lock since the status: it was
+				// verified and signalled like any live holder.
+				fmt.Fprintf(g.stdout, "%s: a new holder took the lock meanwhile and was signalled (pid %d)\n", h.Name, k.Signalled)
+			default:
+				fmt.Fprintf(g.stdout, "%s: free, nothing to release\n", h.Name)
+			}
+			return orchestrator.Result{}
+		}
 		if !st.Held {
 			fmt.Fprintf(g.stdout, "%s: free, nothing to release\n", h.Name)
 			return orchestrator.Result{}
@@ -101,7 +124,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 			mu.Unlock()
 			return orchestrator.Result{Err: fmt.Errorf("%s: held by a live holder: %s", h.Name, st.Holder)}
 		}
-		if err := hostlock.Kill(ctx, conn, appPath); err != nil {
+		if _, err := hostlock.Kill(ctx, conn, appPath); err != nil {
 			return orchestrator.Result{Err: err}
 		}
 		deadline := time.Now().Add(10 * time.Minute)

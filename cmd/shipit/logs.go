@@ -6,9 +6,12 @@ import (
 	"fmt"
 	"regexp"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/runtime"
 )
 
 // LogsCmd shows the logs of the current release's containers on every host
@@ -47,7 +50,25 @@ func (c *LogsCmd) Run(g *Globals) error {
 		params["follow"] = "1"
 	}
 	s.env.Params = params
+	// Count the lines each host printed: a host with none says so, rather
+	// than leaving a silence that looks like a hang or a bug.
+	var mu sync.Mutex
+	lines := map[string]int{}
+	printer := s.env.Sink
+	s.env.Sink = runtime.SinkFunc(func(e runtime.Event) {
+		if e.Kind == runtime.Info {
+			mu.Lock()
+			lines[e.Host]++
+			mu.Unlock()
+		}
+		printer.Emit(e)
+	})
 	results := s.task(g.ctx, orchestrator.Task{Name: "app:logs", AtCurrent: true})
+	for _, r := range results {
+		if r.Err == nil && lines[r.Host] == 0 {
+			printer.Emit(runtime.Event{Host: r.Host, Kind: runtime.Info, Text: noLogLines(c, r.Release)})
+		}
+	}
 	if c.Follow && g.ctx.Err() != nil {
 		// Ctrl-C is how a follow ends; only earlier failures (a host
 		// without a release, unreachable) are errors.
@@ -60,4 +81,27 @@ func (c *LogsCmd) Run(g *Globals) error {
 		return orchestrator.Failed(kept)
 	}
 	return orchestrator.Failed(results)
+}
+
+// noLogLines says that a host's containers printed nothing, and within
+// which limits.
+func noLogLines(c *LogsCmd, release string) string {
+	msg := "no log lines"
+	if c.Service != "" {
+		msg += " from " + c.Service
+	}
+	if release != "" {
+		msg += " in release " + release
+	}
+	var within []string
+	if c.Since != "" {
+		within = append(within, "since "+c.Since)
+	}
+	if c.Tail >= 0 {
+		within = append(within, fmt.Sprintf("--tail %d", c.Tail))
+	}
+	if len(within) > 0 {
+		msg += " (" + strings.Join(within, ", ") + ")"
+	}
+	return msg
 }

@@ -28,7 +28,7 @@ type CLI struct {
 	Globals
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 
-	Deploy   DeployCmd   `cmd:"" help:"Deploy the current branch to every host of a stage."`
+	Deploy   DeployCmd   `cmd:"" help:"Deploy the committed HEAD of app.branch (shipit.toml) to every host of a stage."`
 	Rollback RollbackCmd `cmd:"" help:"Switch back to the previous (or a named) release."`
 	Releases ReleasesCmd `cmd:"" help:"List releases per host (* current, < rollback target)."`
 	Run      RunCmd      `cmd:"" help:"Run a Lua task (built-in or from shipit.lua) on every host."`
@@ -71,14 +71,7 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		}
 	}()
 	var cli CLI
-	parser, err := kong.New(&cli,
-		kong.Name("shipit"),
-		kong.Description("Zero-downtime Docker Compose deploys over SSH, scripted in Lua."),
-		kong.UsageOnError(),
-		kong.Writers(stdout, stderr),
-		kong.Exit(func(c int) { panic(exitCode(c)) }),
-		kong.Vars{"version": "shipit " + version},
-	)
+	parser, err := newParser(&cli, stdout, stderr, func(c int) { panic(exitCode(c)) })
 	if err != nil {
 		fmt.Fprintln(stderr, "shipit: internal error:", err)
 		return 2
@@ -109,6 +102,21 @@ func Main(args []string, stdout, stderr io.Writer) (code int) {
 		return 1
 	}
 	return 0
+}
+
+// newParser builds the command line parser for cli; exit replaces
+// os.Exit after --help and usage errors.
+func newParser(cli *CLI, stdout, stderr io.Writer, exit func(int)) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("shipit"),
+		kong.Description("Zero-downtime Docker Compose deploys over SSH, scripted in Lua."),
+		kong.UsageOnError(),
+		kong.Writers(stdout, stderr),
+		kong.Exit(exit),
+		kong.Vars{"version": "shipit " + version},
+		kong.PostBuild(addExamples),
+		kong.Help(helpPrinter),
+	)
 }
 
 // checkArgs refuses an argument that is not valid UTF-8: kong decodes

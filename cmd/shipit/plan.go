@@ -13,20 +13,20 @@ import (
 )
 
 // plan shows what a deploy or a rollback would do on each host: read-only
-// there (it runs no step, takes no lock, writes nothing).
-func (s *session) plan(g *Globals, command, release string, ro orchestrator.Rollout) error {
+// there (it runs no step, takes no lock, writes nothing). newSHA is the
+// commit a deploy sends, when deployChecks found it.
+func (s *session) plan(g *Globals, command, release string, ro orchestrator.Rollout, newSHA string) error {
 	cfg := s.env.Config
 	appPath := cfg.AppPath()
-	newSHA := ""
-	if command == "deploy" {
+	if command == "deploy" && newSHA == "" {
 		out, err := exec.CommandContext(g.ctx, "git", "-C", s.proj.dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
 		if err != nil {
 			return fmt.Errorf("local: git rev-parse %s: %w", cfg.App.Branch, err)
 		}
 		newSHA = strings.TrimSpace(string(out))
-		if s.env.SecretsErr != nil {
-			fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.env.SecretsErr)
-		}
+	}
+	if command == "deploy" && s.env.SecretsErr != nil {
+		fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.env.SecretsErr)
 	}
 	var mu sync.Mutex
 	plans := map[string]plan.Host{}
@@ -61,6 +61,31 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 		}
 		if ro.Wait > 0 {
 			fmt.Fprintf(w, "  wait %s between batches\n", ro.Wait)
+		}
+	}
+	if v, ok := ro.Verify.(*orchestrator.MetricsVerifier); ok && v != nil {
+		if v.Window > 0 {
+			fmt.Fprintf(w, "\nverify after the switch: watch %s through Traefik's metrics for %s (a line every %s)\n", v.Service, v.Window, v.Interval)
+		} else {
+			fmt.Fprintf(w, "\nverify the canaries: watch %s through Traefik's metrics for %s (a line every %s)\n", v.Service, v.CanaryWindow, v.Interval)
+		}
+		if v.Canary > 0 {
+			fmt.Fprintf(w, "  canaries: %s against the other hosts over the same time\n", v.CanaryWindow)
+		}
+		fmt.Fprintf(w, "  roll back when 5xx > %.1f%%", v.Gate.MaxErrorRate*100)
+		if v.Gate.MaxP95Ratio > 0 {
+			fmt.Fprintf(w, " or p95 > %.1fx the previous release's", v.Gate.MaxP95Ratio)
+		}
+		fmt.Fprintf(w, "; fewer than %d requests: ", v.Gate.MinRequests)
+		if v.Gate.RequireTraffic {
+			fmt.Fprint(w, "roll back")
+		} else {
+			fmt.Fprint(w, "warn")
+		}
+		if v.RequireMetrics {
+			fmt.Fprintln(w, "; no metrics: roll back")
+		} else {
+			fmt.Fprintln(w, "; no metrics: warn and skip")
 		}
 	}
 	for _, r := range results {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -23,11 +24,13 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	defer s.close()
 	s.env.LockWait = c.LockWait
 	if c.Plan {
-		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{})
+		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{}, "")
 	}
 	start := time.Now()
 	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
 	s.auditRecord(g, "rollback", start, results)
+	// Like deploy's, the summary says what each host runs now.
+	s.fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.env.Config.AppPath(), results)
 	s.out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
 }

@@ -14,6 +14,11 @@ func (c *RunCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
+	// A task the scripts do not define is a local mistake: said before
+	// any host is contacted.
+	if err := s.plan0().NoTask(c.Task); err != nil {
+		return err
+	}
 	results := s.task(g.ctx, orchestrator.Task{Name: c.Task, AtCurrent: true})
 	if err := orchestrator.Failed(results); err != nil {
 		s.out.Summary("run "+c.Task, results)

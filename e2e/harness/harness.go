@@ -471,7 +471,16 @@ func GitRepo(t testing.TB, dir string, files map[string]string) {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		// Binaries are committed executable (git keeps the bit), so that
+		// an image FROM scratch can COPY them without a shell to chmod.
+		mode := os.FileMode(0o644)
+		if strings.HasPrefix(content, "\x7fELF") {
+			mode = 0o755
+		}
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
 			t.Fatal(err)
 		}
 	}

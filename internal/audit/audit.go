@@ -80,6 +80,9 @@ type Entry struct {
 	Result   Result
 	Error    string
 	Duration time.Duration
+	// Verify is the verdict of [deploy.verify] on this host, when it ran:
+	// "passed: ...", "rolled back: verify: ...", or a warning.
+	Verify string
 }
 
 // wire is an Entry as written: field order is the line's order, time
@@ -97,6 +100,7 @@ type wire struct {
 	Result          Result `json:"result"`
 	Error           string `json:"error,omitempty"`
 	DurationMS      int64  `json:"duration_ms"`
+	Verify          string `json:"verify,omitempty"`
 }
 
 // MarshalJSON writes the entry as one line of the log.
@@ -104,7 +108,7 @@ func (e Entry) MarshalJSON() ([]byte, error) {
 	w := wire{
 		Time: e.Time.UTC().Format(TimeFormat), Command: e.Command, Stage: e.Stage, Host: e.Host,
 		User: e.User, Author: e.Author, Release: e.Release, PreviousRelease: e.PreviousRelease,
-		GitSHA: e.GitSHA, Result: e.Result, Error: e.Error, DurationMS: e.Duration.Milliseconds(),
+		GitSHA: e.GitSHA, Result: e.Result, Error: e.Error, DurationMS: e.Duration.Milliseconds(), Verify: e.Verify,
 	}
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -127,7 +131,7 @@ func (e *Entry) UnmarshalJSON(b []byte) error {
 	}
 	*e = Entry{Time: t.UTC(), Command: w.Command, Stage: w.Stage, Host: w.Host, User: w.User, Author: w.Author,
 		Release: w.Release, PreviousRelease: w.PreviousRelease, GitSHA: w.GitSHA, Result: w.Result, Error: w.Error,
-		Duration: time.Duration(w.DurationMS) * time.Millisecond}
+		Duration: time.Duration(w.DurationMS) * time.Millisecond, Verify: w.Verify}
 	return nil
 }
 

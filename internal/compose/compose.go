@@ -71,8 +71,26 @@ type Release struct {
 	Original bool     // deployed by the original shipit: compose ran in Dir
 }
 
-// DescFile records, in each release shipit starts, its project and files.
+// DescFile records, in each release shipit starts, its project and files:
+// the project on the first line, then one file a line, verbatim (a name
+// may hold spaces or glob characters). Releases of older shipit versions
+// hold one files line, space-separated.
 const DescFile = ".shipit-compose"
+
+// parseDesc reads a DescFile's lines (project first).
+func parseDesc(lines []string) (project string, files []string) {
+	files = lines[1:]
+	if len(files) == 1 {
+		return lines[0], strings.Fields(files[0]) // the older form
+	}
+	var out []string
+	for _, f := range files {
+		if f != "" {
+			out = append(out, f)
+		}
+	}
+	return lines[0], out
+}
 
 // Describe finds how the release in dir was started: from its DescFile;
 // for releases of older shipit versions (their override carries shipit's
@@ -87,10 +105,10 @@ func Describe(ctx context.Context, c remote.Conn, dir, app, composeFile, overrid
 	if err != nil {
 		return r, err
 	}
-	lines := strings.Split(strings.TrimSpace(out), "\n")
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	switch {
 	case len(lines) >= 2 && lines[0] != "":
-		r.Project, r.Files = lines[0], strings.Fields(lines[1])
+		r.Project, r.Files = parseDesc(lines)
 	case lines[0] == "original":
 		r.Project, r.Files, r.Original = name, nil, true
 	}

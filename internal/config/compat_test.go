@@ -41,7 +41,7 @@ var originalDeploy = Deploy{
 	ComposeFile: "docker-compose.yml", StopTimeout: Duration(30 * time.Second),
 	HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: Duration(2 * time.Second),
 		Timeout: Duration(60 * time.Second), Retries: 15, ProbeTimeout: Duration(5 * time.Second), UnhealthyAfter: 3},
-	Rollout: Rollout{Batch: BatchPercent(100)},
+	Rollout: Rollout{Batch: BatchPercent(100)}, Verify: defaultVerify,
 }
 
 func TestOriginalFullExamples(t *testing.T) {
@@ -91,8 +91,8 @@ func TestOriginalQuickstartAndInit(t *testing.T) {
 		ComposeFile: "docker-compose.yml", StopTimeout: DefaultStopTimeout,
 		HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: DefaultHealthInterval, Timeout: DefaultHealthTimeout,
 			Retries: 15, ProbeTimeout: DefaultProbeTimeout, UnhealthyAfter: 3},
-		Rollout: Rollout{Batch: BatchPercent(100)}}
-	if c.Deploy != want {
+		Rollout: Rollout{Batch: BatchPercent(100)}, Verify: defaultVerify}
+	if !reflect.DeepEqual(c.Deploy, want) {
 		t.Errorf("quickstart deploy = %+v\nwant %+v", c.Deploy, want)
 	}
 	if c.App != (App{Name: "myapp", Repository: "git@github.com:user/myapp.git", Branch: "main"}) {
@@ -107,7 +107,7 @@ func TestOriginalQuickstartAndInit(t *testing.T) {
 	// What the original's `shipit init` writes: timeout = 60 is the
 	// overall wait in seconds, as its docs say.
 	c = loadOriginal(t, "init-template-rendered.toml")
-	if c.Deploy != originalDeploy {
+	if !reflect.DeepEqual(c.Deploy, originalDeploy) {
 		t.Errorf("init deploy = %+v\nwant %+v", c.Deploy, originalDeploy)
 	}
 	if c.Deploy.HealthCheck.Timeout.Std() != time.Minute {
@@ -129,12 +129,12 @@ func TestOriginalSnippets(t *testing.T) {
 		check               func(t *testing.T, c *Config)
 	}{
 		{"fragment-health-check.toml", app + stage, "", func(t *testing.T, c *Config) {
-			if c.Deploy.HealthCheck != originalDeploy.HealthCheck {
+			if !reflect.DeepEqual(c.Deploy.HealthCheck, originalDeploy.HealthCheck) {
 				t.Errorf("health_check = %+v", c.Deploy.HealthCheck)
 			}
 		}},
 		{"fragment-health-check-cmd.toml", app + stage, "", func(t *testing.T, c *Config) {
-			if hc := c.Deploy.HealthCheck; hc.Cmd != "pg_isready -U postgres" || hc.Path != "/health" || hc.Port != 8080 {
+			if hc := c.Deploy.HealthCheck; hc.Cmd.Shell != "pg_isready -U postgres" || hc.Path != "/health" || hc.Port != 8080 {
 				t.Errorf("health_check = %+v", hc)
 			}
 		}},

@@ -34,6 +34,9 @@ const (
 	DefaultHealthRetries  = 15
 	DefaultProbeTimeout   = Duration(5 * time.Second)
 	DefaultUnhealthyAfter = 3
+	DefaultMaxErrorRate   = 0.01
+	DefaultMinRequests    = 100
+	DefaultVerifyInterval = Duration(5 * time.Second)
 )
 
 // OSes are the values [stages.NAME] os accepts: the original shipit's
@@ -111,7 +114,11 @@ func Parse(data []byte, file string) (*Config, error) {
 		if errors.As(err, &ve) {
 			// Duration and Batch refuse the value without knowing where
 			// it is: find it.
-			if e := checkValues(buildIndex(data), file); e != nil {
+			ix := buildIndex(data)
+			if e := checkValues(ix, file); e != nil {
+				return nil, e
+			}
+			if e := checkCommand(data, ix, file); e != nil {
 				return nil, e
 			}
 		}
@@ -189,9 +196,20 @@ func decodeError(data []byte, file string, err error) *Error {
 func unknownKeyError(data []byte, file string, de *toml.DecodeError) *Error {
 	line, col := de.Position()
 	ix := buildIndex(data)
-	p, ok := ix.keyAt[pos{line, col}]
+	p, ok := ix.headers[pos{line, col}]
+	if !ok {
+		p, ok = ix.keyAt[pos{line, col}]
+	}
 	if !ok {
 		p = path(de.Key())
+	}
+	// Name the first part the schema does not know: in [deploy.healthcheck]
+	// that is healthcheck, not deploy (nor a key under it).
+	whole := len(p)
+	p = firstUnknown(p)
+	isTable := len(p) < whole || strings.Contains(de.Error(), "missing table") || ix.tables[p.key()] != (pos{})
+	if q, ok := ix.keys[p.key()]; ok {
+		line, col = q.Line, q.Col
 	}
 	e := &Error{File: file, Line: line, Col: col}
 	if len(p) == 0 {
@@ -205,18 +223,36 @@ func unknownKeyError(data []byte, file string, de *toml.DecodeError) *Error {
 	if len(parent) == 0 {
 		where = "at the top level"
 	}
-	if strings.Contains(de.Error(), "missing table") || ix.tables[p.key()] != (pos{}) {
-		e.Msg = fmt.Sprintf("unknown table [%s]", p.String())
+	if isTable {
+		e.Msg = fmt.Sprintf("unknown table %s", p.table())
 	} else {
 		e.Msg = fmt.Sprintf("unknown key %q %s", name, where)
 	}
 	if len(valid) > 0 {
 		e.HintText = fmt.Sprintf("valid keys %s: %s", where, strings.Join(valid, ", "))
 		if s := text.Closest(name, valid); s != "" {
-			e.HintText = fmt.Sprintf("did you mean %q? ", s) + e.HintText
+			if isTable {
+				e.HintText = fmt.Sprintf("did you mean %s? ", parent.append(s).table()) + e.HintText
+			} else {
+				e.HintText = fmt.Sprintf("did you mean %q? ", s) + e.HintText
+			}
 		}
 	}
 	return e
+}
+
+// firstUnknown cuts p after its first part the schema does not have (p
+// itself when the schema has every part but the last).
+func firstUnknown(p path) path {
+	t := reflect.Type(configType)
+	for i, part := range p {
+		nt, ok := step(t, part)
+		if !ok {
+			return p[:i+1]
+		}
+		t = nt
+	}
+	return p
 }
 
 func typeError(data []byte, file string, de *toml.DecodeError, got string) *Error {
@@ -300,6 +336,39 @@ func checkValues(ix *docIndex, file string) *Error {
 		return err
 	}
 	return nil
+}
+
+// checkCommand says where [deploy.health_check] cmd is and what is wrong
+// with it (Command refuses the value without knowing where it is).
+func checkCommand(data []byte, ix *docIndex, file string) *Error {
+	var doc struct {
+		Deploy struct {
+			HealthCheck map[string]any `toml:"health_check"`
+		} `toml:"deploy"`
+	}
+	if toml.Unmarshal(data, &doc) != nil {
+		return nil
+	}
+	v, ok := doc.Deploy.HealthCheck["cmd"]
+	if !ok {
+		return nil
+	}
+	_, ve := commandOf(v)
+	if ve == nil {
+		return nil
+	}
+	p := path{"deploy", "health_check", "cmd"}
+	at, ok := ix.vals[p.key()]
+	if !ok {
+		at = ix.keys[p.key()]
+	}
+	e := &Error{File: file, Line: at.Line, Col: at.Col, HintText: ve.hint}
+	if ve.typeGot != "" {
+		e.Msg = fmt.Sprintf("wrong type for %s: got %s", p, article(ve.typeGot))
+	} else {
+		e.Msg = fmt.Sprintf("%s: %s", p, ve.msg)
+	}
+	return e
 }
 
 // schemaType is the Go type at p when p is a path of the schema.
@@ -534,6 +603,10 @@ func (v *validator) checkDeploy(d *Deploy) {
 	}
 	if d.ComposeFile == "" {
 		d.ComposeFile = DefaultComposeFile
+	} else if strings.ContainsAny(d.ComposeFile, "\n\r\x00") {
+		// Each release records its compose files one a line.
+		v.value(dp.append("compose_file"), "name the compose file without line breaks",
+			"deploy.compose_file must not contain a line break, got %q", d.ComposeFile)
 	}
 	v.duration(&d.DrainTimeout, 0, dp.append("drain_timeout"), 0,
 		"drain_timeout is how long a stopping release stays out of Traefik's rotation before it is stopped; leave it out to have shipit compute it")
@@ -547,6 +620,30 @@ func (v *validator) checkDeploy(d *Deploy) {
 		r.Batch = BatchPercent(100)
 	}
 	v.duration(&r.Wait, 0, rp.append("wait"), 0, "")
+	v.checkVerify(&d.Verify, dp.append("verify"))
+}
+
+// checkVerify checks [deploy.verify] and applies its defaults.
+func (v *validator) checkVerify(vf *Verify, p path) {
+	v.duration(&vf.Window, 0, p.append("window"), 0, "")
+	v.duration(&vf.Interval, DefaultVerifyInterval, p.append("interval"), Duration(time.Second),
+		"interval is how often shipit reads Traefik's numbers during the window (at least 1s)")
+	if !v.ix.has(p.append("max_error_rate")) {
+		vf.MaxErrorRate = DefaultMaxErrorRate
+	} else if vf.MaxErrorRate < 0 || vf.MaxErrorRate > 1 {
+		v.value(p.append("max_error_rate"), "a share of requests: 0.01 is 1%",
+			"deploy.verify.max_error_rate must be between 0 and 1, got %v", vf.MaxErrorRate)
+	}
+	if vf.MaxP95Ratio < 0 || (vf.MaxP95Ratio > 0 && vf.MaxP95Ratio < 1) {
+		v.value(p.append("max_p95_ratio"), "the new release's p95 latency may be this many times the previous one's, e.g. 2.0; 0 turns the gate off",
+			"deploy.verify.max_p95_ratio must be 0 or at least 1, got %v", vf.MaxP95Ratio)
+	}
+	if !v.ix.has(p.append("min_requests")) {
+		vf.MinRequests = DefaultMinRequests
+	} else if vf.MinRequests < 0 {
+		v.value(p.append("min_requests"), "the fewest requests a verdict needs",
+			"deploy.verify.min_requests must not be negative, got %d", vf.MinRequests)
+	}
 }
 
 // checkHealth checks [deploy.health_check] and applies its defaults.

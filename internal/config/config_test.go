@@ -79,7 +79,37 @@ func TestErrors(t *testing.T) {
 			doc:    "[app]\nname = \"demo\"\n[deplyo]\nbuild = \"local\"\n",
 			prefix: "shipit.toml:3:2: ",
 			msg:    []string{"unknown table [deplyo]"},
-			hint:   []string{`did you mean "deploy"?`},
+			hint:   []string{`did you mean [deploy]?`},
+		},
+		{
+			// The whole dotted header is named, at its unknown part.
+			name:   "unknown nested table",
+			doc:    "[app]\nname = \"demo\"\n[deploy.healthcheck]\npath = \"/up\"\n",
+			prefix: "shipit.toml:3:9: ",
+			msg:    []string{"unknown table [deploy.healthcheck]"},
+			hint:   []string{`did you mean [deploy.health_check]?`, "valid keys in [deploy]: deploy_to,"},
+		},
+		{
+			name:   "unknown table in a stage",
+			doc:    "[app]\nname = \"demo\"\n[stages.sandbox]\nhosts = [{ address = \"a\" }]\n[stages.sandbox.trafik]\ndomain = \"x\"\n",
+			prefix: "shipit.toml:5:17: ",
+			msg:    []string{"unknown table [stages.sandbox.trafik]"},
+			hint:   []string{`did you mean [stages.sandbox.traefik]?`, "valid keys in [stages.sandbox]:"},
+		},
+		{
+			// A header deeper than the unknown part names the unknown part.
+			name:   "table under an unknown table",
+			doc:    "[app]\nname = \"demo\"\n[deploy.healthcheck.extra]\nx = 1\n",
+			prefix: "shipit.toml:3:9: ",
+			msg:    []string{"unknown table [deploy.healthcheck]"},
+			hint:   []string{`did you mean [deploy.health_check]?`},
+		},
+		{
+			name:   "unknown dotted key",
+			doc:    "[app]\nname = \"demo\"\n[stages.sandbox]\nhosts = [{ address = \"a\" }]\ntrafik.domain = \"x\"\n",
+			prefix: "shipit.toml:5:1: ",
+			msg:    []string{`unknown key "trafik" in [stages.sandbox]`},
+			hint:   []string{`did you mean "traefik"?`},
 		},
 		{
 			name:   "integer given a string",
@@ -233,6 +263,12 @@ func TestErrors(t *testing.T) {
 			prefix: "shipit.toml:7:9: ",
 			msg:    []string{`deploy.build must be "remote" or "local", got "cloud"`},
 			hint:   []string{`build = "local"`},
+		},
+		{
+			name:   "compose_file with a line break",
+			doc:    minimal + "[deploy]\ncompose_file = \"a\\nb.yml\"\n",
+			prefix: "shipit.toml:7:16: ",
+			msg:    []string{`deploy.compose_file must not contain a line break, got "a\nb.yml"`},
 		},
 		{
 			name:   "keep_releases zero",
@@ -551,8 +587,9 @@ func TestFullExample(t *testing.T) {
 			DeployTo: "/srv/apps", KeepReleases: 3, Build: "local", WebService: "frontend", ComposeFile: "compose.prod.yml",
 			DrainTimeout: Duration(20 * time.Second), StopTimeout: Duration(45 * time.Second),
 			HealthCheck: HealthCheck{Path: "/up", Port: 3000, Interval: Duration(500 * time.Millisecond), Timeout: Duration(90 * time.Second),
-				Retries: 30, ProbeTimeout: Duration(time.Second), UnhealthyAfter: 2, Cmd: "test -f /tmp/ready"},
+				Retries: 30, ProbeTimeout: Duration(time.Second), UnhealthyAfter: 2, Cmd: Command{Shell: "test -f /tmp/ready"}},
 			Rollout: Rollout{Batch: BatchPercent(25), Wait: Duration(10 * time.Second), Atomic: true},
+			Verify:  defaultVerify,
 		},
 		Stages: map[string]*Stage{
 			"production": {
@@ -597,8 +634,8 @@ func TestDefaults(t *testing.T) {
 		DrainTimeout: 0, StopTimeout: Duration(30 * time.Second),
 		HealthCheck: HealthCheck{Path: "/health", Port: 8080, Interval: Duration(2 * time.Second), Timeout: Duration(60 * time.Second),
 			Retries: 15, ProbeTimeout: Duration(5 * time.Second), UnhealthyAfter: 3},
-		Rollout: Rollout{Batch: BatchPercent(100), Wait: 0, Atomic: false}}
-	if c.Deploy != want {
+		Rollout: Rollout{Batch: BatchPercent(100), Wait: 0, Atomic: false}, Verify: defaultVerify}
+	if !reflect.DeepEqual(c.Deploy, want) {
 		t.Errorf("deploy = %+v\nwant     %+v", c.Deploy, want)
 	}
 	if c.App.Branch != "main" {
@@ -671,5 +708,31 @@ func TestLoad(t *testing.T) {
 	_, err = Load(p)
 	if err == nil || !strings.HasPrefix(err.Error(), p+":2:1: ") {
 		t.Fatalf("Load(bad) = %v", err)
+	}
+}
+
+var defaultVerify = Verify{MaxErrorRate: DefaultMaxErrorRate, MinRequests: DefaultMinRequests, Interval: DefaultVerifyInterval}
+
+func TestVerifySection(t *testing.T) {
+	base := "[app]\nname = \"x\"\n[stages.p]\nhosts = [{ address = \"h\" }]\n[deploy.verify]\n"
+	c, err := Parse([]byte(base+"window = \"2m\"\nmax_error_rate = 0.05\nmax_p95_ratio = 2.0\nmin_requests = 10\nrequire_traffic = true\nrequire_metrics = true\ninterval = 2\n"), "shipit.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Verify{Window: Duration(2 * time.Minute), MaxErrorRate: 0.05, MaxP95Ratio: 2, MinRequests: 10, RequireTraffic: true, RequireMetrics: true, Interval: Duration(2 * time.Second)}
+	if c.Deploy.Verify != want {
+		t.Errorf("verify = %+v, want %+v", c.Deploy.Verify, want)
+	}
+	for in, msg := range map[string]string{
+		"max_error_rate = 2\n":  "shipit.toml:6:18: deploy.verify.max_error_rate must be between 0 and 1, got 2",
+		"max_p95_ratio = 0.5\n": "shipit.toml:6:17: deploy.verify.max_p95_ratio must be 0 or at least 1, got 0.5",
+		"min_requests = -1\n":   "shipit.toml:6:16: deploy.verify.min_requests must not be negative, got -1",
+		"window = \"soon\"\n":   "shipit.toml:6:10: deploy.verify.window",
+		"windw = \"2m\"\n":      "shipit.toml:6:1: unknown key",
+	} {
+		_, err := Parse([]byte(base+in), "shipit.toml")
+		if err == nil || !strings.HasPrefix(err.Error(), msg) {
+			t.Errorf("%q: %v, want %q...", in, err, msg)
+		}
 	}
 }

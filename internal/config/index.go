@@ -80,6 +80,7 @@ type docIndex struct {
 	keys    map[string]pos // path -> position of the key (or of a header's key part)
 	vals    map[string]pos // path -> position of the value
 	tables  map[string]pos // header path -> position of its '['
+	headers map[pos]path   // position of a header's first key part -> the header's full path
 	keyAt   map[pos]path   // key position -> path
 	valAt   map[pos]path   // value position -> path
 	present map[string]bool
@@ -102,7 +103,7 @@ type entry struct {
 // buildIndex parses data; on a syntax error it returns what it has so far.
 func buildIndex(data []byte) *docIndex {
 	ix := &docIndex{
-		keys: map[string]pos{}, vals: map[string]pos{}, tables: map[string]pos{},
+		keys: map[string]pos{}, vals: map[string]pos{}, tables: map[string]pos{}, headers: map[pos]path{},
 		keyAt: map[pos]path{}, valAt: map[pos]path{}, present: map[string]bool{},
 		scalars: map[string]scalar{},
 	}
@@ -191,6 +192,9 @@ func buildIndex(data []byte) *docIndex {
 				continue
 			}
 			current = resolve(parts, positions)
+			// The decoder reports an unknown header at its first key part:
+			// keep the whole header there, not just that part.
+			ix.headers[positions[0]] = current
 			if e.Kind == unstable.ArrayTable {
 				n := arrays[current.key()] + 1
 				arrays[current.key()] = n

@@ -33,6 +33,20 @@ type Deploy struct {
 	StopTimeout  Duration    `toml:"stop_timeout"`  // default 30s, whole seconds
 	HealthCheck  HealthCheck `toml:"health_check"`
 	Rollout      Rollout     `toml:"rollout"`
+	Verify       Verify      `toml:"verify"`
+}
+
+// Verify is [deploy.verify]: after the switch, shipit watches the new
+// release through Traefik's metrics for Window and rolls it back when a
+// gate fails. Window 0 (the default) turns it off.
+type Verify struct {
+	Window         Duration `toml:"window"`          // e.g. "2m"; 0: no verify
+	MaxErrorRate   float64  `toml:"max_error_rate"`  // highest 5xx share, default 0.01
+	MaxP95Ratio    float64  `toml:"max_p95_ratio"`   // p95 against the previous release's; 0 (default): no latency gate
+	MinRequests    int      `toml:"min_requests"`    // below: "not enough traffic", default 100
+	RequireTraffic bool     `toml:"require_traffic"` // not enough traffic fails (default: warns)
+	RequireMetrics bool     `toml:"require_metrics"` // a Traefik without metrics fails (default: warns and skips)
+	Interval       Duration `toml:"interval"`        // one progress line per host every interval, default 5s
 }
 
 // HealthCheck is [deploy.health_check]: the web service's Docker health
@@ -45,7 +59,7 @@ type HealthCheck struct {
 	Retries        int      `toml:"retries"`         // start period = interval x retries, default 15
 	ProbeTimeout   Duration `toml:"probe_timeout"`   // one probe, default 5s
 	UnhealthyAfter int      `toml:"unhealthy_after"` // consecutive failed probes, default 3
-	Cmd            string   `toml:"cmd"`             // optional; replaces the HTTP probe
+	Cmd            Command  `toml:"cmd"`             // optional; replaces the HTTP probe: a shell string or an exec list
 }
 
 // Rollout is [deploy.rollout]: how the hosts of a stage take turns.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	toml "github.com/pelletier/go-toml/v2"
 	"github.com/pelletier/go-toml/v2/unstable"
 	"github.com/shipit-dev/shipit/internal/hint"
 )
@@ -258,4 +259,81 @@ func ParseBatch(s string) (Batch, error) {
 		return Batch{}, hint.New("--batch "+s+": "+err.msg, err.hint)
 	}
 	return b, nil
+}
+
+// Command is [deploy.health_check] cmd: a shell command string (run with
+// the image's /bin/sh -c), or a list of words run as they are, without a
+// shell, for images that bring their own probe and have no shell.
+type Command struct {
+	Shell string   // cmd = "curl -f localhost:3000/up"
+	Exec  []string // cmd = ["/app", "-healthcheck"]
+}
+
+// IsZero reports whether no command was given (the HTTP probe is used).
+func (c Command) IsZero() bool { return c.Shell == "" && len(c.Exec) == 0 }
+
+// String is the command as a user reads it.
+func (c Command) String() string {
+	if len(c.Exec) > 0 {
+		return "[" + strings.Join(quoteAll(c.Exec), ", ") + "]"
+	}
+	return c.Shell
+}
+
+func quoteAll(words []string) []string {
+	out := make([]string, len(words))
+	for i, w := range words {
+		out[i] = strconv.Quote(w)
+	}
+	return out
+}
+
+// MarshalText is String (for the Lua and JSON views of the config).
+func (c Command) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalTOML decodes a string or a non-empty array of strings.
+func (c *Command) UnmarshalTOML(raw []byte) error {
+	var doc struct {
+		V any `toml:"v"`
+	}
+	if err := toml.Unmarshal(append([]byte("v = "), raw...), &doc); err != nil {
+		return &valueError{typeGot: "table"}
+	}
+	v, verr := commandOf(doc.V)
+	if verr != nil {
+		return verr
+	}
+	*c = v
+	return nil
+}
+
+func commandOf(v any) (Command, *valueError) {
+	const hint = `write a shell command (cmd = "curl -f http://127.0.0.1:3000/up") or, for an image without a shell, ` +
+		`a list of words (cmd = ["/app", "-healthcheck"])`
+	switch x := v.(type) {
+	case string:
+		return Command{Shell: x}, nil
+	case []any:
+		if len(x) == 0 {
+			return Command{}, &valueError{msg: "must not be an empty list", hint: hint}
+		}
+		words := make([]string, len(x))
+		for i, w := range x {
+			s, ok := w.(string)
+			if !ok || s == "" {
+				return Command{}, &valueError{msg: "must be a list of non-empty strings", hint: hint}
+			}
+			words[i] = s
+		}
+		return Command{Exec: words}, nil
+	case map[string]any:
+		return Command{}, &valueError{typeGot: "table", hint: hint}
+	case bool:
+		return Command{}, &valueError{typeGot: "boolean", hint: hint}
+	case int64:
+		return Command{}, &valueError{typeGot: "integer", hint: hint}
+	case float64:
+		return Command{}, &valueError{typeGot: "float", hint: hint}
+	}
+	return Command{}, &valueError{typeGot: "value", hint: hint}
 }

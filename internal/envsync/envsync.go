@@ -10,6 +10,7 @@ package envsync
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -19,8 +20,10 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/shipit-dev/shipit/internal/dotenv"
+	"github.com/shipit-dev/shipit/internal/hostlock"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
@@ -197,7 +200,39 @@ func ReadEnvFile(ctx context.Context, c remote.Conn, p string) (map[string]strin
 	return m, nil
 }
 
-// WriteConfig stores the host's `shipit config` values (0600, atomic).
+// ConfigLock is the host's lock around a change of its `shipit config`
+// values, relative to the app path.
+const ConfigLock = ".shipit/config.lock"
+
+// ConfigLockWait bounds how long a `shipit config` change queues behind
+// another one on the same host.
+const ConfigLockWait = 60 * time.Second
+
+// UpdateConfig changes the host's `shipit config` values under the host's
+// config lock: two overlapping changes (two `shipit config set`s) each see
+// the other's result, none is lost. change edits the values in place and
+// reports whether to write them.
+func UpdateConfig(ctx context.Context, c remote.Conn, appPath string, change func(map[string]string) (bool, error)) error {
+	unlock, err := hostlock.FileLock(ctx, c, path.Join(appPath, ConfigLock), ConfigLockWait)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	cur, err := ReadConfig(ctx, c, appPath)
+	if err != nil {
+		return err
+	}
+	write, err := change(cur)
+	if err != nil || !write {
+		return err
+	}
+	return WriteConfig(ctx, c, appPath, cur)
+}
+
+// WriteConfig stores the host's `shipit config` values (0600, atomic). It
+// is written by the shell under umask 077, not over SFTP, whose temp file
+// would be created with the server's default mode and only then chmodded:
+// this one is 0600 from its creation.
 func WriteConfig(ctx context.Context, c remote.Conn, appPath string, values map[string]string) error {
 	keys := make([]string, 0, len(values))
 	for k := range values {
@@ -215,7 +250,23 @@ func WriteConfig(ctx context.Context, c remote.Conn, appPath string, values map[
 	if err := mkdirShared(ctx, c, appPath); err != nil {
 		return err
 	}
-	return c.WriteFile(ctx, path.Join(appPath, ConfigFile), bytes.NewReader(body), int64(len(body)), 0o600)
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	file := path.Join(appPath, ConfigFile)
+	// The temp file's name is one the backstop clears when a cut write
+	// leaves it.
+	tmp := path.Join(path.Dir(file), "."+path.Base(file)+".shipit-tmp-"+hex.EncodeToString(rnd[:]))
+	cmd := "umask 077 && cat > " + shell.Quote(tmp) + " && mv -f " + shell.Quote(tmp) + " " + shell.Quote(file) +
+		" || { rm -f " + shell.Quote(tmp) + "; exit 1; }"
+	var errb bytes.Buffer
+	code, err := c.Run(ctx, cmd, bytes.NewReader(body), io.Discard, &errb)
+	if err == nil && code != 0 {
+		err = remote.Failed(c.Name(), "write "+file, code, errb.String(), "")
+	}
+	if err != nil {
+		return fmt.Errorf("host %s: writing %s: %w", c.Name(), file, err)
+	}
+	return nil
 }
 
 func plainHash(stage, cfg map[string]string) string {
@@ -235,7 +286,9 @@ func plainHash(stage, cfg map[string]string) string {
 }
 
 func mkdirShared(ctx context.Context, c remote.Conn, appPath string) error {
-	if code, err := c.Run(ctx, "mkdir -p "+shell.Quote(path.Join(appPath, "shared")), nil, io.Discard, io.Discard); err != nil || code != 0 {
+	// 0700 as deploy creates it: it holds the env files and secrets.
+	shared := shell.Quote(path.Join(appPath, "shared"))
+	if code, err := c.Run(ctx, "mkdir -p -m 700 "+shared+" && chmod 700 "+shared, nil, io.Discard, io.Discard); err != nil || code != 0 {
 		return fmt.Errorf("host %s: cannot create %s/shared (exit %d): %v", c.Name(), appPath, code, err)
 	}
 	return nil

@@ -24,6 +24,7 @@ type Options struct {
 	Interval time.Duration // poll interval
 	Timeout  time.Duration // overall limit
 	LogLines int           // container log lines to include on failure
+	Check    string        // the health check, for the error ("GET http://127.0.0.1:8080/health")
 }
 
 // Error is a failed health check with what the user needs to debug it.
@@ -31,8 +32,9 @@ type Error struct {
 	Service   string
 	Container string
 	Status    string // unhealthy, exited, timeout, missing
+	Check     string // what was probed: "GET http://127.0.0.1:8080/health"
 	Logs      string // last log lines of the container
-	Probe     string // last health-check outputs
+	Probe     string // last health-check outputs, the last one last
 }
 
 func (e *Error) Error() string {
@@ -41,8 +43,11 @@ func (e *Error) Error() string {
 	if e.Container != "" {
 		fmt.Fprintf(&b, " [container %s]", e.Container)
 	}
+	if e.Check != "" {
+		b.WriteString("\n  health check: " + e.Check)
+	}
 	if e.Probe != "" {
-		b.WriteString("\n  health-check output:\n" + indent(e.Probe))
+		b.WriteString("\n  last health-check results:\n" + indent(e.Probe))
 	}
 	if e.Logs != "" {
 		b.WriteString("\n  last container log lines:\n" + indent(e.Logs))
@@ -99,7 +104,7 @@ func Wait(ctx context.Context, run Exec, o Options) error {
 		}
 		if time.Now().After(deadline) {
 			if len(ids) == 0 {
-				return &Error{Service: o.Service, Status: "no container was started"}
+				return &Error{Service: o.Service, Status: "no container was started", Check: o.Check}
 			}
 			return explain(ctx, run, o, ids[0], fmt.Sprintf("still not healthy after %s", o.Timeout))
 		}
@@ -130,7 +135,7 @@ func inspect(ctx context.Context, run Exec, o Options, ids []string) ([]cstate, 
 }
 
 func explain(ctx context.Context, run Exec, o Options, id, status string) error {
-	e := &Error{Service: o.Service, Container: id, Status: status}
+	e := &Error{Service: o.Service, Container: id, Status: status, Check: o.Check}
 	if logs, err := run(ctx, fmt.Sprintf("%s logs --tail %d %s 2>&1", o.Docker, o.LogLines, shell.Quote(id))); err == nil {
 		e.Logs = strings.TrimRight(logs, "\n")
 	}

@@ -7,14 +7,17 @@
 #        earlier run left, then hold it: stdin carries heartbeats ("hb") and
 #        requests ("settle"); end of input, or no heartbeat for HB_TIMEOUT
 #        seconds, settles the journal and lets the lock go.
-#   status                                       print the lock's state
-#   kill                                         SIGTERM the holder (it settles, then exits)
+#   status                                       print the lock's state (flock's
+#        word, not a pid's: a holder file without the lock is "stale")
+#   kill                                         SIGTERM the holder (it settles, then
+#        exits), only if that pid really holds the lock; remove a stale holder file
 #
 # Files, in APP_DIR/.shipit (0700):
 #   lock      flock(1) target        holder   who holds it (JSON, one line)
 #   journal   the change in flight (shell assignments, written atomically)
 #   settle.log what settling did      heartbeat  epoch seconds of the last one
 #   orphaned  the holder's client is gone and it is settling (why)
+#   journal.corrupt-<time>  a journal that could not be settled, kept for inspection
 set -u
 umask 077
 cmd=$1
@@ -40,22 +43,61 @@ log() {
 
 now() { date +%s; }
 
+# locked: the lock is held. Asked of flock itself, never of a pid (a pid
+# in the holder file may be stale after a reboot or an OOM kill, and since
+# reused by anything). The shared probe lets go at once; hold retries its
+# own attempt briefly so the probe never makes it fail.
+locked() {
+	[ -e "$S/lock" ] && ! flock -n -s "$S/lock" true 2>/dev/null
+}
+
+# holder_pid: the pid the holder file names ("" if none).
+holder_pid() {
+	sed -n 's/.*"holder_pid":\([0-9]*\).*/\1/p' "$S/holder" 2>/dev/null
+}
+
+# holds PID: PID is a live holder of this lock: the lock is held and PID
+# has it open as fd 9, as hold does (its reader child closes it).
+holds() {
+	[ -n "$1" ] && locked || return 1
+	_fd=$(readlink "/proc/$1/fd/9" 2>/dev/null) || return 1
+	[ -n "$_fd" ] && [ "$_fd" = "$(readlink -f "$S/lock" 2>/dev/null)" ]
+}
+
 # compose DIR ARGS...: compose for the release in DIR, as it was started:
-# DIR/.shipit-compose holds its project name, then its compose files (a
-# release the original shipit started has none: the project is the
-# directory's name and compose finds its files itself).
+# DIR/.shipit-compose holds its project name, then its compose files, one
+# a line, taken verbatim (spaces, globs); a single files line is the older
+# space-separated form. A release the original shipit started has none:
+# the project is the directory's name and compose finds its files itself.
 compose() {
 	_d=$1
 	shift
-	_p=${_d##*/} _f=""
+	_p=${_d##*/}
+	_n=$#
 	if [ -f "$_d/.shipit-compose" ]; then
-		_p=$(sed -n 1p "$_d/.shipit-compose")
-		_f=$(sed -n 2p "$_d/.shipit-compose")
+		_lines=$(($(wc -l <"$_d/.shipit-compose")))
+		{
+			IFS= read -r _p
+			if [ "$_lines" -le 2 ]; then
+				IFS= read -r _x
+				set -f
+				for _w in $_x; do set -- "$@" -f "$_w"; done
+				set +f
+			else
+				while IFS= read -r _x; do
+					[ -z "$_x" ] || set -- "$@" -f "$_x"
+				done
+			fi
+		} <"$_d/.shipit-compose"
 	fi
-	_args=""
-	for _x in $_f; do _args="$_args -f $_x"; done
+	# The caller's ARGS go after the -f options.
+	while [ "$_n" -gt 0 ]; do
+		set -- "$@" "$1"
+		shift
+		_n=$((_n - 1))
+	done
 	# shellcheck disable=SC2086 # J_COMPOSE is "docker compose" or "docker-compose"
-	(cd "$_d" 2>/dev/null && $J_COMPOSE -p "$_p" $_args "$@")
+	(cd "$_d" 2>/dev/null && $J_COMPOSE -p "$_p" "$@")
 }
 
 # project DIR: the compose project of the release in DIR.
@@ -144,6 +186,33 @@ restore_env() {
 
 mark() { eval "[ \"\${S_$1:-}\" = true ]"; }
 
+# durable FILE...: fsync FILE (a file, or a directory after a rename in it),
+# where sync(1) takes arguments (coreutils 8.24+, busybox); elsewhere a
+# no-op, never an error.
+durable() {
+	sync -- "$@" 2>/dev/null || :
+}
+
+# check_journal FILE: a journal that dash cannot source (a syntax error
+# ends the whole script) or that a crash cut short (shipit's journals end
+# with "# end" since the first line says v2) is moved aside as
+# journal.corrupt-<time> for inspection, and reported: it must not block
+# every later lock.
+check_journal() {
+	_why=""
+	if ! sh -n "$1" 2>/dev/null; then
+		_why="it is not valid shell"
+	elif head -n 1 "$1" | grep -q '^# shipit journal v2' && [ "$(tail -n 1 "$1")" != "# end" ]; then
+		_why="it is cut short"
+	fi
+	[ -n "$_why" ] || return 0
+	_keep="$S/journal.corrupt-$(date -u +%Y%m%dT%H%M%SZ)-$$"
+	mv -f "$1" "$_keep"
+	durable "$S"
+	log "the journal is corrupt ($_why): kept as $_keep for inspection and not settled; check the app's releases, current and shipit.lock by hand"
+	return 1
+}
+
 # settle: undo the change in the journal, or complete it when it got past
 # its point of no return (stopping the previous release); then forget it.
 # Completing is idempotent: a run that had completed but for removing its
@@ -153,6 +222,7 @@ mark() { eval "[ \"\${S_$1:-}\" = true ]"; }
 settle() {
 	if [ -f "$J" ]; then mv -f "$J" "$J.settling"; fi
 	[ -f "$J.settling" ] || return 0
+	check_journal "$J.settling" || return 0
 	J_OP="" J_COMPOSE="docker compose"
 	S_release="" S_previous_release="" S_git_sha="" S_secrets_hash=""
 	# shellcheck disable=SC1090 # written by shipit, every value quoted
@@ -198,6 +268,7 @@ settle() {
 	esac
 	rm -rf "$S/env.undo"
 	rm -f "$J.settling"
+	durable "$S"
 }
 
 # backstop APP STAGE: stop every running compose project of this app and
@@ -224,7 +295,9 @@ hold() {
 	APP=$3 STAGE=$4 WAIT=$5 HB_TIMEOUT=$6 HOLDER=$7
 	mkdir -p "$S" && chmod 700 "$S" || exit 70
 	exec 9>>"$S/lock"
-	if ! flock -n 9; then
+	# Tried twice: a status probe may hold it for an instant (busybox's
+	# flock has no -w for the retry).
+	if ! flock -n 9 && ! { sleep 1 && flock -n 9; }; then
 		# A holder whose client is gone (or silent) only settles and lets
 		# go: queue behind it even without --lock-wait, bounded.
 		_hb=$(cat "$S/heartbeat" 2>/dev/null)
@@ -296,23 +369,38 @@ hold() {
 case "$cmd" in
 hold) hold "$@" ;;
 status)
-	# The holder file names the holder; it holds the lock while its
-	# process lives (taking the lock to find out would race a deploy).
-	pid=$(sed -n 's/.*"holder_pid":\([0-9]*\).*/\1/p' "$S/holder" 2>/dev/null)
-	if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-		echo "held $(cat "$S/holder")"
-		[ -f "$S/heartbeat" ] && echo "heartbeat $(($(now) - $(cat "$S/heartbeat")))"
+	# Held is what flock says; the holder file only names the holder. A
+	# holder file without the lock is stale (its holder died without
+	# cleaning up: a reboot, an OOM kill).
+	if locked; then
+		echo "held $(cat "$S/holder" 2>/dev/null)"
+		_hb=$(cat "$S/heartbeat" 2>/dev/null)
+		case "$_hb" in '' | *[!0-9]*) ;; *) echo "heartbeat $(($(now) - _hb))" ;; esac
 	else
 		echo "free"
+		[ -s "$S/holder" ] && echo "stale $(cat "$S/holder")"
 	fi
 	for _j in "$J" "$J.settling"; do
 		[ -f "$_j" ] && echo "journal $(sed -n "s/^J_OP=//p" "$_j")"
 	done
+	for _j in "$S"/journal.corrupt-*; do
+		[ -f "$_j" ] && echo "corrupt $_j"
+	done
 	exit 0
 	;;
 kill)
-	pid=$(sed -n 's/.*"holder_pid":\([0-9]*\).*/\1/p' "$S/holder" 2>/dev/null)
-	[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && echo "signalled $pid"
+	# SIGTERM only a process that really holds this lock: never a pid read
+	# from a file alone.
+	pid=$(holder_pid)
+	if holds "$pid"; then
+		kill -TERM "$pid" 2>/dev/null && echo "signalled $pid"
+	elif locked; then
+		echo "unverified $(cat "$S/holder" 2>/dev/null)"
+	elif [ -e "$S/holder" ]; then
+		# Stale: removed under the lock, so never a new holder's file.
+		flock -n "$S/lock" rm -f "$S/holder" "$S/heartbeat" "$S/orphaned" && echo "stale ${pid:-unknown}"
+	fi
+	exit 0
 	;;
 *)
 	echo "shipit-host: unknown command $cmd" >&2

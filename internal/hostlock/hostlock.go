@@ -359,7 +359,9 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 		return errors.New("journal: Record before Begin")
 	}
 	var b strings.Builder
-	b.WriteString("# shipit journal: the change in flight on this host (see `shipit lock status`).\n")
+	// The v2 header promises the "# end" trailer: the host tells a journal
+	// a crash cut short from a whole one.
+	b.WriteString(journalHeader + "\n")
 	// Meta keys become J_OP, J_COMPOSE...; state keys S_release, S_started...
 	write := func(prefix string, m map[string]string, upper bool) error {
 		keys := make([]string, 0, len(m))
@@ -385,6 +387,7 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 	if err := write("S_", state, false); err != nil {
 		return err
 	}
+	b.WriteString(journalEnd + "\n")
 	select {
 	case <-l.done:
 		return l.LostError()
@@ -392,10 +395,13 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 	}
 	// Written by the shell, not SFTP: never once the holder has begun to
 	// settle this run (it moves the journal aside first), and 0600 from
-	// the first byte.
+	// the first byte. Durable before Record returns: the file is fsynced
+	// before the rename and the directory after it, so a host that loses
+	// power finds this journal or the previous one, whole.
 	j := JournalPath(l.opts.AppPath)
 	cmd := "umask 077 && [ ! -e " + shell.Quote(j+".settling") + " ] && cat > " + shell.Quote(j+".tmp") +
-		" && mv -f " + shell.Quote(j+".tmp") + " " + shell.Quote(j)
+		" && " + durable(j+".tmp") + " && mv -f " + shell.Quote(j+".tmp") + " " + shell.Quote(j) +
+		" && " + durable(path.Dir(j))
 	var errb bytes.Buffer
 	code, err := l.conn.Run(ctx, cmd, strings.NewReader(b.String()), io.Discard, &errb)
 	if err == nil && code != 0 {
@@ -408,6 +414,18 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 	l.journal = true
 	l.mu.Unlock()
 	return nil
+}
+
+const (
+	journalHeader = "# shipit journal v2: the change in flight on this host (see `shipit lock status`)."
+	journalEnd    = "# end"
+)
+
+// durable is a shell command that fsyncs p (a file, or a directory after a
+// rename in it) where sync(1) takes arguments (coreutils 8.24+, busybox),
+// and does nothing, successfully, elsewhere.
+func durable(p string) string {
+	return "{ sync -- " + shell.Quote(p) + " 2>/dev/null || :; }"
 }
 
 // Settle asks the holder to settle the journal now (undo, or complete past
@@ -442,7 +460,8 @@ func (l *Lock) Release(ctx context.Context, done bool) {
 	pending := l.journal
 	l.mu.Unlock()
 	if pending && done {
-		if _, err := remote.Output(ctx, l.conn, "rm -rf "+shell.Join(JournalPath(l.opts.AppPath), path.Join(l.opts.AppPath, Dir, "env.undo"))); err == nil {
+		if _, err := remote.Output(ctx, l.conn, "rm -rf "+shell.Join(JournalPath(l.opts.AppPath), path.Join(l.opts.AppPath, Dir, "env.undo"))+
+			" && "+durable(path.Join(l.opts.AppPath, Dir))); err == nil {
 			pending = false
 		}
 	}
@@ -467,12 +486,17 @@ func Guard(appPath string) string {
 		" ] || { echo 'shipit: the host settled this run without shipit (the deploy lock was lost); refusing to continue' >&2; exit 97; }; "
 }
 
-// Status is what `shipit lock status` shows of one host.
+// Status is what `shipit lock status` shows of one host. Held is what
+// flock(1) says on the host, never a pid read from a file.
 type Status struct {
 	Held      bool
 	Holder    Holder
 	Heartbeat time.Duration // since the holder's last heartbeat
 	Journal   string        // the operation of a journal left on the host, "" if none
+	// Stale is a holder file whose holder is gone without the lock (a
+	// reboot, an OOM kill); Holder is what it says.
+	Stale   bool
+	Corrupt []string // journals the host could not settle, kept aside for inspection
 }
 
 // ReadStatus reports the lock of the app at appPath.
@@ -487,6 +511,10 @@ func ReadStatus(ctx context.Context, c remote.Conn, appPath string) (Status, err
 		switch key {
 		case "held":
 			st.Held, st.Holder = true, parseHolder(rest)
+		case "stale":
+			st.Stale, st.Holder = true, parseHolder(rest)
+		case "corrupt":
+			st.Corrupt = append(st.Corrupt, strings.TrimSpace(rest))
 		case "heartbeat":
 			if n, err := strconv.Atoi(strings.TrimSpace(rest)); err == nil {
 				st.Heartbeat = time.Duration(n) * time.Second
@@ -498,8 +526,48 @@ func ReadStatus(ctx context.Context, c remote.Conn, appPath string) (Status, err
 	return st, nil
 }
 
-// Kill asks the holder of the app's lock to settle and end (SIGTERM).
-func Kill(ctx context.Context, c remote.Conn, appPath string) error {
-	_, err := remote.Output(ctx, c, command("kill", appPath))
-	return err
+// Killed says what Kill did.
+type Killed struct {
+	Signalled int  // the holder's pid, signalled (0: none)
+	Stale     bool // no holder held the lock; its stale holder file was removed
+}
+
+// UnverifiedError is a lock held by a process the holder file does not
+// name: Kill signals nothing rather than a pid it cannot trust.
+type UnverifiedError struct {
+	Host   string
+	Holder Holder
+}
+
+func (e *UnverifiedError) Error() string {
+	return fmt.Sprintf("host %s: the deploy lock is held, but not by the process its holder file names (%s): nothing signalled", e.Host, e.Holder)
+}
+
+func (e *UnverifiedError) Hint() string {
+	return "a holder may be starting right now: run `shipit lock status` again; if it persists, find the process holding the app's .shipit/lock on the host (fuser or lsof)"
+}
+
+// Kill asks the holder of the app's lock to settle and end (SIGTERM). It
+// signals a pid only when that process holds the lock (flock held, and
+// the pid has the lock file open), never a pid from the holder file alone:
+// after a reboot that pid may belong to anything. A stale holder file is
+// removed.
+func Kill(ctx context.Context, c remote.Conn, appPath string) (Killed, error) {
+	out, err := remote.Output(ctx, c, command("kill", appPath))
+	if err != nil {
+		return Killed{}, err
+	}
+	var k Killed
+	for _, line := range strings.Split(out, "\n") {
+		key, rest, _ := strings.Cut(line, " ")
+		switch key {
+		case "signalled":
+			k.Signalled, _ = strconv.Atoi(strings.TrimSpace(rest))
+		case "stale":
+			k.Stale = true
+		case "unverified":
+			return k, &UnverifiedError{Host: c.Name(), Holder: parseHolder(rest)}
+		}
+	}
+	return k, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,7 +13,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/goccy/go-yaml"
+	"github.com/shipit-dev/shipit/internal/compose"
 )
 
 // localComposeV1 is the standalone compose v1 binary, used when the
@@ -39,16 +38,6 @@ type BuildOptions struct {
 	// Plan, when set, is what PlanBuild returned for the same commit and
 	// compose file: Build then skips reading the compose config again.
 	Plan map[string]string
-}
-
-type composeService struct {
-	Build any    `json:"build" yaml:"build"`
-	Image string `json:"image" yaml:"image"`
-}
-
-type composeProject struct {
-	Name     string                    `json:"name" yaml:"name"`
-	Services map[string]composeService `json:"services" yaml:"services"`
 }
 
 // composeCLI is the local compose command, resolved once per call.
@@ -178,28 +167,22 @@ func findCompose(ctx context.Context, dir string, o BuildOptions) (composeCLI, e
 // buildServices reads the compose config in dir and returns the image name
 // of each service with a build: section, and those services sorted.
 func buildServices(ctx context.Context, dir string, c composeCLI) (map[string]string, []string, error) {
-	var p composeProject
-	if c.v2 {
-		out, err := local(ctx, dir, c.env(), c.base[0], c.args("config", "--format", "json")...)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := json.Unmarshal([]byte(out), &p); err != nil {
-			return nil, nil, fmt.Errorf("local: parsing `docker compose config --format json`: %w", err)
-		}
-	} else {
-		out, err := local(ctx, dir, c.env(), c.base[0], c.args("config")...)
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := yaml.Unmarshal([]byte(out), &p); err != nil {
-			return nil, nil, fmt.Errorf("local: parsing `%s config`: %w", localComposeV1, err)
-		}
+	args, what := c.args("config", "--format", "json"), "docker compose config --format json"
+	if !c.v2 {
+		args, what = c.args("config"), localComposeV1+" config"
+	}
+	out, err := local(ctx, dir, c.env(), c.base[0], args...)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := compose.Parse([]byte(out)) // JSON is YAML
+	if err != nil {
+		return nil, nil, fmt.Errorf("local: parsing `%s`: %w", what, err)
 	}
 	images := map[string]string{}
 	var services []string
 	for name, s := range p.Services {
-		if s.Build == nil {
+		if !s.Builds() {
 			continue
 		}
 		services = append(services, name)

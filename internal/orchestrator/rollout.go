@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +30,25 @@ type Rollout struct {
 	Undo func(ctx context.Context, canaries []Host) []Result
 	// Logf reports the rollout's progress (batches, waits).
 	Logf func(format string, args ...any)
+	// Verify, when set, watches each batch after it switched; a host whose
+	// verdict is an error goes back (Undo), with its whole batch when the
+	// rollout is atomic, and the rollout stops.
+	Verify Verifier
+}
+
+// Verifier checks hosts after a deploy ([deploy.verify]).
+type Verifier interface {
+	// Before runs before the batch deploys: what the verdict compares with.
+	Before(ctx context.Context, batch []Host)
+	// After watches the batch once it switched and returns each host's
+	// verdict: nil to keep the release, or why it must go back.
+	After(ctx context.Context, batch []Host) map[string]Verdict
+}
+
+// Verdict is a Verifier's judgement of one host.
+type Verdict struct {
+	Fail error  // non-nil: the release goes back
+	Note string // what is recorded either way ("passed: ...", a warning)
 }
 
 // ErrNotRun is the error of a host a stopped rollout never reached.
@@ -87,11 +107,18 @@ func (f *Fleet) RunRollout(ctx context.Context, t Task, r Rollout) []Result {
 		if len(batches) > 1 {
 			logf("batch %d/%d: %s", i+1, len(batches), names(batch))
 		}
+		if r.Verify != nil {
+			r.Verify.Before(ctx, batch)
+		}
 		rs := f.runBatch(ctx, t, batch, r.Atomic, once)
 		for _, res := range rs {
 			results[res.Host] = res
 		}
 		if Failed(rs) != nil {
+			stopped = true
+			continue
+		}
+		if r.Verify != nil && r.verify(ctx, batch, results, logf) {
 			stopped = true
 			continue
 		}
@@ -133,6 +160,56 @@ func (f *Fleet) RunRollout(ctx context.Context, t Task, r Rollout) []Result {
 		out[i].Host = h.Name
 	}
 	return out
+}
+
+// verify runs the Verifier on a batch that switched, rolls back what
+// failed (the whole batch when atomic) and reports whether it did.
+func (r Rollout) verify(ctx context.Context, batch []Host, results map[string]Result, logf func(string, ...any)) bool {
+	verdicts := r.Verify.After(ctx, batch)
+	var failed []Host
+	var why []string
+	for _, h := range batch {
+		v := verdicts[h.Name]
+		res := results[h.Name]
+		res.Verify = v.Note
+		if v.Fail != nil {
+			res.Verify = "rolled back: verify: " + v.Fail.Error()
+			res.Err = fmt.Errorf("verify: %w (rolled back)", v.Fail)
+			failed = append(failed, h)
+			why = append(why, h.Name+": "+v.Fail.Error())
+		}
+		results[h.Name] = res
+	}
+	if len(failed) == 0 {
+		return false
+	}
+	undo := failed
+	if r.Atomic && len(failed) < len(batch) {
+		undo = batch
+		for _, h := range batch {
+			if res := results[h.Name]; res.Err == nil {
+				res.Err = fmt.Errorf("rolled back with its batch (--atomic): verify failed on %s", names(failed))
+				res.Verify = "rolled back with its batch"
+				results[h.Name] = res
+			}
+		}
+	}
+	logf("verify failed (%s): rolling back %s; the rollout stops", strings.Join(why, "; "), names(undo))
+	if r.Undo == nil {
+		return true
+	}
+	for _, u := range r.Undo(context.WithoutCancel(ctx), undo) {
+		res := results[u.Host]
+		if u.Err != nil {
+			logf("rolling back %s failed: %v", u.Host, u.Err)
+			res.Err = fmt.Errorf("%w; and the rollback failed: %v", res.Err, u.Err)
+		} else {
+			logf("%s rolled back to %s", u.Host, u.Release)
+			res.Release = u.Release
+		}
+		results[u.Host] = res
+	}
+	return true
 }
 
 func (r Rollout) canaryGate(ctx context.Context, canaries []Host, logf func(string, ...any)) error {

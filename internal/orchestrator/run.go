@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/runtime"
@@ -52,6 +53,9 @@ type Result struct {
 	Report  []runtime.ReportItem // what the task reported (doctor checks, setup items)
 	Elapsed time.Duration
 	Err     error
+	// Verify is the verdict of the check after the switch ([deploy.verify]),
+	// when it ran: for the audit log.
+	Verify string
 }
 
 // Fleet is a set of selected hosts and how to reach them.
@@ -111,10 +115,37 @@ func (f *Fleet) Each(ctx context.Context, fn func(ctx context.Context, h Host, c
 			if f.Sink != nil {
 				f.Sink.Emit(runtime.Event{Host: h.Name, Kind: runtime.StepFailed, Step: "connect", Err: err})
 			}
-			return Result{Err: err}
+			return Result{Err: &ConnectError{Err: err}}
 		}
 		return fn(ctx, h, c)
 	})
+}
+
+// ConnectError is a host that could not be reached: nothing ran there, so
+// there is nothing to record in its audit log nor to ask it afterwards.
+type ConnectError struct{ Err error }
+
+func (e *ConnectError) Error() string { return e.Err.Error() }
+func (e *ConnectError) Unwrap() error { return e.Err }
+func (e *ConnectError) Hint() string  { return ConnectHint(e.Err) }
+
+// Unreachable reports whether err is (or holds) a failed connection.
+func Unreachable(err error) bool {
+	var ce *ConnectError
+	return errors.As(err, &ce)
+}
+
+// ConnectHint is the fix for a failed SSH connection: the connection's own
+// hint (host keys say which), else one for a refused login or for a host
+// that does not answer.
+func ConnectHint(err error) string {
+	if h := hint.Of(err); h != "" {
+		return h
+	}
+	if strings.Contains(err.Error(), "unable to authenticate") {
+		return "add your public key to ~/.ssh/authorized_keys of the stage's user on the host, or pass -i KEY / load it in ssh-agent"
+	}
+	return "check the host address and port in shipit.toml (and ~/.ssh/config), that sshd runs and that no firewall blocks you"
 }
 
 // Task is a Lua task to run on every host.
@@ -181,8 +212,23 @@ func Failed(results []Result) error {
 
 // ReadCurrent fills each result's Current with the release the host's
 // `current` names now ("?" when the host cannot be asked).
+// A host that could not be reached is not asked again (its Current stays
+// "": the summary says nothing it does not know).
 func (f *Fleet) ReadCurrent(ctx context.Context, appPath string, results []Result) {
-	cur := f.Each(ctx, func(ctx context.Context, h Host, c remote.Conn) Result {
+	skip := map[string]bool{}
+	for _, r := range results {
+		if Unreachable(r.Err) {
+			skip[r.Host] = true
+		}
+	}
+	sub := *f
+	sub.Hosts = nil
+	for _, h := range f.Hosts {
+		if !skip[h.Name] {
+			sub.Hosts = append(sub.Hosts, h)
+		}
+	}
+	cur := sub.Each(ctx, func(ctx context.Context, h Host, c remote.Conn) Result {
 		return Result{Current: currentRelease(ctx, c, appPath)}
 	})
 	byHost := map[string]string{}
@@ -193,7 +239,9 @@ func (f *Fleet) ReadCurrent(ctx context.Context, appPath string, results []Resul
 		}
 	}
 	for i := range results {
-		results[i].Current = byHost[results[i].Host]
+		if !skip[results[i].Host] {
+			results[i].Current = byHost[results[i].Host]
+		}
 	}
 }
 

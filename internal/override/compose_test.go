@@ -4,10 +4,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/goccy/go-yaml"
+	"github.com/shipit-dev/shipit/internal/probe"
 )
 
 // composeCLIs finds the Compose implementations on this machine: `docker
@@ -70,7 +72,7 @@ func TestComposeAcceptsOverride(t *testing.T) {
 			write(".env", "FROM_ENV_FILE=yes\n")
 			release := "20250219-140000 \"quoted\" 'single' $HOME\nsecond line"
 			p := Params{App: "shop", Stage: "production", Release: release, Domain: "shop.example.com", TLS: true,
-				Port: 3000, Path: "/up?a='b'&c=$HOME", EnvFile: ".env", ComposeV1: flavor == "v1",
+				Health: testHealth(3000, "/up?a='b'&c=$HOME"), EnvFile: ".env", ComposeV1: flavor == "v1",
 				Images: map[string]string{"worker": "shop-worker:20250219-140000"}, BaseCompose: []byte(baseYAML)}
 			out, err := Generate(p)
 			if err != nil {
@@ -104,8 +106,8 @@ func TestComposeAcceptsOverride(t *testing.T) {
 			if len(web.Ports) != 0 {
 				t.Errorf("web ports = %v", web.Ports)
 			}
-			if !drainMounted(web.Volumes, filepath.Join(dir, DrainDir)) {
-				t.Errorf("web volumes = %+v, want %s mounted read-only at %s", web.Volumes, filepath.Join(dir, DrainDir), DrainMount)
+			if !drainMounted(web.Volumes, filepath.Join(dir, RunDir)) {
+				t.Errorf("web volumes = %+v, want %s mounted read-only at %s", web.Volumes, filepath.Join(dir, RunDir), probe.Mount)
 			}
 			if _, ok := web.Networks["traefik"]; !ok {
 				t.Errorf("web networks = %v", web.Networks)
@@ -115,9 +117,12 @@ func TestComposeAcceptsOverride(t *testing.T) {
 			}
 			// Compose prints '$' re-escaped as '$$' in config output; what
 			// matters is that no host variable was interpolated.
-			test := strings.ReplaceAll(strings.Join(web.Healthcheck.Test, " "), "$$", "$")
-			if !strings.HasPrefix(test, "CMD-SHELL [ ! -e /run/shipit/drain ] && { ") || !strings.Contains(test, `'http://127.0.0.1:3000/up?a='"'"'b'"'"'&c=$HOME'`) {
-				t.Errorf("healthcheck test = %q", web.Healthcheck.Test)
+			test := make([]string, len(web.Healthcheck.Test))
+			for i, w := range web.Healthcheck.Test {
+				test[i] = strings.ReplaceAll(w, "$$", "$")
+			}
+			if want := p.Health.Test(); !reflect.DeepEqual(test, want) {
+				t.Errorf("healthcheck test = %q, want %q (exec form, no shell)", web.Healthcheck.Test, want)
 			}
 			for name, s := range r.Services {
 				if s.Environment["FROM_ENV_FILE"] != "yes" {
@@ -149,9 +154,9 @@ func drainMounted(vols []any, src string) bool {
 	}
 	switch v := vols[0].(type) {
 	case string:
-		return v == src+":"+DrainMount+":ro"
+		return v == src+":"+probe.Mount+":ro"
 	case map[string]any:
-		return v["source"] == src && v["target"] == DrainMount && v["read_only"] == true
+		return v["source"] == src && v["target"] == probe.Mount && v["read_only"] == true
 	}
 	return false
 }

@@ -22,15 +22,16 @@
 //     no such tag, so Generate returns an *Error instead.
 //   - A service with container_name is an error: the old and the new
 //     release run side by side during a deploy, and names are global.
-//   - The default HTTP health check probes http://127.0.0.1:PORT/PATH (not
-//     localhost, which may resolve to ::1 first in the container) with curl
-//     when the image has it, else with wget (busybox/alpine images).
+//   - The health check is exec form (no shell in the image): shipit's
+//     static probe (internal/probe), which the recipe links into the
+//     release's .shipit-run directory, probes http://127.0.0.1:PORT/PATH or
+//     runs health_check.cmd (health.Settings.Test).
 //   - Draining: the web service mounts the release's .shipit-run directory
-//     read-only at /run/shipit, and its health check fails while
-//     /run/shipit/drain exists. shipit creates that file on the host (no
-//     docker exec, no shell needed in the image for the signal) to take a
-//     release out of Traefik's rotation before stopping it: Traefik's Docker
-//     provider drops containers that are not healthy.
+//     read-only at /run/shipit, and the probe fails while /run/shipit/drain
+//     exists. shipit creates that file on the host (no docker exec, nothing
+//     needed in the image) to take a release out of Traefik's rotation
+//     before stopping it: Traefik's Docker provider drops containers that
+//     are not healthy.
 //   - Routing names: the service is <app>-<stage>, so old and new releases
 //     join one Traefik service during a deploy (their ports may differ: the
 //     port is part of each server's URL). The router is named after the app,
@@ -52,13 +53,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/goccy/go-yaml"
-	"github.com/shipit-dev/shipit/internal/shell"
+	"github.com/shipit-dev/shipit/internal/compose"
+	"github.com/shipit-dev/shipit/internal/health"
+	"github.com/shipit-dev/shipit/internal/probe"
 )
 
 // Params describe one release.
@@ -72,14 +73,9 @@ type Params struct {
 	TLS          bool   // websecure entrypoint + certresolver, else web
 	CertResolver string // default "letsencrypt"
 
-	Port int    // health check port, also the Traefik service port; default 80
-	Path string // health check path; default "/"
-
-	HealthCmd string // when set, used as CMD-SHELL instead of the HTTP check
-
-	Interval, Timeout string // Go/compose durations: probe interval and one probe's timeout; default "2s", "5s"
-	Retries           int    // consecutive failed probes that make a running container unhealthy; default 3
-	StartPeriod       string // boot allowance during which failed probes do not count; default "0s"
+	// Health is the app's health settings: the web service's Docker health
+	// check (shipit's probe, see internal/probe) and Traefik's server port.
+	Health health.Settings
 
 	EnvFile string // e.g. ".env" (the release's symlink to shared/.env); "" -> no env_file
 
@@ -103,19 +99,12 @@ func (e *Error) Hint() string { return e.HintText }
 const (
 	DefaultWebService   = "web"
 	DefaultCertResolver = "letsencrypt"
-	DefaultPort         = 8080
-	DefaultPath         = "/health"
-	DefaultInterval     = "2s"
-	DefaultTimeout      = "5s"
-	DefaultRetries      = 3
 	TraefikNetwork      = "traefik"
 	// FileName is the override's name in each release.
 	FileName = "docker-compose.override.yml"
-	// DrainDir is the release's directory the web service sees at
-	// DrainMount; DrainFile in it takes the release out of rotation.
-	DrainDir   = ".shipit-run"
-	DrainMount = "/run/shipit"
-	DrainFile  = "drain"
+	// RunDir is the release's directory the web service sees at
+	// probe.Mount: it holds the probe and, while draining, the marker.
+	RunDir = probe.RunDir
 )
 
 // EnsureNetworkCmd creates the external "traefik" network the override
@@ -228,7 +217,7 @@ func Generate(p Params) ([]byte, error) {
 			}
 			labels = append(labels,
 				[2]string{"traefik.http.routers." + router + ".service", service},
-				[2]string{"traefik.http.services." + service + ".loadbalancer.server.port", strconv.Itoa(p.Port)},
+				[2]string{"traefik.http.services." + service + ".loadbalancer.server.port", strconv.Itoa(p.Health.Port)},
 				[2]string{"traefik.docker.network", TraefikNetwork})
 		}
 		for _, l := range labels {
@@ -238,11 +227,16 @@ func Generate(p Params) ([]byte, error) {
 			continue
 		}
 		fmt.Fprintf(&b, "    networks:\n      %s: {}\n      %s: {}\n", q("default"), q(TraefikNetwork))
-		fmt.Fprintf(&b, "    volumes:\n      - %s\n", q("./"+DrainDir+":"+DrainMount+":ro"))
+		fmt.Fprintf(&b, "    volumes:\n      - %s\n", q("./"+RunDir+":"+probe.Mount+":ro"))
 		b.WriteString("    healthcheck:\n")
-		fmt.Fprintf(&b, "      test: [%s, %s]\n", q("CMD-SHELL"), q(HealthCommand(p)))
+		test := p.Health.Test()
+		words := make([]string, len(test))
+		for i, w := range test {
+			words[i] = q(w)
+		}
+		fmt.Fprintf(&b, "      test: [%s]\n", strings.Join(words, ", "))
 		fmt.Fprintf(&b, "      interval: %s\n      timeout: %s\n      retries: %d\n      start_period: %s\n",
-			q(p.Interval), q(p.Timeout), p.Retries, q(p.StartPeriod))
+			q(duration(p.Health.Interval)), q(duration(p.Health.ProbeTimeout)), p.Health.UnhealthyAfter, q(duration(p.Health.StartPeriod())))
 		if web.publishes {
 			b.WriteString("    ports: !reset []\n")
 		}
@@ -251,18 +245,12 @@ func Generate(p Params) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// HealthCommand is the shell command of the web service's health check
-// (after defaults): it fails while the drain marker exists, else runs
-// p.HealthCmd, or an HTTP probe with curl or wget.
-func HealthCommand(p Params) string {
-	p = withDefaults(p)
-	probe := p.HealthCmd
-	if probe == "" {
-		u := shell.Quote(fmt.Sprintf("http://127.0.0.1:%d%s", p.Port, p.Path))
-		probe = "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null " + u +
-			"; else wget -q -O /dev/null " + u + "; fi"
+// duration writes d for Compose (v1 and v2 read "2s" and "500ms").
+func duration(d time.Duration) string {
+	if d%time.Second == 0 {
+		return strconv.FormatInt(int64(d/time.Second), 10) + "s"
 	}
-	return "[ ! -e " + DrainMount + "/" + DrainFile + " ] && { " + probe + "\n}"
+	return strconv.FormatInt(max(d.Milliseconds(), 1), 10) + "ms"
 }
 
 // RouteNames returns the Traefik router and service names of p's web
@@ -293,24 +281,6 @@ func withDefaults(p Params) Params {
 	if p.CertResolver == "" {
 		p.CertResolver = DefaultCertResolver
 	}
-	if p.Port == 0 {
-		p.Port = DefaultPort
-	}
-	if p.Path == "" {
-		p.Path = DefaultPath
-	}
-	if p.Interval == "" {
-		p.Interval = DefaultInterval
-	}
-	if p.Timeout == "" {
-		p.Timeout = DefaultTimeout
-	}
-	if p.Retries == 0 {
-		p.Retries = DefaultRetries
-	}
-	if p.StartPeriod == "" {
-		p.StartPeriod = "0s"
-	}
 	return p
 }
 
@@ -324,20 +294,18 @@ func check(p Params) error {
 	if p.Release == "" {
 		return &Error{Msg: "no release name"}
 	}
-	if p.Port < 1 || p.Port > 65535 {
-		return &Error{Msg: fmt.Sprintf("port %d is out of range", p.Port)}
+	h := p.Health
+	if h.Port < 1 || h.Port > 65535 {
+		return &Error{Msg: fmt.Sprintf("port %d is out of range", h.Port)}
 	}
-	if !strings.HasPrefix(p.Path, "/") {
-		return &Error{Msg: fmt.Sprintf("health check path %q must start with /", p.Path)}
+	if h.HTTP() && !strings.HasPrefix(h.Path, "/") {
+		return &Error{Msg: fmt.Sprintf("health check path %q must start with /", h.Path)}
 	}
-	if p.Retries < 1 {
-		return &Error{Msg: fmt.Sprintf("health check retries must be at least 1, got %d", p.Retries)}
+	if h.UnhealthyAfter < 1 || h.Retries < 1 {
+		return &Error{Msg: fmt.Sprintf("health check unhealthy_after and retries must be at least 1, got %d and %d", h.UnhealthyAfter, h.Retries)}
 	}
-	for _, d := range []struct{ name, v string }{{"interval", p.Interval}, {"timeout", p.Timeout}, {"start period", p.StartPeriod}} {
-		if v, err := time.ParseDuration(d.v); err != nil || v < 0 || (v == 0 && d.name != "start period") {
-			return &Error{Msg: fmt.Sprintf("invalid health check %s %q", d.name, d.v),
-				HintText: `use a duration such as "2s" or "500ms"`}
-		}
+	if h.Interval <= 0 || h.ProbeTimeout <= 0 {
+		return &Error{Msg: fmt.Sprintf("health check interval and probe_timeout must be positive, got %s and %s", h.Interval, h.ProbeTimeout)}
 	}
 	if strings.ContainsAny(p.Domain, "`\n\r\t ") {
 		return &Error{Msg: fmt.Sprintf("invalid domain %q", p.Domain), HintText: "use one host name such as app.example.com"}
@@ -347,42 +315,20 @@ func check(p Params) error {
 
 // parseBase returns the services of a compose file, and their names sorted.
 func parseBase(data []byte) (map[string]service, []string, error) {
-	var doc struct {
-		Services map[string]map[string]any `yaml:"services"`
-	}
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, &Error{Msg: "cannot parse docker-compose.yml: " + firstLine(err.Error()),
+	proj, err := compose.Parse(data)
+	if err != nil {
+		return nil, nil, &Error{Msg: "cannot parse docker-compose.yml: " + err.Error(),
 			HintText: "check it with `docker compose config` in the project directory"}
 	}
-	if len(doc.Services) == 0 {
+	if len(proj.Services) == 0 {
 		return nil, nil, &Error{Msg: "docker-compose.yml defines no services",
 			HintText: "shipit deploys a Compose app: define the web service under services:"}
 	}
-	out := make(map[string]service, len(doc.Services))
-	order := make([]string, 0, len(doc.Services))
-	for name, def := range doc.Services {
-		var s service
-		if ports, ok := def["ports"].([]any); ok && len(ports) > 0 {
-			s.publishes = true
-		}
-		if nm, ok := def["network_mode"].(string); ok {
-			s.networkMode = nm
-		}
-		if cn, ok := def["container_name"].(string); ok {
-			s.containerName = cn
-		}
-		out[name] = s
-		order = append(order, name)
+	out := make(map[string]service, len(proj.Services))
+	for name, s := range proj.Services {
+		out[name] = service{publishes: s.Publishes(), networkMode: s.NetworkMode, containerName: s.ContainerName}
 	}
-	sort.Strings(order)
-	return out, order, nil
-}
-
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
-	}
-	return s
+	return out, proj.Order, nil
 }
 
 // q quotes s as a YAML double-quoted scalar (JSON string syntax, a subset

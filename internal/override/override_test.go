@@ -3,20 +3,15 @@ package override
 import (
 	"bytes"
 	"errors"
-	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/shipit-dev/shipit/internal/config"
+	"github.com/shipit-dev/shipit/internal/health"
 )
 
 const base = `services:
@@ -86,7 +81,19 @@ func gen(t *testing.T, p Params) []byte {
 
 func params() Params {
 	return Params{App: "shop", Stage: "production", Release: "20250219-140000", Domain: "shop.example.com",
-		TLS: true, EnvFile: ".env", BaseCompose: []byte(base)}
+		TLS: true, EnvFile: ".env", BaseCompose: []byte(base), Health: testHealth(8080, "/health")}
+}
+
+// testHealth is the health settings of shipit.toml's defaults, on port and
+// path.
+func testHealth(port int, path string) health.Settings {
+	c, err := config.Parse([]byte("[app]\nname = \"shop\"\n[stages.production]\nhosts = [{ address = \"h\" }]\n"), "shipit.toml")
+	if err != nil {
+		panic(err)
+	}
+	s := health.FromConfig(c)
+	s.Port, s.Path = port, path
+	return s
 }
 
 func TestStructure(t *testing.T) {
@@ -151,11 +158,13 @@ func TestStructure(t *testing.T) {
 	if n := d.Networks["traefik"]; !n.External || n.Name != "traefik" || len(d.Networks) != 1 {
 		t.Errorf("networks = %+v", d.Networks)
 	}
+	// shipit's probe in exec form (no shell in the image), the drain marker
+	// first; shipit.toml's defaults: start period = interval x retries.
 	hc := web.Healthcheck
-	if hc == nil || len(hc.Test) != 2 || hc.Test[0] != "CMD-SHELL" || !strings.Contains(hc.Test[1], " http://127.0.0.1:8080/health;") ||
-		hc.Interval != "2s" || hc.Timeout != "5s" || hc.Retries != 3 || hc.StartPeriod != "0s" ||
-		!strings.HasPrefix(hc.Test[1], "[ ! -e /run/shipit/drain ] && { ") {
-		t.Errorf("healthcheck = %+v", hc)
+	wantTest := []string{"CMD", "/run/shipit/probe", "-drain", "/run/shipit/drain", "-timeout", "5000", "http", "http://127.0.0.1:8080/health"}
+	if hc == nil || !reflect.DeepEqual(hc.Test, wantTest) ||
+		hc.Interval != "2s" || hc.Timeout != "5s" || hc.Retries != 3 || hc.StartPeriod != "30s" {
+		t.Errorf("healthcheck = %+v, want test %q, 2s, 5s, 3, 30s", hc, wantTest)
 	}
 	if web.Ports != nil {
 		t.Errorf("ports written although the base publishes none: %v", web.Ports)
@@ -178,8 +187,8 @@ func TestOptions(t *testing.T) {
 	p := params()
 	p.Domain, p.TLS = "", false
 	p.WebService = "worker"
-	p.Port, p.Path = 3000, "/up"
-	p.Interval, p.Timeout, p.Retries, p.StartPeriod = "500ms", "1m30s", 4, "30s"
+	p.Health.Port, p.Health.Path = 3000, "/up"
+	p.Health.Interval, p.Health.ProbeTimeout, p.Health.UnhealthyAfter, p.Health.Retries = 500*time.Millisecond, 90*time.Second, 4, 60
 	p.EnvFile = ""
 	p.Images = map[string]string{"web": "shop-web:20250219-140000", "worker": "registry.local:5000/shop/worker@sha256:abc"}
 	d := parse(t, gen(t, p))
@@ -194,8 +203,8 @@ func TestOptions(t *testing.T) {
 	if w.Labels["traefik.http.services."+sv+".loadbalancer.server.port"] != "3000" {
 		t.Errorf("port label = %v", w.Labels)
 	}
-	if hc := w.Healthcheck; hc == nil || !strings.Contains(hc.Test[1], " http://127.0.0.1:3000/up;") ||
-		hc.Interval != "500ms" || hc.Timeout != "1m30s" || hc.Retries != 4 || hc.StartPeriod != "30s" {
+	if hc := w.Healthcheck; hc == nil || hc.Test[len(hc.Test)-1] != "http://127.0.0.1:3000/up" ||
+		hc.Interval != "500ms" || hc.Timeout != "90s" || hc.Retries != 4 || hc.StartPeriod != "30s" {
 		t.Errorf("healthcheck = %+v", w.Healthcheck)
 	}
 	if d.Services["web"].Healthcheck != nil || hasTraefik(d.Services["web"].Labels) {
@@ -211,16 +220,23 @@ func TestOptions(t *testing.T) {
 	}
 
 	p = params()
-	p.HealthCmd = `pg_isready -U "$POSTGRES_USER" && test -f '/tmp/ok'`
+	p.Health.Shell = `pg_isready -U "$POSTGRES_USER" && test -f '/tmp/ok'`
 	p.CertResolver = "myresolver"
 	out := gen(t, p)
 	d = parse(t, out)
 	web := d.Services["web"]
 	// '$' is doubled for Compose, which turns it back into '$' for the shell.
-	// The drain marker is checked first; the user's command runs as written.
-	want := []string{"CMD-SHELL", "[ ! -e /run/shipit/drain ] && { " + strings.ReplaceAll(p.HealthCmd, "$", "$$") + "\n}"}
+	// The drain marker is checked first; the user's command runs as written,
+	// with the image's shell.
+	want := []string{"CMD", "/run/shipit/probe", "-drain", "/run/shipit/drain", "exec", "/bin/sh", "-c", strings.ReplaceAll(p.Health.Shell, "$", "$$")}
 	if got := web.Healthcheck.Test; !reflect.DeepEqual(got, want) {
 		t.Errorf("test = %q, want %q", got, want)
+	}
+	// Exec form: the image's own probe, no shell.
+	p.Health.Shell, p.Health.Exec = "", []string{"/app", "-healthcheck", "$x"}
+	want = []string{"CMD", "/run/shipit/probe", "-drain", "/run/shipit/drain", "exec", "/app", "-healthcheck", "$$x"}
+	if got := parse(t, gen(t, p)).Services["web"].Healthcheck.Test; !reflect.DeepEqual(got, want) {
+		t.Errorf("exec test = %q, want %q", got, want)
 	}
 	r, _ = RouteNames(p)
 	if web.Labels["traefik.http.routers."+r+".tls.certresolver"] != "myresolver" {
@@ -308,8 +324,8 @@ func TestErrors(t *testing.T) {
 		{"bad app", func(p *Params) { p.App = "Shop" }, "invalid app name"},
 		{"bad stage", func(p *Params) { p.Stage = "a.b" }, "invalid stage name"},
 		{"no release", func(p *Params) { p.Release = "" }, "no release"},
-		{"bad interval", func(p *Params) { p.Interval = "2 s" }, "interval"},
-		{"bad path", func(p *Params) { p.Path = "up" }, "must start with /"},
+		{"bad interval", func(p *Params) { p.Health.Interval = 0 }, "interval"},
+		{"bad path", func(p *Params) { p.Health.Path = "up" }, "must start with /"},
 		{"domain newline", func(p *Params) { p.Domain = "a.com\n    privileged: true" }, "invalid domain"},
 		{"domain backtick", func(p *Params) { p.Domain = "a.com`) || Host(`b.com" }, "invalid domain"},
 	} {
@@ -331,7 +347,7 @@ func TestInjection(t *testing.T) {
 	p.Domain = `a-"quoted"-'single'.example.com#frag:x`
 	p.Release = evil
 	p.EnvFile = evil
-	p.Path = "/health?a='b'&c=\"d\" $(touch /tmp/pwned) `id`"
+	p.Health.Path = "/health?a='b'&c=\"d\" $(touch /tmp/pwned) `id`"
 	p.Images = map[string]string{"web": evil}
 	p.BaseCompose = []byte("services:\n  web:\n    image: a\n  \"we ird: svc\\\"\":\n    image: b\n")
 	out := gen(t, p)
@@ -354,111 +370,14 @@ func TestInjection(t *testing.T) {
 	if got := web.Labels["traefik.http.routers."+r+".rule"]; got != "Host(`"+p.Domain+"`)" {
 		t.Errorf("rule = %q", got)
 	}
+	if got := unescape(web.Healthcheck.Test[len(web.Healthcheck.Test)-1]); got != "http://127.0.0.1:8080"+p.Health.Path {
+		t.Errorf("probed URL = %q (one word of an exec-form check: no shell sees it)", got)
+	}
 	if _, ok := d.Services["we ird: svc\""]; !ok {
 		t.Errorf("odd service name lost: %v", reflect.ValueOf(d.Services).MapKeys())
 	}
 	if bytes.Contains(out, []byte("\nprivileged")) || bytes.Contains(out, []byte("\n    privileged")) {
 		t.Errorf("injection reached the structure:\n%s", out)
-	}
-}
-
-// TestHealthCommand runs the generated probe with sh against a local
-// server: with curl and wget on PATH (the curl branch), and with only
-// busybox's wget.
-func TestHealthCommand(t *testing.T) {
-	const okPath = "/health?name='o''k'&x=\"y\""
-	var mu sync.Mutex
-	var hits []string
-	takeHits := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		h := hits
-		hits = nil
-		return h
-	}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hits = append(hits, r.UserAgent())
-		mu.Unlock()
-		if r.URL.Path == "/health" && r.URL.Query().Get("name") == "'o''k'" && r.URL.Query().Get("x") == `"y"` {
-			w.WriteHeader(200)
-			return
-		}
-		w.WriteHeader(500)
-	}))
-	defer srv.Close()
-	u, _ := url.Parse(srv.URL)
-	port, _ := strconv.Atoi(u.Port())
-
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Fatal(err)
-	}
-	run := func(pathEnv, hpath string) error {
-		p := Params{Port: port, Path: hpath}
-		cmd := exec.Command(sh, "-c", HealthCommand(p))
-		cmd.Env = []string{"PATH=" + pathEnv}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Logf("%s: %v: %s", hpath, err, out)
-		}
-		return err
-	}
-
-	t.Run("curl", func(t *testing.T) {
-		if _, err := exec.LookPath("curl"); err != nil {
-			t.Fatal("curl is not installed")
-		}
-		takeHits()
-		if err := run(os.Getenv("PATH"), okPath); err != nil {
-			t.Fatalf("probe failed against a healthy server: %v", err)
-		}
-		if hits := takeHits(); len(hits) != 1 || !strings.HasPrefix(hits[0], "curl/") {
-			t.Errorf("hits = %q, want one curl request", hits)
-		}
-		if err := run(os.Getenv("PATH"), "/broken"); err == nil {
-			t.Error("probe passed against a 500")
-		}
-	})
-	t.Run("busybox wget only", func(t *testing.T) {
-		bb, err := exec.LookPath("busybox")
-		if err != nil {
-			t.Fatal("busybox is not installed")
-		}
-		dir := t.TempDir()
-		if err := os.Symlink(bb, filepath.Join(dir, "wget")); err != nil {
-			t.Fatal(err)
-		}
-		takeHits()
-		if err := run(dir, okPath); err != nil {
-			t.Fatalf("probe failed against a healthy server: %v", err)
-		}
-		if hits := takeHits(); len(hits) != 1 || !strings.Contains(strings.ToLower(hits[0]), "wget") {
-			t.Errorf("hits = %q, want one wget request", hits)
-		}
-		if err := run(dir, "/broken"); err == nil {
-			t.Error("probe passed against a 500")
-		}
-		if err := run(t.TempDir(), okPath); err == nil {
-			t.Error("probe passed with neither curl nor wget")
-		}
-	})
-}
-
-// The health check fails while the drain marker exists, whatever the
-// probe: that is how a release leaves Traefik's rotation.
-func TestHealthCommandHonoursTheDrainMarker(t *testing.T) {
-	marker := filepath.Join(t.TempDir(), "drain")
-	cmd := strings.ReplaceAll(HealthCommand(Params{HealthCmd: "true"}), DrainMount+"/"+DrainFile, marker)
-	run := func() error { return exec.Command("sh", "-c", cmd).Run() }
-	if err := run(); err != nil {
-		t.Fatalf("probe fails without the marker: %v", err)
-	}
-	if err := os.WriteFile(marker, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := run(); err == nil {
-		t.Fatal("probe passes while the drain marker exists")
 	}
 }
 
@@ -481,7 +400,7 @@ func TestRouteNamesAreStableAcrossReleases(t *testing.T) {
 		t.Fatalf("domain change: router %s (was %s), service %s (was %s)", rc, ra, sc, sa)
 	}
 	d := params()
-	d.Port = 9000
+	d.Health.Port = 9000
 	rd, sd := RouteNames(d)
 	if sd != sa || rd != ra {
 		t.Fatalf("port change: router %s service %s, want both unchanged", rd, sd)

@@ -27,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/probe"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
@@ -87,10 +88,6 @@ func parseThrottle(inspect string) time.Duration {
 	}
 	return DefaultThrottle
 }
-
-// DrainMarker is the file, relative to a release's directory, whose
-// existence fails the web service's health check (internal/override).
-const DrainMarker = ".shipit-run/drain"
 
 // API is Traefik's API, read from inside its container.
 type API struct {
@@ -385,7 +382,7 @@ func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 	}
 	api := Find(ctx, c)
 	foreign := false // started by the original shipit: no drain marker
-	marker := path.Join(o.Dir, DrainMarker)
+	marker := path.Join(o.Dir, probe.DrainMarker)
 	if ok, err := c.Exists(ctx, path.Dir(marker)); err != nil {
 		return "", err
 	} else if ok {

@@ -163,6 +163,8 @@ func (p *Printer) Summary(title string, results []orchestrator.Result) {
 		switch {
 		case errors.Is(r.Err, orchestrator.ErrNotRun):
 			status = p.paint("33", "NOT RUN")
+		case orchestrator.Unreachable(r.Err):
+			status = p.paint("31", "FAILED") + " (not reached: nothing changed)"
 		case r.Err != nil && r.Current != "" && r.Current == r.Release:
 			status = p.paint("31", "FAILED") + " (completed on the host)"
 		}

@@ -142,7 +142,10 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 	if hc == nil {
 		hc = defaultHTTP
 	}
-	resp, err := hc.Do(req)
+	// A copy with shipit's redirect policy (the Transport is shared).
+	policy := *hc
+	policy.CheckRedirect = checkRedirect
+	resp, err := policy.Do(req)
 	if err != nil {
 		return nil, transportError(parent, ctx, r, method, shown, timeout, err)
 	}
@@ -170,6 +173,50 @@ func (c *Client) Do(ctx context.Context, r Request) (*Response, error) {
 		}
 	}
 	return out, nil
+}
+
+// MaxRedirects bounds the redirects followed within one host.
+const MaxRedirects = 10
+
+// checkRedirect follows a redirect only within the request's own host
+// (same host name and port, or http upgraded to https on the default
+// ports) and never from https to http. Go's client would otherwise send
+// the caller's custom headers (an API key, a token) to whatever host the
+// server names, and in cleartext after a downgrade; a secret URL would
+// reach that host as the Referer. A redirect it does not follow is
+// answered as it came (a StatusError whose hint says so).
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if len(via) >= MaxRedirects {
+		return fmt.Errorf("stopped after %d redirects", MaxRedirects)
+	}
+	first, prev := via[0].URL, via[len(via)-1].URL
+	if !sameHost(first, req.URL) || (prev.Scheme == "https" && req.URL.Scheme != "https") {
+		return http.ErrUseLastResponse
+	}
+	req.Header.Del("Referer")
+	return nil
+}
+
+// sameHost reports whether to is the host of from: the same name and
+// port, or from's http host on https's default port.
+func sameHost(from, to *url.URL) bool {
+	if !strings.EqualFold(from.Hostname(), to.Hostname()) {
+		return false
+	}
+	if from.Scheme == to.Scheme {
+		return port(from) == port(to)
+	}
+	return from.Scheme == "http" && to.Scheme == "https" && port(from) == "80" && port(to) == "443"
+}
+
+func port(u *url.URL) string {
+	if p := u.Port(); p != "" {
+		return p
+	}
+	if u.Scheme == "https" {
+		return "443"
+	}
+	return "80"
 }
 
 // Display is how messages show a request's URL: a secret reference as
@@ -300,7 +347,8 @@ func (e *StatusError) Hint() string {
 	case s >= 500:
 		return "the server failed: try again later, or check the service's status"
 	case s >= 300 && s < 400:
-		return "the server redirects elsewhere: use the final URL"
+		return "the server redirects to another host, or from https to http: shipit follows redirects only within the same host " +
+			"(the request's headers must not reach another one): use the final URL"
 	}
 	return ""
 }

@@ -13,6 +13,14 @@
 // new connections are refused) and lets in-flight requests finish
 // (http.Server.Shutdown, at most $SHUTDOWN_TIMEOUT, default 10s), then exits 0.
 // It logs each step on stdout (docker logs).
+//
+// A bad release, for the checks after a deploy: $FAIL_PERCENT of the
+// answers to / are 500 (every Nth request, deterministic), and $DELAY_MS
+// delays every answer to /. /health is never affected.
+//
+// `gracefulapp -probe URL` is its own health probe, as many images bring
+// one (exit 0 on a 2xx answer, else 1), for health_check.cmd's exec form in
+// images without a shell.
 package main
 
 import (
@@ -32,6 +40,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-probe" {
+		probe(os.Args[2])
+	}
 	log.SetFlags(log.LstdFlags | log.Lmicroseconds | log.LUTC)
 	log.SetOutput(os.Stdout)
 	version := appVersion()
@@ -71,9 +82,19 @@ func main() {
 		}
 		fmt.Fprintf(w, "version %s\n", version)
 	})
+	failPercent, _ := strconv.Atoi(os.Getenv("FAIL_PERCENT"))
+	delayMS, _ := strconv.Atoi(os.Getenv("DELAY_MS"))
+	var answered atomic.Int64
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
+			return
+		}
+		if delayMS > 0 {
+			time.Sleep(time.Duration(delayMS) * time.Millisecond)
+		}
+		if n := answered.Add(1); failPercent > 0 && n*int64(failPercent)/100 != (n-1)*int64(failPercent)/100 {
+			http.Error(w, "bad release", http.StatusInternalServerError)
 			return
 		}
 		fmt.Fprintf(w, "version %s\n", version)
@@ -130,4 +151,19 @@ func appVersion() string {
 		}
 	}
 	return "unknown"
+}
+
+func probe(url string) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		fmt.Println("gracefulapp -probe:", err)
+		os.Exit(1)
+	}
+	resp.Body.Close()
+	fmt.Println("gracefulapp -probe:", url, resp.Status)
+	if resp.StatusCode/100 != 2 {
+		os.Exit(1)
+	}
+	os.Exit(0)
 }
