@@ -29,17 +29,6 @@ type RemoveCmd struct {
 	LockWait    time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
 }
 
-// Help is shown under the usage line of `shipit remove --help`.
-func (RemoveCmd) Help() string {
-	return `Stops and removes every release's containers, the images built for them and
-the app's directory (<deploy_to>/<app>: releases, shared/.env, the audit log).
-The host's Traefik and the traefik network stay: other apps use them.
-
-Examples:
-  shipit remove -s staging                      # asks before removing
-  shipit remove -s staging --yes --accessories  # no question; accessories too, volumes kept`
-}
-
 func (c *RemoveCmd) Run(g *Globals) error {
 	if c.Volumes && !c.Accessories {
 		return hint.New("--volumes deletes accessories' volumes: it needs --accessories",
