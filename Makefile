@@ -58,8 +58,13 @@ api-docs:
 bench: testenv
 	$(GO) test -run '^$$' -bench . -benchtime 1x ./e2e/...
 
-# Deploys examples/demo to the sandbox host (sshd on 127.0.0.1:2222, this machine).
-demo: testenv build
+# Deploys examples/demo behind Traefik to the sandbox host (sshd on
+# 127.0.0.1:2222, this machine); run again, deploys the next release under a
+# live request counter. Installs only what the demo uses (testenv.sh --demo).
+demo:
+	scripts/testenv.sh --demo
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/shipit
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/demoload ./scripts/demoload
 	scripts/sandbox.sh up
 	scripts/demo.sh
 

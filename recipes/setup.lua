@@ -208,9 +208,15 @@ local function traefik_spec(h)
   local tr = config.stages[h.stage].traefik
   local ports = params.traefik_ports or ""
   if ports == "" then ports = "80:443" end
-  local http, https = ports:match("^(%d+):(%d+)$")
+  -- An optional leading IPv4 address binds both ports to it only
+  -- (127.0.0.1:8088:8443: reachable from this machine alone, as the demo wants).
+  local ip, http, https = ports:match("^(%d+%.%d+%.%d+%.%d+):(%d+):(%d+)$")
+  if not ip then
+    ip = ""
+    http, https = ports:match("^(%d+):(%d+)$")
+  end
   if not http then
-    fail("SHIPIT_TRAEFIK_PORTS must be HTTP:HTTPS host ports such as 80:443, not " .. q(ports))
+    fail("SHIPIT_TRAEFIK_PORTS must be HTTP:HTTPS host ports such as 80:443 (or ADDRESS:HTTP:HTTPS such as 127.0.0.1:8088:8443), not " .. q(ports))
   end
   -- Traefik talks to the engine setup talks to: the socket of DOCKER_HOST
   -- when it names one, else the standard socket.
@@ -238,6 +244,7 @@ local function traefik_spec(h)
       "--metrics.prometheus.buckets=0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10",
     },
     ports = { ["80/tcp"] = http, ["443/tcp"] = https },
+    bind_ip = ip,
     binds = { sock .. ":/var/run/docker.sock:ro" },
     restart = "unless-stopped",
     network = TRAEFIK_NETWORK,
@@ -255,7 +262,7 @@ local function traefik_spec(h)
   end
   local canon = table.concat({
     "image=" .. spec.image, "args=" .. table.concat(spec.args, " "),
-    "ports=80:" .. http .. ",443:" .. https, "binds=" .. table.concat(spec.binds, ","),
+    "ports=80:" .. http .. ",443:" .. https .. (ip ~= "" and (",ip=" .. ip) or ""), "binds=" .. table.concat(spec.binds, ","),
     "restart=" .. spec.restart, "network=" .. spec.network,
   }, "\n")
   spec.hash = trim(h:run({ "sha256sum" }, { stdin = canon, quiet = true })):match("^(%x+)")
@@ -292,6 +299,12 @@ local function traefik_diff(c, spec)
     local want = spec.ports[port]
     local got = pb[port] and pb[port][1] and pb[port][1].HostPort or "none"
     if got ~= want then table.insert(d, "port " .. port .. " " .. got .. " -> " .. want) end
+    local got_ip = pb[port] and pb[port][1] and pb[port][1].HostIp or ""
+    if got_ip == "0.0.0.0" then got_ip = "" end
+    if got_ip ~= spec.bind_ip then
+      table.insert(d, "port " .. port .. " address " .. (got_ip == "" and "all" or got_ip) .. " -> " ..
+        (spec.bind_ip == "" and "all" or spec.bind_ip))
+    end
   end
   -- Docker may list binds in another order than given.
   local got_binds, want_binds = sorted(hc.Binds), sorted(spec.binds)
@@ -310,8 +323,9 @@ local function traefik_diff(c, spec)
 end
 
 local function traefik_run(h, spec)
+  local pre = spec.bind_ip ~= "" and (spec.bind_ip .. ":") or ""
   local words = { "docker", "run", "-d", "--name", TRAEFIK, "--restart", spec.restart, "--network", spec.network,
-    "-p", spec.ports["80/tcp"] .. ":80", "-p", spec.ports["443/tcp"] .. ":443",
+    "-p", pre .. spec.ports["80/tcp"] .. ":80", "-p", pre .. spec.ports["443/tcp"] .. ":443",
     "--label", "shipit.config-hash=" .. spec.hash, "--label", "shipit.managed=setup" }
   for _, b in ipairs(spec.binds) do
     table.insert(words, "-v")

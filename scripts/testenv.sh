@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# scripts/testenv.sh — make this machine able to run shipit's tests and demo.
+# scripts/testenv.sh [--demo] — make this machine able to run shipit's tests
+# (default) or only `make demo` (--demo).
 #
 # Idempotent: fast (a few seconds) when everything is already present; installs or
 # starts only what is missing; exits non-zero with a clear message otherwise.
-# Needs root (Debian 12): installs Debian packages, starts dockerd, builds the
-# docker compose v2 plugin (not packaged in Debian), the local base image
-# shipit-busybox:latest (no registry is reachable on CI machines) and a real
-# Traefik image shipit-traefik:v3.6.12 (built from the Go module proxy: ~6 min
-# and ~5 GB of Go caches the first time on a machine; the binary is cached in
-# /var/cache/shipit, so afterwards only a missing image is rebuilt, in seconds),
-# and a current Docker Engine's dockerd (v28.5.2, also from the module proxy,
-# ~3 min the first time, cached) that an e2e test runs on one isolated host
-# with the containerd image store.
+# Needs root (Debian 12).
+#
+# --demo installs what the demo uses: Debian packages (docker.io, docker-compose
+# v1, which shipit drives like the v2 plugin, openssh, busybox-static, git),
+# starts dockerd, builds the local base image shipit-busybox:latest from
+# /bin/busybox, and gets a Traefik image: `docker pull traefik:v3.6` where a
+# registry is reachable, else (this is the slow part) the Traefik image
+# shipit-traefik:v3.6.12 built from the Go module proxy: ~6-9 min and ~5 GB of
+# Go caches the first time on a machine; the binary is cached in
+# /var/cache/shipit, so afterwards only a missing image is rebuilt, in seconds.
+#
+# Without --demo it also installs what only tests use: age, iproute2, tmux,
+# gcc (go test -race), the docker compose v2 plugin (not packaged in Debian;
+# built from the module proxy), always the built Traefik image (the tests pin
+# v3.6.12), and a current Docker Engine's dockerd (v28.5.2, also from the
+# module proxy, ~3 min the first time, cached) that an e2e test runs on one
+# isolated host with the containerd image store.
 set -euo pipefail
 
 export PATH="/usr/local/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:${PATH:-}"
@@ -27,8 +36,21 @@ DOCKERD_LOG="/var/log/shipit-dockerd.log"
 # Keep in step with e2e/harness (CurrentDockerd).
 CURRENT_ENGINE_VERSION="v28.5.2"
 CURRENT_DOCKERD="$CACHE_DIR/dockerd-$CURRENT_ENGINE_VERSION"
-# gcc + libc6-dev: `go test -race` needs cgo.
-PACKAGES=(docker.io docker-compose openssh-server openssh-client busybox-static age git iproute2 tmux gcc libc6-dev)
+DEMO=
+case "${1:-}" in
+--demo) DEMO=1 ;;
+"") ;;
+*) echo "usage: $0 [--demo]" >&2; exit 2 ;;
+esac
+# What the demo's Traefik is where a registry is reachable.
+DEMO_TRAEFIK_PULL="traefik:v3.6"
+PACKAGES=(docker.io docker-compose openssh-server openssh-client busybox-static git)
+BINARIES=(dockerd docker docker-compose ssh ssh-keygen git flock)
+if [[ -z "$DEMO" ]]; then
+	# gcc + libc6-dev: `go test -race` needs cgo.
+	PACKAGES+=(age iproute2 tmux gcc libc6-dev)
+	BINARIES+=(age ip unshare nsenter tmux gcc)
+fi
 
 say() { printf 'testenv: %s\n' "$*" >&2; }
 die() { printf 'testenv: FAILED: %s\n' "$*" >&2; exit 1; }
@@ -50,7 +72,7 @@ if ((${#missing[@]})); then
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
 		die "apt-get install ${missing[*]} failed"
 fi
-for b in dockerd docker docker-compose ssh ssh-keygen git age ip unshare nsenter flock tmux gcc; do
+for b in "${BINARIES[@]}"; do
 	command -v "$b" >/dev/null || die "'$b' not on PATH after installing packages"
 done
 [[ -x /usr/sbin/sshd ]] || die "/usr/sbin/sshd missing (package openssh-server)"
@@ -79,13 +101,17 @@ if ! timeout 20 docker info >/dev/null 2>&1; then
 	fi
 fi
 
-# --- 3. docker compose v2 plugin --------------------------------------------------
+# --- 3. docker compose v2 plugin (tests only) ---------------------------------------
 # Built from the Go module proxy inside a throwaway module (`go install` refuses it).
 # Installed in ~/.docker/cli-plugins and in the system-wide plugin directory, so
-# it is found by any docker client and with any $HOME.
+# it is found by any docker client and with any $HOME. The demo does with
+# Debian's docker-compose v1 (shipit detects and drives either).
 SYS_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 USER_PLUGIN="${HOME:-/root}/.docker/cli-plugins/docker-compose"
-if ! docker compose version >/dev/null 2>&1; then
+if [[ -n "$DEMO" ]]; then
+	docker compose version >/dev/null 2>&1 || docker-compose version >/dev/null 2>&1 ||
+		die "neither 'docker compose' nor 'docker-compose' runs"
+elif ! docker compose version >/dev/null 2>&1; then
 	if [[ -x "$SYS_PLUGIN" ]] && "$SYS_PLUGIN" version >/dev/null 2>&1; then
 		mkdir -p "$(dirname "$USER_PLUGIN")"
 		cp "$SYS_PLUGIN" "$USER_PLUGIN"
@@ -105,11 +131,13 @@ if ! docker compose version >/dev/null 2>&1; then
 		rm -rf "$tmp"
 	fi
 fi
-if [[ -x "$USER_PLUGIN" ]] && ! cmp -s "$USER_PLUGIN" "$SYS_PLUGIN" 2>/dev/null; then
-	mkdir -p "$(dirname "$SYS_PLUGIN")"
-	cp "$USER_PLUGIN" "$SYS_PLUGIN.tmp" && mv "$SYS_PLUGIN.tmp" "$SYS_PLUGIN"
+if [[ -z "$DEMO" ]]; then
+	if [[ -x "$USER_PLUGIN" ]] && ! cmp -s "$USER_PLUGIN" "$SYS_PLUGIN" 2>/dev/null; then
+		mkdir -p "$(dirname "$SYS_PLUGIN")"
+		cp "$USER_PLUGIN" "$SYS_PLUGIN.tmp" && mv "$SYS_PLUGIN.tmp" "$SYS_PLUGIN"
+	fi
+	docker compose version >/dev/null 2>&1 || die "'docker compose version' still fails after installing the plugin"
 fi
-docker compose version >/dev/null 2>&1 || die "'docker compose version' still fails after installing the plugin"
 
 # --- 4. sshd privilege-separation directory ---------------------------------------
 mkdir -p /run/sshd
@@ -131,11 +159,33 @@ EOF
 		die "docker build $BASE_IMAGE failed"
 	fi
 	rm -rf "$ctx"
+	built_base=1
 fi
-docker run --rm "$BASE_IMAGE" /bin/sh -c 'true' >/dev/null 2>&1 ||
-	die "$BASE_IMAGE does not run (docker run --rm $BASE_IMAGE /bin/sh -c true)"
+# The demo checks that an image runs only when it was just built: each
+# `docker run` costs seconds of every `make demo`.
+if [[ -z "$DEMO" || -n "${built_base:-}" ]]; then
+	docker run --rm "$BASE_IMAGE" /bin/sh -c 'true' >/dev/null 2>&1 ||
+		die "$BASE_IMAGE does not run (docker run --rm $BASE_IMAGE /bin/sh -c true)"
+fi
 
 # --- 6. Traefik image shipit-traefik:v3.6.12 --------------------------------------
+# The demo takes the registry's image when it can be pulled (a few seconds),
+# and builds only where no registry answers (like this project's CI machines).
+if [[ -n "$DEMO" ]]; then
+	if docker image inspect "$DEMO_TRAEFIK_PULL" >/dev/null 2>&1; then
+		demo_traefik="$DEMO_TRAEFIK_PULL"
+	elif pull_out="$(timeout 300 docker pull -q "$DEMO_TRAEFIK_PULL" 2>&1)"; then
+		say "pulled $DEMO_TRAEFIK_PULL"
+		demo_traefik="$DEMO_TRAEFIK_PULL"
+	else
+		say "cannot pull $DEMO_TRAEFIK_PULL (no registry: $(tail -n 1 <<<"$pull_out" | sed 's/.*: //')): using $TRAEFIK_IMAGE, built from the Go module proxy once per machine"
+	fi
+	if [[ -n "${demo_traefik:-}" ]]; then
+		dv="$(docker version --format 'client {{.Client.Version}}, engine {{.Server.Version}}' 2>/dev/null)"
+		echo "testenv --demo ok: docker $dv; images $BASE_IMAGE, $demo_traefik"
+		exit 0
+	fi
+fi
 # Built as the main module so that its go.mod replace lines apply (`go install`
 # from another module fails on them). The binary is cached outside the work
 # tree: a fresh clone, or an engine whose images were wiped, rebuilds only the
@@ -194,7 +244,7 @@ cached_build() {
 	fi
 	exec 9>&-
 }
-cached_build traefik "$TRAEFIK_VERSION" "$TRAEFIK_BIN" traefik_bin_ok build_traefik "~6 min and ~5 GB of Go caches"
+cached_build traefik "$TRAEFIK_VERSION" "$TRAEFIK_BIN" traefik_bin_ok build_traefik "~8 min and ~5 GB of Go caches"
 # The image is labelled with the binary's digest: a rebuilt binary gets a new image.
 traefik_sum="$(sha256sum "$TRAEFIK_BIN" | cut -d' ' -f1)"
 have_sum="$(docker image inspect --format '{{index .Config.Labels "shipit.traefik-sha256"}}' "$TRAEFIK_IMAGE" 2>/dev/null || true)"
@@ -209,13 +259,22 @@ if [[ "$have_sum" != "$traefik_sum" ]]; then
 		die "docker build $TRAEFIK_IMAGE failed"
 	fi
 	rm -rf "$ctx"
+	built_traefik=1
 fi
-tv="$(docker run --rm "$TRAEFIK_IMAGE" version 2>&1)" ||
-	die "$TRAEFIK_IMAGE does not run: docker run --rm $TRAEFIK_IMAGE version: $tv"
-grep -q "^Version: *${TRAEFIK_VERSION#v}\$" <<<"$tv" ||
-	die "$TRAEFIK_IMAGE does not report version ${TRAEFIK_VERSION#v}: $tv"
+if [[ -z "$DEMO" || -n "${built_traefik:-}" ]]; then
+	tv="$(docker run --rm "$TRAEFIK_IMAGE" version 2>&1)" ||
+		die "$TRAEFIK_IMAGE does not run: docker run --rm $TRAEFIK_IMAGE version: $tv"
+	grep -q "^Version: *${TRAEFIK_VERSION#v}\$" <<<"$tv" ||
+		die "$TRAEFIK_IMAGE does not report version ${TRAEFIK_VERSION#v}: $tv"
+fi
 
-# --- 7. a current engine's dockerd --------------------------------------------------
+if [[ -n "$DEMO" ]]; then
+	dv="$(docker version --format 'client {{.Client.Version}}, engine {{.Server.Version}}' 2>/dev/null)"
+	echo "testenv --demo ok: docker $dv; images $BASE_IMAGE, $TRAEFIK_IMAGE"
+	exit 0
+fi
+
+# --- 7. a current engine's dockerd (tests only) --------------------------------------
 # Debian ships Engine 20.10 only; the module proxy serves moby as
 # github.com/docker/docker@vX+incompatible, with its pinned dependencies in
 # vendor.mod (the vendor/ tree is not in the module zip): build with

@@ -61,8 +61,12 @@ var examples = map[string][]string{
 	"lock status":   {"shipit lock status -s production"},
 	"lock release":  {"shipit lock release -s production --hosts web1"},
 	"recover":       {"shipit recover -s production"},
-	"audit":         {"shipit audit -s production -n 20"},
-	"version":       {"shipit version"},
+	"remove": {
+		"shipit remove -s staging   # asks first; keeps accessories and Traefik",
+		"shipit remove -s staging --yes --accessories   # no question; accessories too, their volumes kept",
+	},
+	"audit":   {"shipit audit -s production -n 20"},
+	"version": {"shipit version"},
 }
 
 // addExamples puts each command's examples into its detailed help.

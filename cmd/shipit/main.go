@@ -46,6 +46,7 @@ type CLI struct {
 	ConfigCmd ConfigCmd    `cmd:"" name:"config" help:"Plain environment kept on the hosts."`
 	Lock      LockCmd      `cmd:"" help:"Inspect or release the per-host deploy lock."`
 	Recover   RecoverCmd   `cmd:"" help:"Settle what an interrupted deploy or rollback left on the hosts."`
+	Remove    RemoveCmd    `cmd:"" help:"Remove the app from the hosts of a stage: every release's containers and images, and its directory (asks first; accessories only when asked; Traefik stays)."`
 	Audit     AuditCmd     `cmd:"" help:"What shipit did on the hosts (who, when, which release, how it ended), from their audit logs."`
 
 	Version VersionCmd `cmd:"" help:"Print the version."`
