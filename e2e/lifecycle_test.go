@@ -187,7 +187,7 @@ func TestDeployLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustContain(t, "override", string(ov), "Host(`demo.example.com`)", "certresolver", "loadbalancer.server.port", "8080", "wget", "traefik")
+	mustContain(t, "override", string(ov), "Host(`demo.example.com`)", "certresolver", "loadbalancer.server.port", "8080", "/run/shipit/probe", "http://127.0.0.1:8080/health", "traefik")
 	w1 := webContainers(t, env, host, "life", r1)
 	if len(w1) != 1 || health(t, env, host, w1[0]) != "healthy" {
 		t.Fatalf("web of %s: %v", r1, w1)
