@@ -1,5 +1,6 @@
-// Package layout_test holds the test of the import rules of the layout
-// (see README "Layout"): which packages may depend on which.
+// Package layout_test holds the test of the layout's one rule (see
+// docs/architecture.md): every top-level folder is a layer, and a package
+// imports only packages of its own layer or of the layers below it.
 package layout_test
 
 import (
@@ -11,11 +12,44 @@ import (
 )
 
 const (
-	mod      = "github.com/shipit-dev/shipit"
-	luaPkg   = "github.com/yuin/gopher-lua"
-	luaPkgs  = luaPkg + "/"
-	internal = mod + "/internal/"
+	mod     = "github.com/shipit-dev/shipit"
+	luaPkg  = "github.com/yuin/gopher-lua"
+	luaPkgs = luaPkg + "/"
 )
+
+// layers, top to bottom: a package may depend on its own layer and the
+// ones below. cmd/ (and the tools under scripts/ and e2e/) is the CLI;
+// app/ the application (host selection, fan-out, rollouts, the terminal
+// UI); runtime/ and builtins/ the Lua host and its modules, with recipes/
+// (the embedded Lua); internal/ the domain, which knows nothing of Lua;
+// sshpool/ the SSH connections, which know nothing of deploys.
+var layers = []struct {
+	name    string
+	folders []string
+}{
+	{"cli", []string{"cmd", "scripts", "e2e"}},
+	{"application", []string{"app"}},
+	{"lua", []string{"runtime", "builtins", "recipes"}},
+	{"domain", []string{"internal"}},
+	{"ssh", []string{"sshpool"}},
+}
+
+// level is the layer of a package of this module (0 = top), or -1 for the
+// module's root package (this test) and packages of other modules.
+func level(path string) int {
+	rest, ok := strings.CutPrefix(path, mod+"/")
+	if !ok {
+		return -1
+	}
+	for i, l := range layers {
+		for _, f := range l.folders {
+			if rest == f || strings.HasPrefix(rest, f+"/") {
+				return i
+			}
+		}
+	}
+	return -2
+}
 
 type pkg struct {
 	ImportPath string
@@ -49,34 +83,25 @@ func listPackages(t *testing.T) []pkg {
 
 func isLua(path string) bool { return path == luaPkg || strings.HasPrefix(path, luaPkgs) }
 
-// domain packages are internal/* except the orchestrator and the terminal
-// UI, which sit between the CLI and the Lua runtime.
-func isDomain(path string) bool {
-	if !strings.HasPrefix(path, internal) {
-		return false
-	}
-	rest := strings.TrimPrefix(path, internal)
-	return !strings.HasPrefix(rest, "orchestrator") && !strings.HasPrefix(rest, "ui")
-}
-
 func TestImportRules(t *testing.T) {
 	for _, p := range listPackages(t) {
-		path := p.ImportPath
-		inLuaLayer := strings.HasPrefix(path, mod+"/runtime") || strings.HasPrefix(path, mod+"/builtins/")
+		from := level(p.ImportPath)
+		if from == -2 {
+			t.Errorf("%s is in no layer: put it under one of the layers' folders (docs/architecture.md)", p.ImportPath)
+			continue
+		}
+		if from == -1 {
+			continue // the module's root: this test
+		}
 		for _, imp := range p.Imports {
-			if isLua(imp) && !inLuaLayer {
-				t.Errorf("%s imports %s: only runtime/ and builtins/ may import gopher-lua", path, imp)
-			}
-			if strings.HasPrefix(path, mod+"/cmd/") && strings.HasPrefix(imp, mod+"/builtins/") && imp != mod+"/builtins/all" {
-				t.Errorf("%s imports %s: cmd/ registers the builtins through builtins/all and never uses one as a library", path, imp)
+			if isLua(imp) && layers[from].name != "lua" {
+				t.Errorf("%s imports %s: only runtime/ and builtins/ may import gopher-lua", p.ImportPath, imp)
 			}
 		}
 		for _, dep := range p.Deps {
-			switch {
-			case strings.HasPrefix(path, mod+"/sshpool") && strings.HasPrefix(dep, mod+"/"):
-				t.Errorf("%s depends on %s: sshpool knows nothing of the deploy domain", path, dep)
-			case isDomain(path) && (isLua(dep) || strings.HasPrefix(dep, mod+"/runtime") || strings.HasPrefix(dep, mod+"/builtins/")):
-				t.Errorf("%s depends on %s: domain packages under internal/ know nothing of Lua", path, dep)
+			if to := level(dep); to >= 0 && to < from {
+				t.Errorf("%s (%s layer) depends on %s (%s layer, above it): arrows point down only",
+					p.ImportPath, layers[from].name, dep, layers[to].name)
 			}
 		}
 	}

@@ -7,10 +7,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/accessory"
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 )
 
 // AccessoryCmd groups the accessory actions. Each runs the Lua task

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
 

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/internal/audit"
 	"github.com/shipit-dev/shipit/internal/config"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/remote/localconn"
-	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/runtime"
 	"github.com/shipit-dev/shipit/sshpool"
 )

@@ -8,10 +8,10 @@ import (
 	"sync"
 	"unicode/utf8"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/dotenv"
 	"github.com/shipit-dev/shipit/internal/envsync"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/runtime"
 )

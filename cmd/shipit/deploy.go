@@ -10,10 +10,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/metrics"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/override"
 	"github.com/shipit-dev/shipit/internal/releases"
 )

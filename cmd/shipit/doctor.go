@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/text"
-	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/runtime"
 	"github.com/shipit-dev/shipit/sshpool"
 )

@@ -9,10 +9,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/internal/config"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/secrets"
-	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/recipes"
 	"github.com/shipit-dev/shipit/runtime"
 	"github.com/shipit-dev/shipit/sshpool"

@@ -7,9 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/hostlock"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/text"
 )

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/runtime"
 )
 

@@ -15,9 +15,9 @@ import (
 
 	"github.com/alecthomas/kong"
 
+	"github.com/shipit-dev/shipit/app/ui"
 	_ "github.com/shipit-dev/shipit/builtins/all"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/ui"
 )
 
 var version = "dev"

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/internal/monitor"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 )
 
 // MonitorCmd is the live dashboard (or one snapshot) of a stage.

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/plan"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/text"

@@ -1,6 +1,6 @@
 package main
 
-import "github.com/shipit-dev/shipit/internal/orchestrator"
+import "github.com/shipit-dev/shipit/app/orchestrator"
 
 // ReleasesCmd lists releases on every host.
 type ReleasesCmd struct {

@@ -12,9 +12,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
-	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/runtime"
 )
 

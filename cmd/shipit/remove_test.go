@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/app/orchestrator"
 )
 
 // Only an explicit yes removes; the question names what goes and what stays.

@@ -3,9 +3,9 @@ package main
 import (
 	"fmt"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
-	"github.com/shipit-dev/shipit/internal/ui"
 	"github.com/shipit-dev/shipit/runtime"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/app/orchestrator"
 )
 
 // RollbackCmd switches back to the previous or a named release.

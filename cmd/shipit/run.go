@@ -1,6 +1,6 @@
 package main
 
-import "github.com/shipit-dev/shipit/internal/orchestrator"
+import "github.com/shipit-dev/shipit/app/orchestrator"
 
 // RunCmd runs one Lua task on every host.
 type RunCmd struct {

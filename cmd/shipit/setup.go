@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/orchestrator"
-	"github.com/shipit-dev/shipit/internal/ui"
+	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/runtime"
 )
 

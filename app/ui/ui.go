@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/orchestrator"
 	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/runtime"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/orchestrator"
+	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
