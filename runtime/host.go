@@ -33,7 +33,7 @@ type Host struct {
 	step string
 
 	cacheMu sync.Mutex
-	cache   map[string]any // per-host memo for builtins (e.g. compose flavour)
+	cache   map[slotKey]any // per-host values of modules (HostSlot)
 	defers  []func()
 	report  []ReportItem
 	journal Journal
@@ -147,12 +147,13 @@ func (h *Host) ReleasePath() string {
 	return path.Join(h.AppPath, "releases", h.Release)
 }
 
-// Memo returns the cached value for key, computing it once per host.
-func (h *Host) Memo(key string, fn func() (any, error)) (any, error) {
+// memo returns the cached value for key, computing it once per host
+// (modules use it through a HostSlot).
+func (h *Host) memo(key slotKey, fn func() (any, error)) (any, error) {
 	h.cacheMu.Lock()
 	defer h.cacheMu.Unlock()
 	if h.cache == nil {
-		h.cache = map[string]any{}
+		h.cache = map[slotKey]any{}
 	}
 	if v, ok := h.cache[key]; ok {
 		return v, nil

@@ -41,7 +41,7 @@ type Env struct {
 	// Lua as the read-only table `params`.
 	Params map[string]string
 
-	shared sync.Map // process-wide memo for builtins (e.g. one local build for all hosts)
+	shared sync.Map // per-run values of modules (RunSlot), e.g. one local build for all hosts
 
 	healthOnce sync.Once
 	health     health.Settings
@@ -68,9 +68,9 @@ func (e *Env) emit(ev Event) {
 	}
 }
 
-// Once runs fn once per key for the whole command run, across hosts; every
+// once runs fn once per key for the whole command run, across hosts; every
 // caller gets the first result.
-func (e *Env) Once(key string, fn func() (any, error)) (any, error) {
+func (e *Env) once(key slotKey, fn func() (any, error)) (any, error) {
 	type onceVal struct {
 		once sync.Once
 		v    any

@@ -9,6 +9,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/shipit-dev/shipit/builtins/hostinfo"
 	"github.com/shipit-dev/shipit/internal/compose"
 	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/health"
@@ -31,19 +32,13 @@ func init() {
 		}})
 }
 
-// Flavor detects the host's compose once per host run.
-func Flavor(h *runtime.Host) (compose.Flavor, error) {
-	v, err := h.Memo("compose.flavor", func() (any, error) { return compose.Detect(h.Context(), h.Conn) })
-	if err != nil {
-		return compose.Flavor{}, err
-	}
-	return v.(compose.Flavor), nil
-}
+// releaseSlot holds the host's releases' descriptions, read once per name.
+var releaseSlot = runtime.NewHostSlot[compose.Release]("compose.release")
 
 func open(L *lua.LState) *lua.LTable {
 	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"command": func(L *lua.LState) int {
-			f, err := Flavor(runtime.CheckHost(L, 1))
+			f, err := hostinfo.ComposeFlavor(runtime.CheckHost(L, 1))
 			if err != nil {
 				return runtime.Raise(L, err)
 			}
@@ -51,7 +46,7 @@ func open(L *lua.LState) *lua.LTable {
 			return 1
 		},
 		"flavor": func(L *lua.LState) int {
-			f, err := Flavor(runtime.CheckHost(L, 1))
+			f, err := hostinfo.ComposeFlavor(runtime.CheckHost(L, 1))
 			if err != nil {
 				return runtime.Raise(L, err)
 			}
@@ -90,13 +85,9 @@ func waitHealthy(L *lua.LState) int {
 
 // Release describes a release of the host's app, once per host run.
 func Release(h *runtime.Host, name string, cfg *config.Config) (compose.Release, error) {
-	v, err := h.Memo("compose.release:"+name, func() (any, error) {
+	return releaseSlot.Get(h, name, func() (compose.Release, error) {
 		return compose.Describe(h.Context(), h.Conn, path.Join(h.AppPath, "releases", name), h.App, cfg.Deploy.ComposeFile, override.FileName)
 	})
-	if err != nil {
-		return compose.Release{}, err
-	}
-	return v.(compose.Release), nil
 }
 
 func release(L *lua.LState) int {

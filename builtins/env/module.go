@@ -8,7 +8,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
-	"github.com/shipit-dev/shipit/builtins/compose"
+	"github.com/shipit-dev/shipit/builtins/hostinfo"
 	"github.com/shipit-dev/shipit/internal/envsync"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -44,7 +44,7 @@ func open(L *lua.LState) *lua.LTable {
 			if st := env.Config.Stages[h.Stage]; st != nil {
 				src.Stage = st.Env
 			}
-			if f, err := compose.Flavor(h); err == nil {
+			if f, err := hostinfo.ComposeFlavor(h); err == nil {
 				src.ComposeV1 = f.V1
 			}
 			res, err := envsync.Sync(h.Context(), h.Conn, h.AppPath, src)

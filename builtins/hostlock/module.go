@@ -30,15 +30,16 @@ func init() {
 		}})
 }
 
-const memoKey = "hostlock.lock"
+// lockSlot holds the host's deploy lock once acquire took it.
+var lockSlot = runtime.NewHostSlot[*hostlock.Lock]("hostlock.lock")
 
 func lockOf(L *lua.LState, h *runtime.Host) *hostlock.Lock {
-	v, err := h.Memo(memoKey, func() (any, error) { return nil, errNoLock })
+	l, err := lockSlot.Get(h, "", func() (*hostlock.Lock, error) { return nil, errNoLock })
 	if err != nil {
 		runtime.Raise(L, err)
 		return nil
 	}
-	return v.(*hostlock.Lock)
+	return l
 }
 
 func acquire(L *lua.LState) int {
@@ -46,7 +47,7 @@ func acquire(L *lua.LState) int {
 	what := L.OptString(2, "deploy")
 	env := runtime.StateOf(L).Env
 	var lock *hostlock.Lock
-	_, err := h.Memo(memoKey, func() (any, error) {
+	_, err := lockSlot.Get(h, "", func() (*hostlock.Lock, error) {
 		l, err := hostlock.Acquire(h.Context(), h.Conn, hostlock.Options{
 			AppPath: h.AppPath, App: h.App, Stage: h.Stage, Wait: env.LockWait,
 			Holder: hostlock.Holder{User: audit.LocalUser(), PID: os.Getpid(), Command: what, Release: h.Release, Since: time.Now()},
@@ -107,11 +108,10 @@ func begin(L *lua.LState) int {
 
 func settle(L *lua.LState) int {
 	h := runtime.CheckHost(L, 1)
-	v, err := h.Memo(memoKey, func() (any, error) { return nil, errNoLock })
+	lock, err := lockSlot.Get(h, "", func() (*hostlock.Lock, error) { return nil, errNoLock })
 	if err != nil {
 		return 0 // the run failed before it took the lock: nothing to settle
 	}
-	lock := v.(*hostlock.Lock)
 	h.SetJournal(nil)
 	err = lock.Settle(h.Context())
 	h.SetGuard("")

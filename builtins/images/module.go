@@ -76,19 +76,27 @@ func buildOpts(L *lua.LState, h *runtime.Host) imagexfer.BuildOptions {
 	}
 }
 
+// One plan and one local build per commit for the whole run, and one
+// sender, whatever the number of hosts.
+var (
+	planSlot   = runtime.NewRunSlot[map[string]string]("images.plan")
+	buildSlot  = runtime.NewRunSlot[map[string]string]("images.build")
+	senderSlot = runtime.NewRunSlot[*imagexfer.Sender]("images.sender")
+)
+
 func open(L *lua.LState) *lua.LTable {
 	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"plan_local": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)
 			o := buildOpts(L, h)
 			st := runtime.StateOf(L)
-			v, err := st.Env.Once("images.plan:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+			v, err := planSlot.Get(st.Env, o.ComposeFile+":"+o.Commit, func() (map[string]string, error) {
 				return imagexfer.PlanBuild(h.Context(), o)
 			})
 			if err != nil {
 				return runtime.Raise(L, err)
 			}
-			L.Push(table(L, refsFor(h.App, h.Release, keys(v.(map[string]string)))))
+			L.Push(table(L, refsFor(h.App, h.Release, keys(v))))
 			return 1
 		},
 		"build_local": func(L *lua.LState) int {
@@ -96,16 +104,16 @@ func open(L *lua.LState) *lua.LTable {
 			o := buildOpts(L, h)
 			st := runtime.StateOf(L)
 			// One local build per command run, whatever the number of hosts.
-			v, err := st.Env.Once("images.build:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+			built, err := buildSlot.Get(st.Env, o.ComposeFile+":"+o.Commit, func() (map[string]string, error) {
 				// The plan of this commit (plan_local made it in deploy:override):
 				// no second compose config.
-				plan, err := st.Env.Once("images.plan:"+o.ComposeFile+":"+o.Commit, func() (any, error) {
+				plan, err := planSlot.Get(st.Env, o.ComposeFile+":"+o.Commit, func() (map[string]string, error) {
 					return imagexfer.PlanBuild(h.Context(), o)
 				})
 				if err != nil {
 					return nil, err
 				}
-				o.Plan = plan.(map[string]string)
+				o.Plan = plan
 				h.Emit(runtime.Event{Kind: runtime.Info, Text: "building images locally from " + text.Short(o.Commit)})
 				start := time.Now()
 				images, err := imagexfer.Build(h.Context(), o)
@@ -117,7 +125,6 @@ func open(L *lua.LState) *lua.LTable {
 			if err != nil {
 				return runtime.Raise(L, err)
 			}
-			built := v.(map[string]string)
 			for svc, ref := range refsFor(h.App, h.Release, keys(built)) {
 				if err := imagexfer.TagForRelease(h.Context(), built[svc], ref); err != nil {
 					return runtime.Raise(L, err)
@@ -133,8 +140,8 @@ func open(L *lua.LState) *lua.LTable {
 			st := runtime.StateOf(L)
 			// One sender per run: a layer several hosts need is read and
 			// compressed once. Its spool files go with the process.
-			v, _ := st.Env.Once("images.sender", func() (any, error) { return imagexfer.NewSender(imagexfer.Options{}), nil })
-			res, err := v.(*imagexfer.Sender).Transfer(h.Context(), imagexfer.Host{
+			sender, _ := senderSlot.Get(st.Env, "", func() (*imagexfer.Sender, error) { return imagexfer.NewSender(imagexfer.Options{}), nil })
+			res, err := sender.Transfer(h.Context(), imagexfer.Host{
 				Conn:       h.Conn,
 				Docker:     "docker",
 				StagingDir: stagingDir(h),
