@@ -218,6 +218,34 @@ func Failed(results []Result) error {
 	return fmt.Errorf("%d of %d hosts failed: %w", len(errs), len(results), errors.Join(errs...))
 }
 
+// HostsError names the hosts where a command failed; Errs keeps the
+// causes so their hints reach the user.
+type HostsError struct {
+	Failed []string
+	Errs   []error
+}
+
+func (e *HostsError) Unwrap() []error { return e.Errs }
+func (e *HostsError) Error() string {
+	return fmt.Sprintf("failed on %d host(s): %s", len(e.Failed), strings.Join(e.Failed, ", "))
+}
+
+// FailedOn is nil when every host succeeded, else a HostsError naming the
+// hosts that failed.
+func FailedOn(results []Result) error {
+	e := &HostsError{}
+	for _, r := range results {
+		if r.Err != nil {
+			e.Failed = append(e.Failed, r.Host)
+			e.Errs = append(e.Errs, r.Err)
+		}
+	}
+	if len(e.Failed) == 0 {
+		return nil
+	}
+	return e
+}
+
 // ReadCurrent fills each result's Current with the release the host's
 // `current` names now ("?" when the host cannot be asked).
 // A host that could not be reached is not asked again (its Current stays

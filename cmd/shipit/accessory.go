@@ -2,14 +2,11 @@ package main
 
 import (
 	"fmt"
-	"net"
-	"sort"
 	"strconv"
 	"strings"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/accessory"
-	"github.com/shipit-dev/shipit/internal/config"
 	"github.com/shipit-dev/shipit/internal/hint"
 )
 
@@ -114,11 +111,11 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 		return err
 	}
 	cfg := p.cfg
-	stage, err := pickStage(cfg, t.Stage)
+	stage, err := orchestrator.PickStage(cfg, t.Stage)
 	if err != nil {
 		return err
 	}
-	names, err := accessoryNames(cfg, t.Name)
+	names, err := orchestrator.AccessoryNames(cfg, t.Name)
 	if err != nil {
 		return err
 	}
@@ -129,7 +126,7 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 		if _, err := accessory.Build(cfg.App.Name, stage, n, cfg.Accessories[n]); err != nil {
 			return err
 		}
-		if hostsOf[n], err = accessoryHosts(cfg, stage, cfg.Accessories[n].Host, t.Hosts); err != nil {
+		if hostsOf[n], err = orchestrator.AccessoryHosts(cfg, stage, cfg.Accessories[n].Host, t.Hosts); err != nil {
 			return err
 		}
 		all = append(all, hostsOf[n]...)
@@ -182,75 +179,3 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 	return nil
 }
 
-// pickStage returns the stage to use: the one given, or the only one.
-func pickStage(cfg *config.Config, given string) (string, error) {
-	if given != "" {
-		return given, nil
-	}
-	var stages []string
-	for s := range cfg.Stages {
-		stages = append(stages, s)
-	}
-	sort.Strings(stages)
-	if len(stages) == 1 {
-		return stages[0], nil
-	}
-	return "", hint.New("which stage? shipit.toml defines "+strings.Join(stages, ", "),
-		"pass -s STAGE: it gives the SSH settings (user, port, proxy) and, for accessories without host, the hosts")
-}
-
-// accessoryNames resolves the name argument: one accessory, or all sorted.
-func accessoryNames(cfg *config.Config, name string) ([]string, error) {
-	var all []string
-	for n := range cfg.Accessories {
-		all = append(all, n)
-	}
-	sort.Strings(all)
-	if len(all) == 0 {
-		return nil, hint.New("shipit.toml defines no accessories",
-			"add one, e.g. [accessories.db] with image = \"postgres:16\", volumes = [\"data:/var/lib/postgresql/data\"]")
-	}
-	if name == "" {
-		return all, nil
-	}
-	if _, ok := cfg.Accessories[name]; !ok {
-		return nil, hint.New(fmt.Sprintf("no accessory %q in shipit.toml", name),
-			"defined accessories: "+strings.Join(all, ", "))
-	}
-	return []string{name}, nil
-}
-
-// accessoryHosts is where an accessory runs: the stage's hosts (narrowed
-// by --hosts) when host is empty; else the stage host with that address
-// (keeping its user and port; "10.0.0.5" names "10.0.0.5:2222" when only
-// one matches), or that address reached with the stage's SSH settings.
-func accessoryHosts(cfg *config.Config, stage, host string, patterns []string) ([]orchestrator.Host, error) {
-	stageHosts, err := orchestrator.Select(cfg, stage, nil)
-	if err != nil {
-		return nil, err
-	}
-	if host == "" {
-		return orchestrator.Select(cfg, stage, patterns)
-	}
-	var picked []orchestrator.Host
-	for _, h := range stageHosts {
-		if h.Name == host {
-			picked = []orchestrator.Host{h}
-			break
-		}
-		if hn, _, err := net.SplitHostPort(h.Name); err == nil && hn == host {
-			picked = append(picked, h)
-		}
-	}
-	if len(picked) != 1 {
-		h, err := orchestrator.Address(cfg, stage, host)
-		if err != nil {
-			return nil, err
-		}
-		picked = []orchestrator.Host{h}
-	}
-	if len(patterns) > 0 && !orchestrator.Matches(picked[0].Name, patterns) {
-		return nil, nil
-	}
-	return picked, nil
-}

@@ -88,18 +88,7 @@ func (g *Globals) eachHost(f hostFlags, fn func(ctx context.Context, c remote.Co
 		}
 		return orchestrator.Result{Err: err}
 	})
-	var failed []string
-	var errs []error
-	for _, r := range results {
-		if r.Err != nil {
-			failed = append(failed, r.Host)
-			errs = append(errs, r.Err)
-		}
-	}
-	if len(failed) > 0 {
-		return &HostsError{Failed: failed, Errs: errs}
-	}
-	return nil
+	return orchestrator.FailedOn(results)
 }
 
 func (c *ConfigSetCmd) Run(g *Globals) error {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/internal/hint"
@@ -88,17 +87,6 @@ func hostStatus(g *Globals, results []orchestrator.Result) error {
 	if len(failed) == 0 {
 		return nil
 	}
-	return &HostsError{Failed: failed, Errs: errs}
+	return &orchestrator.HostsError{Failed: failed, Errs: errs}
 }
 
-// HostsError reports the hosts where a command failed; Errs keeps the
-// connection errors so their hints reach the user.
-type HostsError struct {
-	Failed []string
-	Errs   []error
-}
-
-func (e *HostsError) Unwrap() []error { return e.Errs }
-func (e *HostsError) Error() string {
-	return fmt.Sprintf("failed on %d host(s): %s", len(e.Failed), strings.Join(e.Failed, ", "))
-}
