@@ -178,4 +178,3 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 	}
 	return nil
 }
-

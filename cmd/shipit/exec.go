@@ -89,4 +89,3 @@ func hostStatus(g *Globals, results []orchestrator.Result) error {
 	}
 	return &orchestrator.HostsError{Failed: failed, Errs: errs}
 }
-
