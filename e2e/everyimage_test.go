@@ -9,6 +9,8 @@ package e2e
 // (DESIGN.md §7). The health check is shipit's probe, mounted from the host.
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,5 +101,22 @@ func everyImage(t *testing.T, kind harness.ImageKind, n int, cmd string) {
 	z.answersNow(r.domain, "5")
 	if why := f.consistent(); why != "" {
 		t.Fatalf("%s: at the end: %s", kind, why)
+	}
+}
+
+// A web service that publishes ports deploys without them (they would
+// collide between releases and bypass Traefik), and the deploy says so.
+func TestPublishedPortsAreRemovedAndSaid(t *testing.T) {
+	t.Parallel()
+	env := harness.New(t)
+	host := env.StartSSHD(t, harness.SSHDOpts{})
+	a := newApp(t, env, "ports", "/var/deploy", []*harness.SSHD{host}, "", "")
+	cleanupApp(t, env, host, "ports")
+	port := harness.FreePort(t)
+	a.commit(map[string]string{"docker-compose.yml": fmt.Sprintf("services:\n  web:\n    build: .\n    ports: [\"127.0.0.1:%d:8080\"]\n", port)})
+	out := a.mustShipit("deploy", "-s", "production")
+	mustContain(t, "deploy output", out, fmt.Sprintf(`the web service "web" publishes 127.0.0.1:%d:8080 in docker-compose.yml: the override removes them`, port))
+	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
+		t.Errorf("port %d is published although the override removes it", port)
 	}
 }

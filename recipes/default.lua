@@ -142,7 +142,7 @@ task("deploy:override", function(h)
   end
   -- The health check is in [deploy.health_check] (shipit.health): the
   -- override runs shipit's probe, linked into the release by describe_release.
-  local yml = override.generate({
+  local yml, notes = override.generate({
     app = h.app, stage = h.stage, release = h.release, web_service = D.web_service,
     compose_v1 = compose.flavor(h) == "v1",
     domain = config.stages[h.stage].traefik.domain,
@@ -150,6 +150,7 @@ task("deploy:override", function(h)
     env_file = ".env", images = imgs,
     base = h:read(base),
   })
+  for _, note in ipairs(notes) do log.warn("%s", note) end
   h:put(h.release_path .. "/" .. OVERRIDE, yml, "0644")
   describe_release(h, h.release, imgs)
 end, "Generate docker-compose.override.yml")

@@ -398,9 +398,9 @@ local override = {}
 ---@type string
 override.ensure_network_cmd = nil
 
---- The override YAML, with the web service's health check from [deploy.health_check]; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...).
+--- The override YAML, with the web service's health check from [deploy.health_check], and notes to tell the user (published ports it removed); raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...).
 ---@param params shipit.OverrideParams
----@return string
+---@return string, string[]
 function override.generate(params) end
 
 --- Links shipit's health probe (a static binary for the host's architecture, sent once per host and version) into the release directory dir's .shipit-run, which the web service mounts: the health check needs nothing in the image.

@@ -18,8 +18,8 @@ func init() {
 		Funcs: []runtime.Func{
 			{Name: "ensure_network_cmd", Value: true, Returns: "string",
 				Doc: "Shell command creating the external traefik network when missing (safe to run concurrently)."},
-			{Name: "generate", Args: "params: shipit.OverrideParams", Returns: "string",
-				Doc: "The override YAML, with the web service's health check from [deploy.health_check]; raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...)."},
+			{Name: "generate", Args: "params: shipit.OverrideParams", Returns: "string, string[]",
+				Doc: "The override YAML, with the web service's health check from [deploy.health_check], and notes to tell the user (published ports it removed); raises with a hint when the base compose file cannot be deployed (published ports on compose v1, container_name...)."},
 			{Name: "install_probe", Args: "h: shipit.Host, dir: string",
 				Doc: "Links shipit's health probe (a static binary for the host's architecture, sent once per host and version) into the release directory dir's .shipit-run, which the web service mounts: the health check needs nothing in the image."},
 		}})
@@ -44,7 +44,7 @@ func open(L *lua.LState) *lua.LTable {
 		"generate": func(L *lua.LState) int {
 			var p params
 			runtime.Options(L, 1, &p)
-			out, err := override.Generate(override.Params{
+			out, notes, err := override.GenerateWithNotes(override.Params{
 				App: p.App, Stage: p.Stage, Release: p.Release, WebService: p.WebService, ComposeV1: p.ComposeV1,
 				Domain: p.Domain, TLS: p.TLS, CertResolver: p.CertResolver,
 				Health:  runtime.StateOf(L).Env.Health(),
@@ -54,7 +54,8 @@ func open(L *lua.LState) *lua.LTable {
 				return runtime.Raise(L, err)
 			}
 			L.Push(lua.LString(out))
-			return 1
+			L.Push(runtime.ToLua(L, notes))
+			return 2
 		},
 		"install_probe": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)

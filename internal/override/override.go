@@ -120,13 +120,38 @@ var reName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
 
 // service is what we need to know about a service of the base file.
 type service struct {
-	publishes     bool // has a non-empty ports: list
+	publishes     bool     // has a non-empty ports: list
+	ports         []string // as written
 	networkMode   string
 	containerName string
 }
 
 // Generate returns the override file for p. Errors are *Error.
 func Generate(p Params) ([]byte, error) {
+	out, _, err := GenerateWithNotes(p)
+	return out, err
+}
+
+// GenerateWithNotes is Generate, plus what the override changed that the
+// user should hear of at deploy time (published ports it removed).
+func GenerateWithNotes(p Params) ([]byte, []string, error) {
+	out, err := generate(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	var notes []string
+	if services, _, err := parseBase(p.BaseCompose); err == nil {
+		web := withDefaults(p).WebService
+		if s := services[web]; s.publishes {
+			notes = append(notes, fmt.Sprintf("the web service %q publishes %s in %s: the override removes them "+
+				"(they would collide between the old and the new release during a deploy, and bypass Traefik); "+
+				"reach the app through Traefik", web, strings.Join(s.ports, ", "), "docker-compose.yml"))
+		}
+	}
+	return out, notes, nil
+}
+
+func generate(p Params) ([]byte, error) {
 	p = withDefaults(p)
 	if err := check(p); err != nil {
 		return nil, err
@@ -326,7 +351,11 @@ func parseBase(data []byte) (map[string]service, []string, error) {
 	}
 	out := make(map[string]service, len(proj.Services))
 	for name, s := range proj.Services {
-		out[name] = service{publishes: s.Publishes(), networkMode: s.NetworkMode, containerName: s.ContainerName}
+		sv := service{publishes: s.Publishes(), networkMode: s.NetworkMode, containerName: s.ContainerName}
+		for _, p := range s.Ports {
+			sv.ports = append(sv.ports, fmt.Sprint(p))
+		}
+		out[name] = sv
 	}
 	return out, proj.Order, nil
 }

@@ -406,3 +406,20 @@ func TestRouteNamesAreStableAcrossReleases(t *testing.T) {
 		t.Fatalf("port change: router %s service %s, want both unchanged", rd, sd)
 	}
 }
+
+// Published ports of the web service are removed on Compose v2, and said.
+func TestNotesSayRemovedPorts(t *testing.T) {
+	p := params()
+	p.BaseCompose = []byte(basePorts)
+	_, notes, err := GenerateWithNotes(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(notes) != 1 || !strings.Contains(notes[0], `the web service "web" publishes 8080:80`) || !strings.Contains(notes[0], "the override removes them") {
+		t.Errorf("notes = %q", notes)
+	}
+	p.BaseCompose = []byte(base)
+	if _, notes, _ := GenerateWithNotes(p); len(notes) != 0 {
+		t.Errorf("notes without published ports: %q", notes)
+	}
+}
