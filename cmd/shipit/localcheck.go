@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/shipit-dev/shipit/internal/hint"
+	"github.com/shipit-dev/shipit/internal/override"
 	"github.com/shipit-dev/shipit/internal/text"
 )
 
@@ -33,7 +34,25 @@ func (s *session) deployChecks(g *Globals) (string, error) {
 	}
 	warnBranch(g.ctx, g.stderr, dir, branch, sha)
 	warnDirty(g.ctx, g.stderr, dir, filepath.Base(g.Config), branch)
+	if err := checkCompose(g.ctx, dir, sha, s.env.Config.Deploy.ComposeFile, s.env.Config.Deploy.WebService); err != nil {
+		return "", err
+	}
 	return sha, nil
+}
+
+// checkCompose refuses, before any host, a compose file in the commit that
+// deploy:override would refuse on every host (container_name, ...).
+func checkCompose(ctx context.Context, dir, sha, file, web string) error {
+	top, err := gitRun(ctx, dir, "rev-parse", "--show-prefix")
+	if err != nil {
+		return nil // not a git work tree: the push step says so
+	}
+	data, err := gitRun(ctx, dir, "show", sha+":"+path.Join(strings.TrimSpace(top), file))
+	if err != nil {
+		return hint.New(fmt.Sprintf("%s is not in commit %s", file, text.Short(sha)),
+			"shipit.toml and the compose file must be in the git repository, and committed")
+	}
+	return override.CheckBase([]byte(data), web)
 }
 
 // warnBranch says when the checked-out branch is not the one deployed:

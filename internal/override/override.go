@@ -151,26 +151,34 @@ func GenerateWithNotes(p Params) ([]byte, []string, error) {
 	return out, notes, nil
 }
 
-func generate(p Params) ([]byte, error) {
-	p = withDefaults(p)
-	if err := check(p); err != nil {
-		return nil, err
+// CheckBase reports what makes a compose file undeployable whatever the
+// host: no such web service, a container_name, a web service with
+// network_mode. `deploy --plan` runs it on this machine, deploy:override
+// on the release.
+func CheckBase(base []byte, webService string) error {
+	if webService == "" {
+		webService = DefaultWebService
 	}
-	services, order, err := parseBase(p.BaseCompose)
+	_, _, err := checkBase(base, webService)
+	return err
+}
+
+func checkBase(base []byte, webService string) (map[string]service, []string, error) {
+	services, order, err := parseBase(base)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	web, ok := services[p.WebService]
+	web, ok := services[webService]
 	if !ok {
-		return nil, &Error{
-			Msg: fmt.Sprintf("the web service %q is not defined in docker-compose.yml (services: %s)", p.WebService, strings.Join(order, ", ")),
+		return nil, nil, &Error{
+			Msg: fmt.Sprintf("the web service %q is not defined in docker-compose.yml (services: %s)", webService, strings.Join(order, ", ")),
 			HintText: "set deploy.web_service in shipit.toml to the service that serves HTTP, " +
 				"or rename that service in docker-compose.yml",
 		}
 	}
 	for _, name := range order {
 		if cn := services[name].containerName; cn != "" {
-			return nil, &Error{
+			return nil, nil, &Error{
 				Msg: fmt.Sprintf("service %q sets container_name: %s in docker-compose.yml; the new release starts "+
 					"next to the old one during a deploy, and two containers cannot have the same name", name, cn),
 				HintText: fmt.Sprintf("remove container_name from the %q service (Compose names containers after the project)", name),
@@ -178,11 +186,24 @@ func generate(p Params) ([]byte, error) {
 		}
 	}
 	if web.networkMode != "" {
-		return nil, &Error{
-			Msg:      fmt.Sprintf("the web service %q sets network_mode: %s, so it cannot join the traefik network", p.WebService, web.networkMode),
+		return nil, nil, &Error{
+			Msg:      fmt.Sprintf("the web service %q sets network_mode: %s, so it cannot join the traefik network", webService, web.networkMode),
 			HintText: "remove network_mode from the web service in docker-compose.yml",
 		}
 	}
+	return services, order, nil
+}
+
+func generate(p Params) ([]byte, error) {
+	p = withDefaults(p)
+	if err := check(p); err != nil {
+		return nil, err
+	}
+	services, order, err := checkBase(p.BaseCompose, p.WebService)
+	if err != nil {
+		return nil, err
+	}
+	web := services[p.WebService]
 	if web.publishes && p.ComposeV1 {
 		return nil, &Error{
 			Msg: fmt.Sprintf("the web service %q publishes host ports in docker-compose.yml; they would collide between "+
