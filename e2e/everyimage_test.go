@@ -109,13 +109,16 @@ func everyImage(t *testing.T, kind harness.ImageKind, n int, cmd string) {
 func TestPublishedPortsAreRemovedAndSaid(t *testing.T) {
 	t.Parallel()
 	env := harness.New(t)
-	host := env.StartSSHD(t, harness.SSHDOpts{})
+	// An isolated host: its own engine, on which no Traefik runs (the
+	// default engine may have one of another test's).
+	host := env.StartIsolatedHost(t, 15)
 	a := newApp(t, env, "ports", "/var/deploy", []*harness.SSHD{host}, "", "")
-	cleanupApp(t, env, host, "ports")
 	port := harness.FreePort(t)
 	a.commit(map[string]string{"docker-compose.yml": fmt.Sprintf("services:\n  web:\n    build: .\n    ports: [\"127.0.0.1:%d:8080\"]\n", port)})
 	out := a.mustShipit("deploy", "-s", "production")
-	mustContain(t, "deploy output", out, fmt.Sprintf(`the web service "web" publishes 127.0.0.1:%d:8080 in docker-compose.yml: the override removes them`, port))
+	mustContain(t, "deploy output", out, fmt.Sprintf(`the web service "web" publishes 127.0.0.1:%d:8080 in docker-compose.yml: the override removes them`, port),
+		// No Traefik on this host: the deploy says nothing may route to it.
+		`WARNING: no running "traefik" container on host `+host.Addr)
 	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		t.Errorf("port %d is published although the override removes it", port)
 	}

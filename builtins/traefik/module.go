@@ -33,7 +33,8 @@ func open(L *lua.LState) *lua.LTable {
 			h := runtime.CheckHost(L, 1)
 			o := opts{Timeout: runtime.StateOf(L).Env.Health().DrainTimeout}
 			runtime.Options(L, 2, &o)
-			if err := traefik.WaitRouted(h.Context(), h.Conn, traefik.Options{Project: o.Project, Timeout: o.Timeout}); err != nil {
+			warn := func(s string) { h.Emit(runtime.Event{Kind: runtime.Warn, Text: s}) }
+			if err := traefik.WaitRouted(h.Context(), h.Conn, traefik.Options{Project: o.Project, Timeout: o.Timeout, Logf: warn}); err != nil {
 				return runtime.Raise(L, err)
 			}
 			return 0

@@ -46,6 +46,12 @@ const DefaultThrottle = 2 * time.Second
 // throttleMargin is added to the throttle for the event to reach Traefik.
 const throttleMargin = time.Second
 
+// running reports whether the host runs the container `shipit setup` starts.
+func running(ctx context.Context, c remote.Conn) bool {
+	out, err := remote.Output(ctx, c, "docker inspect -f '{{.State.Running}}' "+Container+" 2>/dev/null")
+	return err == nil && strings.TrimSpace(out) == "true"
+}
+
 // throttle is how long to give the host's Traefik to apply a Docker event:
 // its providers throttle, read from the traefik container's flags or
 // environment (a config file is not read: then the default), plus a margin.
@@ -326,6 +332,10 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 	}
 	api := Find(ctx, c)
 	if api == nil {
+		if !running(ctx, c) && o.Logf != nil {
+			o.Logf(fmt.Sprintf("WARNING: no running %q container on host %s: nothing may route requests to release %s "+
+				"(`shipit setup` runs Traefik; a proxy of your own under another name: ignore this)", Container, c.Name(), o.Project))
+		}
 		return sleep(ctx, throttle(ctx, c))
 	}
 	deadline := time.Now().Add(o.Timeout)
