@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -121,5 +122,15 @@ func TestPublishedPortsAreRemovedAndSaid(t *testing.T) {
 		`WARNING: no running "traefik" container on host `+host.Addr)
 	if _, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second); err == nil {
 		t.Errorf("port %d is published although the override removes it", port)
+	}
+
+	// --trace: every remote operation with its duration, and per step the
+	// time on the host against the time here.
+	a.commit(map[string]string{"www/index.html": "version 2\n"})
+	out = a.mustShipit("--trace", "deploy", "-s", "production")
+	mustContain(t, "traced deploy", out, "trace deploy:override ", "trace deploy:health ", "= on the host ", " operations) + here ",
+		"docker compose version", "put /var/deploy/ports/releases/")
+	if !regexp.MustCompile(`trace +[0-9.]+(ms|µs|s)  `).MatchString(out) {
+		t.Errorf("no timed remote operation in the trace:\n%s", out)
 	}
 }

@@ -41,6 +41,7 @@ type Host struct {
 	abort   context.CancelCauseFunc // cancels the running task
 	prevSet bool                    // PreviousRelease was assigned during this run
 	failed  bool                    // the task failed (set before its on_failure hooks run)
+	trace   *traceStats             // with Env.Trace: what the traced connection measured
 }
 
 // Failed reports whether the host's task failed; Defer'd functions use it

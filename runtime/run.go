@@ -75,6 +75,7 @@ func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]Ste
 	h.step = t.Name
 	defer func() { h.step = prevStep }()
 	start := time.Now()
+	calls0, nanos0 := h.traceMark()
 	h.Emit(Event{Kind: StepStart, Index: idx, Total: total})
 	var err error
 	if c != nil && c.Barrier && h.Coordinator != nil {
@@ -111,6 +112,9 @@ func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]Ste
 		err = s.runHooks(s.Plan.After[t.Name], t.Name)
 	}
 	el := time.Since(start)
+	if len(t.Steps) == 0 {
+		h.traceStep(t.Name, el, calls0, nanos0)
+	}
 	if err != nil {
 		var se *StepError
 		if !errors.As(err, &se) {

@@ -24,6 +24,7 @@ type Env struct {
 	Stage      string
 	ProjectDir string // where shipit.toml lives; run_local runs here
 	Verbose    bool
+	Trace      bool // every remote operation with its duration, and per step host vs local time
 	Sink       Sink
 	// Redact rewrites every line before it is emitted (secrets -> ***).
 	Redact func(string) string
@@ -101,6 +102,10 @@ func NewState(env *Env, host *Host, scripts ...*Compiled) (*State, error) {
 	s := &State{L: L, Plan: newPlan(), Env: env, Host: host}
 	if host != nil {
 		host.env = env
+		if env.Trace && host.trace == nil && host.Conn != nil {
+			host.trace = &traceStats{}
+			host.Conn = &tracedConn{Conn: host.Conn, h: host, stats: host.trace}
+		}
 	}
 	for _, lib := range []struct {
 		name string

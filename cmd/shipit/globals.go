@@ -22,6 +22,7 @@ import (
 type Globals struct {
 	Config            string   `short:"c" default:"shipit.toml" type:"path" help:"Path to shipit.toml (shipit.lua is read from the same directory)."`
 	Verbose           bool     `short:"v" help:"Show every remote command and its output."`
+	Trace             bool     `help:"Show where the time goes: every remote operation with its duration, and per step the time on the host against the time here."`
 	AcceptNewHostKeys bool     `help:"Trust and record host keys not yet in known_hosts (like StrictHostKeyChecking=accept-new). Changed keys are always refused."`
 	KnownHosts        []string `help:"known_hosts file(s) to check host keys against (default ~/.ssh/known_hosts)." type:"path"`
 	SSHKey            []string `short:"i" name:"ssh-key" help:"SSH private key file(s) to try after the agent and ~/.ssh keys." type:"path"`
@@ -86,7 +87,7 @@ func relName(p string) string {
 }
 
 func (p *project) env(g *Globals, stage string) *runtime.Env {
-	return &runtime.Env{Config: p.cfg, Stage: stage, ProjectDir: p.dir, Verbose: g.Verbose, Sink: runtime.Discard}
+	return &runtime.Env{Config: p.cfg, Stage: stage, ProjectDir: p.dir, Verbose: g.Verbose, Trace: g.Trace, Sink: runtime.Discard}
 }
 
 func (g *Globals) pool() *sshpool.Pool {

@@ -1,0 +1,119 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/shipit-dev/shipit/internal/remote"
+)
+
+// A trace (--trace) shows where a run's time goes: every remote operation
+// with its duration, whoever makes it (a step's h:run or a builtin), and
+// per step the time spent waiting on the host against the time spent here
+// (Lua, compression, sleeps). It wraps the host's connection, so nothing
+// that reaches the host escapes it.
+
+// traceStats is what a host's traced connection measured so far.
+type traceStats struct {
+	calls atomic.Int64
+	nanos atomic.Int64
+}
+
+// tracedConn is a remote.Conn that reports each operation's duration.
+type tracedConn struct {
+	remote.Conn
+	h     *Host
+	stats *traceStats
+}
+
+func (c *tracedConn) done(what string, start time.Time) {
+	d := time.Since(start)
+	c.stats.calls.Add(1)
+	c.stats.nanos.Add(int64(d))
+	what = strings.Join(strings.Fields(what), " ")
+	if len(what) > 120 {
+		what = what[:117] + "..."
+	}
+	c.h.Emit(Event{Kind: Info, Text: fmt.Sprintf("trace %8s  %s", roundTrace(d), what)})
+}
+
+func (c *tracedConn) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	defer c.done(cmd, time.Now())
+	return c.Conn.Run(ctx, cmd, stdin, stdout, stderr)
+}
+
+func (c *tracedConn) WriteFile(ctx context.Context, p string, r io.Reader, size int64, mode os.FileMode) error {
+	defer c.done(fmt.Sprintf("put %s (%d bytes)", p, size), time.Now())
+	return c.Conn.WriteFile(ctx, p, r, size, mode)
+}
+
+func (c *tracedConn) Exists(ctx context.Context, p string) (bool, error) {
+	defer c.done("exists "+p, time.Now())
+	return c.Conn.Exists(ctx, p)
+}
+
+// ReadFile, DialContext and RunPTY are the optional abilities of the
+// wrapped connection (sshpool's), kept visible through the wrapper.
+func (c *tracedConn) ReadFile(ctx context.Context, p string) ([]byte, error) {
+	defer c.done("read "+p, time.Now())
+	return remote.ReadFile(ctx, c.Conn, p)
+}
+
+func (c *tracedConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	d, ok := c.Conn.(remote.Dialer)
+	if !ok {
+		return nil, errors.New("this connection cannot open TCP connections from the host")
+	}
+	defer c.done("dial "+addr, time.Now())
+	return d.DialContext(ctx, network, addr)
+}
+
+func (c *tracedConn) RunPTY(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer, term string, w, h int, resize <-chan [2]int) (int, error) {
+	p, ok := c.Conn.(interface {
+		RunPTY(context.Context, string, io.Reader, io.Writer, string, int, int, <-chan [2]int) (int, error)
+	})
+	if !ok {
+		return 0, errors.New("this connection cannot run a terminal session")
+	}
+	defer c.done(cmd, time.Now())
+	return p.RunPTY(ctx, cmd, stdin, stdout, term, w, h, resize)
+}
+
+// traceStep reports a finished step's time on the host against here.
+func (h *Host) traceStep(step string, elapsed time.Duration, calls0, nanos0 int64) {
+	if h.trace == nil {
+		return
+	}
+	calls := h.trace.calls.Load() - calls0
+	remoteT := time.Duration(h.trace.nanos.Load() - nanos0)
+	h.Emit(Event{Kind: Info, Text: fmt.Sprintf("trace %s %s = on the host %s (%d operations) + here %s",
+		step, elapsed.Round(time.Millisecond), remoteT.Round(time.Millisecond), calls, max(elapsed-remoteT, 0).Round(time.Millisecond))})
+}
+
+// traceMark is the host's counters now (zero without a trace).
+func (h *Host) traceMark() (int64, int64) {
+	if h.trace == nil {
+		return 0, 0
+	}
+	return h.trace.calls.Load(), h.trace.nanos.Load()
+}
+
+// roundTrace keeps three significant digits: 1.44s, 51.2ms, 200µs.
+func roundTrace(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Second:
+		return d.Round(10 * time.Millisecond)
+	case d >= 100*time.Millisecond:
+		return d.Round(time.Millisecond)
+	case d >= time.Millisecond:
+		return d.Round(100 * time.Microsecond)
+	}
+	return d.Round(time.Microsecond)
+}
