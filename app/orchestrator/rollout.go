@@ -20,6 +20,9 @@ type Rollout struct {
 	Atomic     bool                // hosts of a batch pass the task's barriers together
 	Canary     int                 // hosts deployed first, on their own
 	CanaryWait time.Duration       // how long the canaries run before the rest (0: ask, or go on)
+	// CanaryWatched: the Verifier watches the canaries for CanaryWait (it
+	// measures them over the wait), so the gate does not wait again.
+	CanaryWatched bool
 	// Confirm, when set, asks whether to go on after the canaries (a
 	// terminal prompt); it runs after CanaryWait.
 	Confirm func(ctx context.Context) (bool, error)
@@ -50,8 +53,9 @@ type Verifier interface {
 
 // Verdict is a Verifier's judgement of one host.
 type Verdict struct {
-	Fail error  // non-nil: the release goes back
-	Note string // what is recorded either way ("passed: ...", a warning)
+	Fail  error  // non-nil: the release goes back
+	Note  string // what is recorded either way ("passed: ...", a warning)
+	Blind bool   // nothing could be measured
 }
 
 // ErrNotRun is the error of a host a stopped rollout never reached.
@@ -120,6 +124,10 @@ func (f *Fleet) RunRollout(ctx context.Context, t Task, r Rollout) []Result {
 		if Failed(rs) != nil {
 			stopped = true
 			continue
+		}
+		canary := i == 0 && r.Canary > 0 && len(batches) > 1
+		if canary && r.CanaryWatched && r.CanaryWait > 0 {
+			logf("canary: %s running the new release; waiting %s", names(batch), r.CanaryWait)
 		}
 		if r.Verify != nil && r.verify(ctx, batch, results, logf) {
 			stopped = true
@@ -223,7 +231,7 @@ func (r Rollout) verify(ctx context.Context, batch []Host, results map[string]Re
 }
 
 func (r Rollout) canaryGate(ctx context.Context, canaries []Host, logf func(string, ...any)) error {
-	if r.CanaryWait > 0 {
+	if r.CanaryWait > 0 && !r.CanaryWatched {
 		logf("canary: %s running the new release; waiting %s", names(canaries), r.CanaryWait)
 		select {
 		case <-ctx.Done():

@@ -82,7 +82,18 @@ func (v *MetricsVerifier) After(ctx context.Context, batch []Host) map[string]Ve
 	if len(peers) > 0 {
 		p = v.watchPeers(ctx, peers, window)
 	}
-	return v.each(ctx, batch, func(ctx context.Context, h Host) Verdict { return v.watch(ctx, h, window, p) })
+	return v.each(ctx, batch, func(ctx context.Context, h Host) Verdict {
+		verdict := v.watch(ctx, h, window, p)
+		if first && v.Canary > 0 && verdict.Blind {
+			// Nothing to measure: the canaries still run the wait out
+			// before the rest, as --canary-wait says.
+			select {
+			case <-ctx.Done():
+			case <-time.After(window):
+			}
+		}
+		return verdict
+	})
 }
 
 // peerWatch is what the hosts still on the previous release answered
@@ -178,7 +189,7 @@ func (v *MetricsVerifier) watch(ctx context.Context, h Host, window time.Duratio
 			return Verdict{Fail: fmt.Errorf("cannot measure: %v (require_metrics = true)", err)}
 		}
 		v.Logf("verify %s: cannot measure (%v): skipped, the release stays", h.Name, err)
-		return Verdict{Note: "skipped: cannot measure: " + err.Error()}
+		return Verdict{Note: "skipped: cannot measure: " + err.Error(), Blind: true}
 	}
 	baseline := metrics.Total(base, v.Service)
 	v.Logf("verify %s: watching %s for %s (before: %s)", h.Name, v.Service, window, metrics.Summary(baseline))

@@ -97,9 +97,8 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 				sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "deploy", FailedAfter: errs[h.Name], FailedStep: "verify", AtCurrent: true}))
 			}
 		}
-		if vf.Canary > 0 {
-			ro.CanaryWait = 0 // the canaries are watched for the wait, and compared
-		}
+		// The canaries are watched (and compared) for the wait.
+		ro.CanaryWatched = vf.Canary > 0
 	}
 	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.fleet.Hosts)) {
 		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.fleet.Hosts)),

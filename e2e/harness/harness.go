@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -234,14 +235,48 @@ func FreePort(t testing.TB) int {
 	return freePortOn(t, "127.0.0.1")
 }
 
+// Ports are picked below the kernel's ephemeral range (32768-60999 by
+// default): the load generators open thousands of client connections,
+// each on an ephemeral port, and a port the kernel handed out as free
+// could be a client's local port by the time a server binds it (seen:
+// Traefik's "bind: address already in use"). A port is free on every
+// address (Traefik binds 0.0.0.0) and handed out once per process.
+const (
+	portLow  = 20000
+	portHigh = 32000
+)
+
+var (
+	portsMu    sync.Mutex
+	portsGiven = map[int]bool{}
+)
+
 func freePortOn(t testing.TB, ip string) int {
 	t.Helper()
-	l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-	if err != nil {
-		t.Fatalf("harness: no free port on %s: %v", ip, err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 2000 {
+		port := portLow + mrand.IntN(portHigh-portLow)
+		if portsGiven[port] {
+			continue
+		}
+		l, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		if ip != "" && ip != "0.0.0.0" {
+			l2, err := net.Listen("tcp", net.JoinHostPort(ip, strconv.Itoa(port)))
+			if err != nil {
+				continue
+			}
+			l2.Close()
+		}
+		portsGiven[port] = true
+		return port
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	t.Fatalf("harness: no free port on %s between %d and %d", ip, portLow, portHigh)
+	return 0
 }
 
 // StartSSHD starts an sshd for root logins with the env's client key and
