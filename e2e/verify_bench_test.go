@@ -41,8 +41,8 @@ func benchVerify(b *testing.B) {
 	base := cpu("--no-verify")
 	r.commit(map[string]string{"version.txt": "3\n"})
 	watched := cpu("--verify", "60s")
-	fmt.Printf("verify cost: shipit CPU %v for a deploy watched 60s vs %v unwatched (baseline): +%v per host per minute of window\n",
-		watched.Round(time.Millisecond), base.Round(time.Millisecond), (watched - base).Round(time.Millisecond))
+	fmt.Printf("verify cost: shipit CPU %v for a deploy watched 60s vs %v unwatched (baseline): %+dms per host per minute of window\n",
+		watched.Round(time.Millisecond), base.Round(time.Millisecond), (watched - base).Milliseconds())
 	scrape := exec.Command("docker", "exec", "traefik", "wget", "-q", "-O", "-", "http://127.0.0.1:8080/metrics")
 	scrape.Env = append(scrape.Environ(), "DOCKER_HOST="+r.host.DockerHost)
 	out, err := scrape.Output()

@@ -109,33 +109,26 @@ func (v *MetricsVerifier) watchPeers(ctx context.Context, peers []Host, window t
 	p := &peerWatch{done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		snaps := map[string]metrics.Snapshot{}
 		var mu sync.Mutex
-		read := func() {
-			v.each(ctx, peers, func(ctx context.Context, h Host) Verdict {
-				s, err := v.scrape(ctx, h)
-				mu.Lock()
-				defer mu.Unlock()
-				if err == nil {
-					if a, ok := snaps[h.Name]; ok {
-						w := metrics.Between(a, s, v.Service)
-						p.w = sumWindows(p.w, w)
-						p.ok = true
-						delete(snaps, h.Name)
-						return Verdict{}
-					}
-					snaps[h.Name] = s
-				}
+		v.each(ctx, peers, func(ctx context.Context, h Host) Verdict {
+			a, err := v.scrape(ctx, h)
+			if err != nil {
 				return Verdict{}
-			})
-		}
-		read()
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(window):
-		}
-		read()
+			}
+			select {
+			case <-ctx.Done():
+				return Verdict{}
+			case <-time.After(window):
+			}
+			b, err := v.scrape(ctx, h)
+			if err != nil {
+				return Verdict{}
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			p.w, p.ok = sumWindows(p.w, metrics.Between(a, b, v.Service)), true
+			return Verdict{}
+		})
 	}()
 	return p
 }

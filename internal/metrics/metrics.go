@@ -19,14 +19,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/shipit-dev/shipit/internal/remote"
-	"github.com/shipit-dev/shipit/internal/shell"
-)
-
-// Container and Addr are where `shipit setup` serves Traefik's metrics:
-// inside the traefik container, on its loopback-bound API entrypoint.
-const (
-	Container = "traefik"
-	Addr      = "127.0.0.1:8080"
+	"github.com/shipit-dev/shipit/internal/traefik"
 )
 
 // ErrNoMetrics is a Traefik that serves no metrics where shipit's setup
@@ -54,7 +47,7 @@ type Snapshot struct {
 
 // Scrape reads the counters of the host's Traefik.
 func Scrape(ctx context.Context, c remote.Conn) (Snapshot, error) {
-	out, err := remote.Output(ctx, c, "docker exec "+Container+" wget -q -O - "+shell.Quote("http://"+Addr+"/metrics"))
+	out, err := traefik.Internal(ctx, c, "/metrics")
 	if err != nil {
 		var ce *remote.CommandError
 		if errors.As(err, &ce) {

@@ -48,33 +48,39 @@ func Install(ctx context.Context, c remote.Conn, appPath, runDir string) error {
 for p in ` + shell.Join(arches...) + `; do [ "${p%%=*}" = "$a" ] && id=${p#*=}; done
 f=` + shell.Quote(cache) + `/shipit-probe-$id-linux-$a
 if [ -x "$f" ]; then mkdir -p -m 755 ` + shell.Quote(runDir) + ` && { ln -f "$f" ` + shell.Quote(dst) + ` 2>/dev/null || cp -f "$f" ` + shell.Quote(dst) + `; } && echo linked; else echo "need $a"; fi`
-	out, err := remote.Output(ctx, c, script)
-	if err != nil {
-		return fmt.Errorf("installing the health probe: %w", err)
-	}
-	out = strings.TrimSpace(out)
-	switch f := strings.Fields(out); {
-	case len(f) == 1 && f[0] == "linked":
-		return nil
-	case len(f) == 2 && f[0] == "unsupported":
-		return &UnsupportedArchError{Host: c.Name(), Uname: f[1]}
-	case len(f) == 2 && f[0] == "need":
-		data, id, err := Binary(f[1])
+	// At most twice: a host that lacks the probe gets it, then links it.
+	var out string
+	for sent := false; ; sent = true {
+		o, err := remote.Output(ctx, c, script)
 		if err != nil {
-			return err
-		}
-		file := path.Join(cache, "shipit-probe-"+id+"-linux-"+f[1])
-		if _, err := remote.Output(ctx, c, "mkdir -p -m 700 "+shell.Quote(cache)+" && mkdir -p -m 755 "+shell.Quote(runDir)); err != nil {
 			return fmt.Errorf("installing the health probe: %w", err)
 		}
-		if err := c.WriteFile(ctx, file, bytes.NewReader(data), int64(len(data)), 0o755); err != nil {
-			return fmt.Errorf("installing the health probe: %w", err)
+		out = strings.TrimSpace(o)
+		f := strings.Fields(out)
+		switch {
+		case len(f) == 1 && f[0] == "linked":
+			return nil
+		case len(f) == 2 && f[0] == "unsupported":
+			return &UnsupportedArchError{Host: c.Name(), Uname: f[1]}
+		case len(f) == 2 && f[0] == "need" && !sent:
+			if err := send(ctx, c, cache, f[1]); err != nil {
+				return fmt.Errorf("installing the health probe: %w", err)
+			}
+			continue
 		}
-		if _, err := remote.Output(ctx, c, "ln -f "+shell.Quote(file)+" "+shell.Quote(dst)+" 2>/dev/null || cp -f "+
-			shell.Quote(file)+" "+shell.Quote(dst)); err != nil {
-			return fmt.Errorf("installing the health probe: %w", err)
-		}
-		return nil
+		break
 	}
 	return fmt.Errorf("installing the health probe on %s: unexpected answer %q", c.Name(), out)
+}
+
+// send puts the probe for arch into the host's cache, 0755 from the start.
+func send(ctx context.Context, c remote.Conn, cache, arch string) error {
+	data, id, err := Binary(arch)
+	if err != nil {
+		return err
+	}
+	if _, err := remote.Output(ctx, c, "mkdir -p -m 700 "+shell.Quote(cache)); err != nil {
+		return err
+	}
+	return c.WriteFile(ctx, path.Join(cache, "shipit-probe-"+id+"-linux-"+arch), bytes.NewReader(data), int64(len(data)), 0o755)
 }

@@ -110,8 +110,13 @@ func Find(ctx context.Context, c remote.Conn) *API {
 	return a
 }
 
-func (a *API) get(ctx context.Context, p string) (string, error) {
-	return remote.Output(ctx, a.conn, "docker exec "+Container+" wget -q -O - "+shell.Quote("http://"+APIAddr+p))
+func (a *API) get(ctx context.Context, p string) (string, error) { return Internal(ctx, a.conn, p) }
+
+// Internal reads path from the entrypoint `shipit setup` binds inside the
+// traefik container (its API, and its metrics at /metrics): nothing
+// outside that container can reach it.
+func Internal(ctx context.Context, c remote.Conn, path string) (string, error) {
+	return remote.Output(ctx, c, "docker exec "+Container+" wget -q -O - "+shell.Quote("http://"+APIAddr+path))
 }
 
 // Servers returns the server URLs Traefik sends requests to for an HTTP
