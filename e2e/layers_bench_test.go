@@ -133,7 +133,7 @@ func benchApp(t testing.TB, env *harness.Env, name, base string, stages map[stri
 		for _, h := range stages[s] {
 			hs = append(hs, fmt.Sprintf("{ address = %q }", h))
 		}
-		fmt.Fprintf(&st, "\n[stages.%s]\nuser = \"root\"\nhosts = [%s]\n[stages.%s.traefik]\ndomain = \"%s.example.com\"\n", s, strings.Join(hs, ", "), s, s)
+		fmt.Fprintf(&st, "\n[stages.%s]\nuser = \"root\"\nhosts = [%s]\n[stages.%s.traefik]\ndomain = \"%s.example.com\"\nallow_unrouted = true\n", s, strings.Join(hs, ", "), s, s)
 	}
 	files["shipit.toml"] = fmt.Sprintf(`[app]
 name = %q

@@ -129,6 +129,8 @@ hosts = [%s]
 [stages.production.traefik]
 domain = "demo.example.com"
 tls = true
+# Most tests run no Traefik: the domain only shapes the labels.
+allow_unrouted = true
 `, name, deployTo, deployExtra, strings.Join(hs, ", "), stageExtra)
 	harness.GitRepo(t, a.dir, files)
 	return a

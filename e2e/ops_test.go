@@ -309,7 +309,8 @@ func TestInitInteractiveThenDeploy(t *testing.T) {
 	}
 	a.commit(map[string]string{"shipit.toml": edited})
 	a.commit(map[string]string{}) // shipit.lua, shipit.d.lua, .luarc.json as written
-	out := a.mustShipit("deploy", "-s", "production")
+	// No `shipit setup` here: the scaffold's domain is routed by no Traefik.
+	out := a.mustShipit("deploy", "-s", "production", "--allow-unrouted")
 	mustContain(t, "deploy of the scaffold", out, "[12/12] deploy:cleanup", "now serving") // shipit.lua's example hook
 	out = a.mustShipit("app", "exec", "-s", "production", "--", "wget", "-qO-", "http://localhost:8080/")
 	mustContain(t, "scaffolded app serves", out, host.Addr+" | version 1")

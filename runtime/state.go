@@ -37,6 +37,9 @@ type Env struct {
 	// LockWait is how long a command queues behind another holder of a
 	// host's deploy lock (--lock-wait).
 	LockWait time.Duration
+	// AllowUnrouted (--allow-unrouted): a release whose domain no Traefik
+	// on the host routes still switches, with a warning.
+	AllowUnrouted bool
 
 	// Params are command-line values for tasks (e.g. `logs --tail`), seen in
 	// Lua as the read-only table `params`.

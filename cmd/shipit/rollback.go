@@ -11,9 +11,10 @@ import (
 // RollbackCmd switches back to the previous or a named release.
 type RollbackCmd struct {
 	hostFlags
-	LockWait time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
-	Release  string        `help:"Release to switch to (default: previous_release from shipit.lock)."`
-	Plan     bool          `help:"Show what the rollback would do on each host, changing nothing."`
+	LockWait      time.Duration `help:"If another shipit holds a host's lock, wait up to this long (e.g. 10m) instead of failing; it prints who holds it."`
+	Release       string        `help:"Release to switch to (default: previous_release from shipit.lock)."`
+	Plan          bool          `help:"Show what the rollback would do on each host, changing nothing."`
+	AllowUnrouted bool          `help:"Switch even on a host where no Traefik runs to route the stage's domain (a proxy of your own routes it); warns. Without it such a rollback fails before switching."`
 }
 
 func (c *RollbackCmd) Run(g *Globals) error {
@@ -22,7 +23,7 @@ func (c *RollbackCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
-	s.env.LockWait = c.LockWait
+	s.env.LockWait, s.env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	if c.Plan {
 		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{}, "")
 	}

@@ -94,6 +94,9 @@ type Traefik struct {
 	TLS       bool   `toml:"tls"`
 	ACMEEmail string `toml:"acme_email"`
 	Image     string `toml:"image"`
+	// AllowUnrouted lets a deploy with a domain proceed on a host where no
+	// Traefik runs (a proxy of the user's own routes it), with a warning.
+	AllowUnrouted bool `toml:"allow_unrouted"`
 }
 
 // Secrets is [secrets]: who can decrypt the encrypted .env.

@@ -300,12 +300,50 @@ func Backends(ctx context.Context, c remote.Conn, project string) ([]Backend, er
 	return bs, nil
 }
 
+// noProxy decides about a host where no Traefik runs: an error when the
+// stage has a domain that nothing else is said to route, else a warning.
+func noProxy(c remote.Conn, o Options) error {
+	if o.Domain != "" && !o.AllowUnrouted {
+		return &NoProxyError{Host: c.Name(), Project: o.Project, Domain: o.Domain}
+	}
+	if o.Logf != nil {
+		why := "`shipit setup` runs Traefik; a proxy of your own under another name: ignore this"
+		if o.AllowUnrouted {
+			why = "allowed by --allow-unrouted / allow_unrouted: requests must reach it another way"
+		}
+		o.Logf(fmt.Sprintf("WARNING: no running %q container on host %s: nothing may route requests to release %s (%s)",
+			Container, c.Name(), o.Project, why))
+	}
+	return nil
+}
+
 // Options tune Drain and WaitRouted.
 type Options struct {
 	Project string        // the release's compose project
 	Dir     string        // the release's directory on the host
 	Timeout time.Duration // how long to wait
 	Logf    func(string)
+	// Domain is the stage's domain: with one set, a host where no Traefik
+	// runs cannot route the release, and WaitRouted fails unless
+	// AllowUnrouted (--allow-unrouted, [stages.NAME.traefik]
+	// allow_unrouted) says requests reach it another way.
+	Domain        string
+	AllowUnrouted bool
+}
+
+// NoProxyError is a release whose domain nothing on the host can route:
+// no Traefik runs there.
+type NoProxyError struct {
+	Host, Project, Domain string
+}
+
+func (e *NoProxyError) Error() string {
+	return fmt.Sprintf("host %s: no %q container runs on the host: nothing routes %s to release %s", e.Host, Container, e.Domain, e.Project)
+}
+
+func (e *NoProxyError) Hint() string {
+	return "run `shipit setup -s STAGE` to start Traefik on the host; if a proxy of your own routes this domain, " +
+		"deploy with --allow-unrouted or set allow_unrouted = true under [stages.NAME.traefik]; the previous release keeps serving"
 }
 
 // NotRoutedError is a new release Traefik did not route to in time.
@@ -337,9 +375,10 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 	}
 	api := Find(ctx, c)
 	if api == nil {
-		if !running(ctx, c) && o.Logf != nil {
-			o.Logf(fmt.Sprintf("WARNING: no running %q container on host %s: nothing may route requests to release %s "+
-				"(`shipit setup` runs Traefik; a proxy of your own under another name: ignore this)", Container, c.Name(), o.Project))
+		if !running(ctx, c) {
+			if err := noProxy(c, o); err != nil {
+				return err
+			}
 		}
 		return sleep(ctx, throttle(ctx, c))
 	}
