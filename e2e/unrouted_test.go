@@ -35,6 +35,8 @@ func TestDeployWithoutTraefikFailsBeforeSwitching(t *testing.T) {
 		t.Fatal("newApp's shipit.toml has no allow_unrouted line to remove")
 	}
 	a.commit(map[string]string{"shipit.toml": strict, "www/index.html": "version 2\n"})
+	plan := a.mustShipit("deploy", "-s", "production", "--plan")
+	mustContain(t, "deploy --plan", plan, "routing     no traefik container: the deploy FAILS before switching (nothing routes demo.example.com)")
 	out, code := a.shipit("deploy", "-s", "production")
 	if code == 0 {
 		t.Fatalf("deploy to a host without Traefik succeeded:\n%s", out)

@@ -58,6 +58,20 @@ func (e *Env) Health() health.Settings {
 	return e.health
 }
 
+// Routing is the stage's domain and whether a release may switch on a host
+// where no Traefik routes it (--allow-unrouted, or the stage's
+// allow_unrouted): what the routed wait and `--plan` decide with.
+func (e *Env) Routing() (domain string, allowUnrouted bool) {
+	allowUnrouted = e.AllowUnrouted
+	if e.Config != nil {
+		if st := e.Config.Stages[e.Stage]; st != nil {
+			domain = st.Traefik.Domain
+			allowUnrouted = allowUnrouted || st.Traefik.AllowUnrouted
+		}
+	}
+	return domain, allowUnrouted
+}
+
 func (e *Env) emit(ev Event) {
 	if e.Redact != nil {
 		ev.Text = e.Redact(ev.Text)

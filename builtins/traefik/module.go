@@ -22,19 +22,6 @@ func init() {
 		}})
 }
 
-// routing is the stage's domain and whether it may go unrouted by the
-// host's Traefik (the flag or the stage's allow_unrouted).
-func routing(e *runtime.Env) (domain string, allow bool) {
-	allow = e.AllowUnrouted
-	if e.Config != nil {
-		if st := e.Config.Stages[e.Stage]; st != nil {
-			domain = st.Traefik.Domain
-			allow = allow || st.Traefik.AllowUnrouted
-		}
-	}
-	return domain, allow
-}
-
 type opts struct {
 	Project, Dir string
 	Timeout      time.Duration
@@ -48,7 +35,7 @@ func open(L *lua.LState) *lua.LTable {
 			runtime.Options(L, 2, &o)
 			warn := func(s string) { h.Emit(runtime.Event{Kind: runtime.Warn, Text: s}) }
 			to := traefik.Options{Project: o.Project, Timeout: o.Timeout, Logf: warn}
-			to.Domain, to.AllowUnrouted = routing(runtime.StateOf(L).Env)
+			to.Domain, to.AllowUnrouted = runtime.StateOf(L).Env.Routing()
 			if err := traefik.WaitRouted(h.Context(), h.Conn, to); err != nil {
 				return runtime.Raise(L, err)
 			}

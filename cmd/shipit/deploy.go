@@ -49,10 +49,10 @@ func (c *DeployCmd) Run(g *Globals) error {
 	}
 	start := time.Now()
 	release := releases.Name(start)
+	s.env.LockWait, s.env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	if c.Plan {
 		return s.plan(g, "deploy", release, ro, sha)
 	}
-	s.env.LockWait, s.env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	results := s.fleet.RunRollout(g.ctx, s.taskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)
 	s.auditRecord(g, "deploy", start, results)
 	s.fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.env.Config.AppPath(), results)

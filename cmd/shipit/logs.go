@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/internal/compose"
 	"github.com/shipit-dev/shipit/internal/hint"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -36,6 +37,11 @@ func (c *LogsCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.close()
+	if c.Service != "" {
+		if err := compose.CheckService(s.proj.dir, s.env.Config.Deploy.ComposeFile, c.Service); err != nil {
+			return err
+		}
+	}
 	params := map[string]string{}
 	if c.Service != "" {
 		params["service"] = c.Service

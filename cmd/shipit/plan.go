@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/shipit-dev/shipit/runtime"
 	"os/exec"
 	"strings"
 	"sync"
@@ -119,6 +120,9 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 			env = " unchanged"
 		}
 		fmt.Fprintf(w, "  env        %s\n", env)
+		if l := routingLine(s.env, p.Proxy, command); l != "" {
+			fmt.Fprintf(w, "  routing     %s\n", l)
+		}
 		if p.Locked != "" {
 			fmt.Fprintf(w, "  lock        held now: %s\n", p.Locked)
 		}
@@ -167,6 +171,23 @@ func (s *session) hookPlan(task string) []string {
 		}
 	}
 	return out
+}
+
+// routingLine says how the release would be routed, and when the command
+// would fail for lack of a Traefik (the routed wait's rule).
+func routingLine(env *runtime.Env, proxy bool, command string) string {
+	domain, allow := env.Routing()
+	switch {
+	case proxy && domain != "":
+		return "Traefik routes " + domain
+	case proxy:
+		return "Traefik runs (no domain set)"
+	case domain == "":
+		return "no traefik container: nothing may route the release (a warning)"
+	case allow:
+		return "no traefik container: switches anyway (allow_unrouted / --allow-unrouted), with a warning"
+	}
+	return fmt.Sprintf("no traefik container: the %s FAILS before switching (nothing routes %s); run `shipit setup`, or pass --allow-unrouted", command, domain)
 }
 
 func envLine(what string, keys []string) string {

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/shipit-dev/shipit/internal/hint"
 )
 
 // Files are the compose file names Compose itself looks for, in its order.
@@ -150,4 +152,24 @@ func leadingPort(s string) int {
 		return 0
 	}
 	return p
+}
+
+// CheckService refuses a service name that the compose file in dir (as
+// shipit.toml names it) does not declare, so that `shipit logs NAME` says
+// so before it contacts a host. Without a readable file it says nothing:
+// the host's release decides.
+func CheckService(dir, file, service string) error {
+	data, err := os.ReadFile(filepath.Join(dir, file))
+	if err != nil {
+		return nil
+	}
+	p, err := Parse(data)
+	if err != nil || len(p.Written) == 0 {
+		return nil
+	}
+	if _, ok := p.Services[service]; ok {
+		return nil
+	}
+	return hint.New(fmt.Sprintf("no service %q in %s (services: %s)", service, file, strings.Join(p.Written, ", ")),
+		"name one of the compose file's services, or leave it out for all of them")
 }

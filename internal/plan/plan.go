@@ -21,6 +21,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/secrets"
 	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/internal/text"
+	"github.com/shipit-dev/shipit/internal/traefik"
 )
 
 // Host is the plan of one host.
@@ -35,6 +36,7 @@ type Host struct {
 	EnvChanged []string // keys whose value differs
 	EnvRemoved []string // keys the current env has and the new one lacks
 	Locked     string   // who holds the host's lock now, if anyone
+	Proxy      bool     // the host's traefik container runs
 }
 
 // Deploy plans a deploy of the commit newSHA with the stage's env sources
@@ -60,6 +62,7 @@ func Deploy(ctx context.Context, c remote.Conn, appPath, projectDir, newSHA stri
 	}
 	h.diffEnv(have, want)
 	h.commits(ctx, projectDir)
+	h.Proxy = traefik.Running(ctx, c)
 	return h, nil
 }
 
@@ -91,6 +94,7 @@ func Rollback(ctx context.Context, c remote.Conn, appPath, projectDir, target st
 	}
 	h.diffEnv(have, want)
 	h.commits(ctx, projectDir)
+	h.Proxy = traefik.Running(ctx, c)
 	return h, nil
 }
 

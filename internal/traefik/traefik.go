@@ -46,8 +46,8 @@ const DefaultThrottle = 2 * time.Second
 // throttleMargin is added to the throttle for the event to reach Traefik.
 const throttleMargin = time.Second
 
-// running reports whether the host runs the container `shipit setup` starts.
-func running(ctx context.Context, c remote.Conn) bool {
+// Running reports whether the host runs the container `shipit setup` starts.
+func Running(ctx context.Context, c remote.Conn) bool {
 	out, err := remote.Output(ctx, c, "docker inspect -f '{{.State.Running}}' "+Container+" 2>/dev/null")
 	return err == nil && strings.TrimSpace(out) == "true"
 }
@@ -375,7 +375,7 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 	}
 	api := Find(ctx, c)
 	if api == nil {
-		if !running(ctx, c) {
+		if !Running(ctx, c) {
 			if err := noProxy(c, o); err != nil {
 				return err
 			}
