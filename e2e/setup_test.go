@@ -158,6 +158,7 @@ func TestSetupAndDoctor(t *testing.T) {
 	}
 	for _, want := range []string{
 		"--providers.docker=true", "--providers.docker.exposedbydefault=false", "--providers.docker.network=traefik",
+		"--providers.providersThrottleDuration=500ms", // bounds the switch (recipes/setup.lua)
 		"--entrypoints.web.address=:80", "--entrypoints.websecure.address=:443",
 		"--entrypoints.traefik.address=127.0.0.1:8080", "--api.insecure=true",
 		"--metrics.prometheus=true", "--metrics.prometheus.entryPoint=traefik", "--metrics.prometheus.addServicesLabels=true",

@@ -231,6 +231,11 @@ local function traefik_spec(h)
       "--providers.docker=true",
       "--providers.docker.exposedbydefault=false",
       "--providers.docker.network=" .. TRAEFIK_NETWORK,
+      -- Traefik applies Docker's events (a release healthy, one drained)
+      -- after this throttle (default 2s): it bounds both halves of the
+      -- switch. 500ms keeps reloads rare enough for any fleet shipit drives
+      -- (e2e/traefikfacts_test.go measured both values).
+      "--providers.providersThrottleDuration=500ms",
       "--entrypoints.web.address=:80",
       "--entrypoints.websecure.address=:443",
       "--entrypoints.traefik.address=" .. API_ADDR,

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/shipit-dev/shipit/runtime"
 	"os/exec"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"github.com/shipit-dev/shipit/internal/plan"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/text"
+	"github.com/shipit-dev/shipit/runtime"
 )
 
 // plan shows what a deploy or a rollback would do on each host: read-only
