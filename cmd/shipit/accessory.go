@@ -110,7 +110,7 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 	if err != nil {
 		return err
 	}
-	cfg := p.cfg
+	cfg := p.Cfg
 	stage, err := orchestrator.PickStage(cfg, t.Stage)
 	if err != nil {
 		return err
@@ -131,19 +131,19 @@ func runAccessories(g *Globals, t accessoryTarget, action string, params map[str
 		}
 		all = append(all, hostsOf[n]...)
 	}
-	s := g.session(p, stage, all, 0)
-	defer s.close()
-	if err := refuseShortSecrets(s.env); err != nil {
+	s := g.on(p, stage, all, 0)
+	defer s.Close()
+	if err := s.RefuseShortSecrets(); err != nil {
 		return err
 	}
 	run := func(name string) error {
-		fleet := *s.fleet
+		fleet := *s.Fleet
 		fleet.Hosts = hostsOf[name]
 		ps := map[string]string{"accessory": name, "multi": strconv.FormatBool(len(names) > 1)}
 		for k, v := range params {
 			ps[k] = v
 		}
-		return orchestrator.Failed(fleet.RunTask(g.ctx, orchestrator.Task{Name: "accessory:" + action, Env: s.env, Scripts: p.scripts, Params: ps}))
+		return orchestrator.Failed(fleet.RunTask(g.ctx, orchestrator.Task{Name: "accessory:" + action, Env: s.Env, Scripts: p.Scripts, Params: ps}))
 	}
 	errs := make([]error, len(names))
 	if concurrent {

@@ -39,8 +39,8 @@ func (c *AppExecCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	if n := len(s.fleet.Hosts); c.Interactive && n != 1 {
+	defer s.Close()
+	if n := len(s.Fleet.Hosts); c.Interactive && n != 1 {
 		return hint.New(fmt.Sprintf("--interactive opens a terminal on one host, and %d are selected", n),
 			"pick one with --hosts HOST")
 	}
@@ -51,6 +51,6 @@ func (c *AppExecCmd) Run(g *Globals) error {
 	if c.Interactive {
 		params["interactive"] = "1"
 	}
-	s.env.Params = params
-	return orchestrator.Failed(s.task(g.ctx, orchestrator.Task{Name: "app:exec", AtCurrent: true}))
+	s.Env.Params = params
+	return orchestrator.Failed(s.Task(g.ctx, orchestrator.Task{Name: "app:exec", AtCurrent: true}))
 }

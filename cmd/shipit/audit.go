@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/shipit-dev/shipit/app/session"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -33,14 +34,14 @@ func (c *AuditCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	appPath := s.env.Config.AppPath()
-	lists := make([][]audit.Entry, len(s.fleet.Hosts))
+	defer s.Close()
+	appPath := s.Env.Config.AppPath()
+	lists := make([][]audit.Entry, len(s.Fleet.Hosts))
 	index := map[string]int{}
-	for i, h := range s.fleet.Hosts {
+	for i, h := range s.Fleet.Hosts {
 		index[h.Name] = i
 	}
-	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
+	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
 		// The last N of every host: the last N of all are among them.
 		es, err := audit.Read(ctx, conn, appPath, c.N)
 		for i := range es {
@@ -53,8 +54,8 @@ func (c *AuditCmd) Run(g *Globals) error {
 	})
 	entries := audit.Last(audit.Merge(lists...), c.N)
 	out := g.stdout
-	if s.out.Redact != nil {
-		out = &redactWriter{w: g.stdout, redact: s.out.Redact}
+	if s.Out.Redact != nil {
+		out = &redactWriter{w: g.stdout, redact: s.Out.Redact}
 	}
 	if c.JSON {
 		for _, e := range entries {
@@ -144,18 +145,18 @@ func (r *redactWriter) Write(p []byte) (int, error) {
 //
 // Call it once the hosts' work is done, e.g. in DeployCmd.Run:
 //
-//	results := s.task(g.ctx, ...)
-//	s.auditRecord(g, "deploy", start, results)
-func (s *session) auditRecord(g *Globals, command string, start time.Time, results []orchestrator.Result) {
+//	results := s.Task(g.ctx, ...)
+//	auditRecord(s, g, "deploy", start, results)
+func auditRecord(s *session.Session, g *Globals, command string, start time.Time, results []orchestrator.Result) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(g.ctx), 10*time.Second)
 	defer cancel()
 	byHost := map[string]orchestrator.Result{}
 	for _, r := range results {
 		byHost[r.Host] = r
 	}
-	base := audit.Entry{Command: command, Stage: s.env.Stage, User: audit.LocalUser(), Author: audit.GitAuthor(ctx, s.proj.dir)}
-	appPath := s.env.Config.AppPath()
-	s.fleet.EachHost(ctx, func(ctx context.Context, h orchestrator.Host) orchestrator.Result {
+	base := audit.Entry{Command: command, Stage: s.Env.Stage, User: audit.LocalUser(), Author: audit.GitAuthor(ctx, s.Proj.Dir)}
+	appPath := s.Env.Config.AppPath()
+	s.Fleet.EachHost(ctx, func(ctx context.Context, h orchestrator.Host) orchestrator.Result {
 		r, ok := byHost[h.Name]
 		if !ok || orchestrator.Unreachable(r.Err) {
 			// Nothing ran on a host shipit could not reach: nothing to
@@ -170,16 +171,16 @@ func (s *session) auditRecord(g *Globals, command string, start time.Time, resul
 		if e.Duration == 0 {
 			e.Duration = time.Since(start)
 		}
-		e.Finish(start, r.Err, s.env.Redact)
+		e.Finish(start, r.Err, s.Env.Redact)
 		if g.ctx.Err() != nil && r.Err != nil {
 			e.Result = audit.Interrupted
 		}
-		conn, err := s.fleet.Dial(ctx, h)
+		conn, err := s.Fleet.Dial(ctx, h)
 		if err == nil {
 			err = audit.Append(ctx, conn, appPath, e)
 		}
 		if err != nil {
-			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: "audit log not written: " + text.FirstLine(err.Error())})
+			s.Out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: "audit log not written: " + text.FirstLine(err.Error())})
 		}
 		return orchestrator.Result{}
 	})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/shipit-dev/shipit/app/session"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,12 +48,12 @@ func TestAuditRecord(t *testing.T) {
 	var out bytes.Buffer
 	printer := ui.New(&out, false, []string{"h1", "h2", "h3"})
 	redact := func(s string) string { return strings.ReplaceAll(s, "hunter2", "***") }
-	s := &session{proj: &project{cfg: cfg, dir: t.TempDir()}, out: printer,
-		env:   &runtime.Env{Config: cfg, Stage: "production", Redact: redact},
-		fleet: &orchestrator.Fleet{Hosts: hosts, Dialer: localDialer{roots: map[string]string{"h1": "/", "h2": "/"}}, Sink: printer}}
+	s := &session.Session{Proj: &session.Project{Cfg: cfg, Dir: t.TempDir()}, Out: printer,
+		Env:   &runtime.Env{Config: cfg, Stage: "production", Redact: redact},
+		Fleet: &orchestrator.Fleet{Hosts: hosts, Dialer: localDialer{roots: map[string]string{"h1": "/", "h2": "/"}}, Sink: printer}}
 	g := &Globals{ctx: context.Background(), stdout: &out, stderr: &out}
 	start := time.Now().Add(-3 * time.Second)
-	s.auditRecord(g, "deploy", start, []orchestrator.Result{
+	auditRecord(s, g, "deploy", start, []orchestrator.Result{
 		{Host: "h1", Release: "r2", Elapsed: 2500 * time.Millisecond},
 		{Host: "h2", Release: "r2", Err: errors.New("host h2: password hunter2 refused\n  | details")},
 		{Host: "h3", Release: "r2", Err: errors.New("unreachable")},
@@ -84,7 +85,7 @@ func TestAuditRecord(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	g.ctx = ctx
-	s.auditRecord(g, "rollback", start, []orchestrator.Result{{Host: "h1", Err: fmt.Errorf("step rollback:switch: %w", errors.New("signal"))}})
+	auditRecord(s, g, "rollback", start, []orchestrator.Result{{Host: "h1", Err: fmt.Errorf("step rollback:switch: %w", errors.New("signal"))}})
 	got, _ = audit.Read(context.Background(), &localconn.Conn{HostName: "x", Dir: "/"}, filepath.Join(deployTo, "demo"), 1)
 	if len(got) != 1 || got[0].Command != "rollback" || got[0].Result != audit.Interrupted {
 		t.Fatalf("after Ctrl-C: %+v", got)

@@ -78,13 +78,13 @@ func (g *Globals) eachHost(f hostFlags, fn func(ctx context.Context, c remote.Co
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	appPath := s.env.Config.AppPath()
-	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
-		emit := func(l string) { s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Info, Text: l}) }
+	defer s.Close()
+	appPath := s.Env.Config.AppPath()
+	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
+		emit := func(l string) { s.Out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Info, Text: l}) }
 		err := fn(ctx, c, appPath, emit)
 		if err != nil {
-			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: err.Error()})
+			s.Out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: err.Error()})
 		}
 		return orchestrator.Result{Err: err}
 	})
@@ -162,7 +162,7 @@ func (c *ConfigListCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	st, err := p.cfg.Stage(c.Stage)
+	st, err := p.Cfg.Stage(c.Stage)
 	if err != nil {
 		return err
 	}

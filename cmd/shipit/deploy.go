@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/shipit-dev/shipit/app/session"
 	"os"
 	"strings"
 	"time"
@@ -38,31 +39,31 @@ func (c *DeployCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	ro, err := c.rollout(g, s)
 	if err != nil {
 		return err
 	}
-	sha, err := s.deployChecks(g)
+	sha, err := deployChecks(s, g)
 	if err != nil {
 		return err
 	}
 	start := time.Now()
 	release := releases.Name(start)
-	s.env.LockWait, s.env.AllowUnrouted = c.LockWait, c.AllowUnrouted
+	s.Env.LockWait, s.Env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	if c.Plan {
-		return s.plan(g, "deploy", release, ro, sha)
+		return showPlan(s, g, "deploy", release, ro, sha)
 	}
-	results := s.fleet.RunRollout(g.ctx, s.taskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)
-	s.auditRecord(g, "deploy", start, results)
-	s.fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.env.Config.AppPath(), results)
-	s.out.Summary(fmt.Sprintf("deploy to %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
+	results := s.Fleet.RunRollout(g.ctx, s.TaskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)
+	auditRecord(s, g, "deploy", start, results)
+	s.Fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.Env.Config.AppPath(), results)
+	s.Out.Summary(fmt.Sprintf("deploy to %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
 }
 
 // rollout merges [deploy.rollout] with the flags.
-func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error) {
-	cfg := s.env.Config.Deploy.Rollout
+func (c *DeployCmd) rollout(g *Globals, s *session.Session) (orchestrator.Rollout, error) {
+	cfg := s.Env.Config.Deploy.Rollout
 	batch := cfg.Batch
 	if c.Batch != "" {
 		b, err := config.ParseBatch(c.Batch)
@@ -83,9 +84,9 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 		ro.Wait = c.Wait
 	}
 	undo := func(ctx context.Context, hosts []orchestrator.Host) []orchestrator.Result {
-		sub := *s.fleet
+		sub := *s.Fleet
 		sub.Hosts = hosts
-		return sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "rollback"}))
+		return sub.RunTask(ctx, s.TaskOf(orchestrator.Task{Name: "rollback"}))
 	}
 	if vf := c.verifier(g, s); vf != nil {
 		ro.Verify, ro.Undo = vf, undo
@@ -93,24 +94,24 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 		// failure like of any other.
 		ro.Failed = func(ctx context.Context, hosts []orchestrator.Host, errs map[string]error) {
 			for _, h := range hosts {
-				sub := *s.fleet
+				sub := *s.Fleet
 				sub.Hosts = []orchestrator.Host{h}
-				sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "deploy", FailedAfter: errs[h.Name], FailedStep: "verify", AtCurrent: true}))
+				sub.RunTask(ctx, s.TaskOf(orchestrator.Task{Name: "deploy", FailedAfter: errs[h.Name], FailedStep: "verify", AtCurrent: true}))
 			}
 		}
 		// The canaries are watched (and compared) for the wait.
 		ro.CanaryWatched = vf.Canary > 0
 	}
-	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.fleet.Hosts)) {
-		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.fleet.Hosts)),
+	if c.Canary < 0 || (c.Canary > 0 && c.Canary >= len(s.Fleet.Hosts)) {
+		return ro, hint.New(fmt.Sprintf("--canary %d: the stage has %d selected host(s)", c.Canary, len(s.Fleet.Hosts)),
 			"canaries are some of the hosts: use fewer than all of them")
 	}
 	if c.Canary > 0 {
-		if _, ok := s.plan0().Tasks["canary"]; ok {
+		if _, ok := s.Proj.Plan().Tasks["canary"]; ok {
 			ro.Check = func(ctx context.Context, canaries []orchestrator.Host) error {
-				sub := *s.fleet
+				sub := *s.Fleet
 				sub.Hosts = canaries
-				return orchestrator.Failed(sub.RunTask(ctx, s.taskOf(orchestrator.Task{Name: "canary", AtCurrent: true})))
+				return orchestrator.Failed(sub.RunTask(ctx, s.TaskOf(orchestrator.Task{Name: "canary", AtCurrent: true})))
 			}
 		}
 		if c.CanaryWait == 0 {
@@ -134,8 +135,8 @@ func (c *DeployCmd) rollout(g *Globals, s *session) (orchestrator.Rollout, error
 
 // verifier is the check after the switch ([deploy.verify] and the flags),
 // or nil when it is off.
-func (c *DeployCmd) verifier(g *Globals, s *session) *orchestrator.MetricsVerifier {
-	v := s.env.Config.Deploy.Verify
+func (c *DeployCmd) verifier(g *Globals, s *session.Session) *orchestrator.MetricsVerifier {
+	v := s.Env.Config.Deploy.Verify
 	window := time.Duration(v.Window)
 	if c.Verify > 0 {
 		window = c.Verify
@@ -144,9 +145,9 @@ func (c *DeployCmd) verifier(g *Globals, s *session) *orchestrator.MetricsVerifi
 	if c.NoVerify || (window <= 0 && !canary) {
 		return nil
 	}
-	_, service := override.RouteNames(override.Params{App: s.env.Config.App.Name, Stage: s.env.Stage})
+	_, service := override.RouteNames(override.Params{App: s.Env.Config.App.Name, Stage: s.Env.Stage})
 	return &orchestrator.MetricsVerifier{
-		Fleet:   s.fleet,
+		Fleet:   s.Fleet,
 		Service: service,
 		Gate: metrics.Gate{MaxErrorRate: v.MaxErrorRate, MaxP95Ratio: v.MaxP95Ratio,
 			MinRequests: v.MinRequests, RequireTraffic: v.RequireTraffic},

@@ -24,17 +24,17 @@ func (c *DoctorCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	s.out.QuietReports = !g.Verbose // printed grouped per host below
-	s.out.QuietSteps = true
-	results := s.task(g.ctx, orchestrator.Task{Name: "doctor"})
+	defer s.Close()
+	s.Out.QuietReports = !g.Verbose // printed grouped per host below
+	s.Out.QuietSteps = true
+	results := s.Task(g.ctx, orchestrator.Task{Name: "doctor"})
 	for i, r := range results {
 		if len(r.Report) == 0 && r.Err != nil {
 			// The checklist never ran: the connection is the report.
 			results[i].Report = connectionItems(r.Err)
 		}
 	}
-	s.out.Reports("doctor "+c.Stage, results)
+	s.Out.Reports("doctor "+c.Stage, results)
 	failedHosts := 0
 	for _, r := range results {
 		if ui.HasFailure(r.Report) || r.Err != nil {

@@ -35,18 +35,18 @@ func (c *ExecCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	cmdline := execLine(args)
-	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
-		out := &text.Lines{Emit: func(l string) { s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Info, Text: l}) }}
-		s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Command, Text: cmdline})
+	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
+		out := &text.Lines{Emit: func(l string) { s.Out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Info, Text: l}) }}
+		s.Out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Command, Text: cmdline})
 		code, err := conn.Run(ctx, cmdline, nil, out, out)
 		out.Close()
 		if err == nil && code != 0 {
 			err = exitCodeError{code}
 		}
 		if _, exited := err.(exitCodeError); err != nil && !exited {
-			s.out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: err.Error()})
+			s.Out.Emit(runtime.Event{Host: h.Name, Kind: runtime.Warn, Text: err.Error()})
 		}
 		return orchestrator.Result{Err: err}
 	})

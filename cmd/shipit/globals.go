@@ -3,18 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/shipit-dev/shipit/app/session"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
-	"github.com/shipit-dev/shipit/app/ui"
-	"github.com/shipit-dev/shipit/internal/config"
-	"github.com/shipit-dev/shipit/internal/secrets"
-	"github.com/shipit-dev/shipit/recipes"
-	"github.com/shipit-dev/shipit/runtime"
 	"github.com/shipit-dev/shipit/sshpool"
 )
 
@@ -36,68 +29,28 @@ type Globals struct {
 	redact         func(string) string
 }
 
-// project is everything a command needs that comes from the project dir.
-type project struct {
-	cfg     *config.Config
-	dir     string
-	scripts []*runtime.Compiled
+// options are what the global flags say about a command's run.
+func (g *Globals) options() session.Options {
+	return session.Options{Config: g.Config, Verbose: g.Verbose, Trace: g.Trace, Identity: g.Identity, Stdout: g.stdout,
+		SSH: g.sshConfig()}
 }
 
-func (g *Globals) loadProject() (*project, error) {
-	cfg, err := config.Load(relName(g.Config))
-	if err != nil {
-		return nil, err
-	}
-	dir := filepath.Dir(g.Config)
-	p := &project{cfg: cfg, dir: dir}
-	for _, r := range recipes.All() {
-		c, err := runtime.Compile(runtime.Script{Name: r.Name, Source: r.Source})
-		if err != nil {
-			return nil, fmt.Errorf("embedded recipe: %w", err)
-		}
-		p.scripts = append(p.scripts, c)
-	}
-	luaPath := filepath.Join(dir, "shipit.lua")
-	if src, err := os.ReadFile(luaPath); err == nil {
-		c, err := runtime.Compile(runtime.Script{Name: relName(luaPath), Source: src})
-		if err != nil {
-			return nil, err
-		}
-		p.scripts = append(p.scripts, c)
-	} else if !os.IsNotExist(err) {
-		return nil, err
-	}
-	// Evaluate once without a host so script errors surface before any
-	// connection is made.
-	s, err := runtime.NewState(p.env(g, ""), nil, p.scripts...)
-	if err != nil {
-		return nil, err
-	}
-	s.Close()
-	return p, nil
-}
+func (g *Globals) loadProject() (*session.Project, error) { return session.Load(g.options()) }
 
-func relName(p string) string {
-	if wd, err := os.Getwd(); err == nil {
-		if r, err := filepath.Rel(wd, p); err == nil && !filepath.IsAbs(r) && len(r) < len(p) {
-			return r
-		}
-	}
-	return p
-}
+func relName(p string) string { return session.RelName(p) }
 
-func (p *project) env(g *Globals, stage string) *runtime.Env {
-	return &runtime.Env{Config: p.cfg, Stage: stage, ProjectDir: p.dir, Verbose: g.Verbose, Trace: g.Trace, Sink: runtime.Discard}
-}
-
-func (g *Globals) pool() *sshpool.Pool {
-	p := sshpool.New(sshpool.Config{
+func (g *Globals) sshConfig() sshpool.Config {
+	return sshpool.Config{
 		KnownHostsFiles:   g.KnownHosts,
 		AcceptNewHostKeys: g.AcceptNewHostKeys,
 		IdentityFiles:     g.SSHKey,
 		SSHConfigPath:     g.SSHConfig,
 		DefaultUser:       "deploy", // the original shipit's default
-	})
+	}
+}
+
+func (g *Globals) pool() *sshpool.Pool {
+	p := sshpool.New(g.sshConfig())
 	g.pools = append(g.pools, p)
 	return p
 }
@@ -129,108 +82,35 @@ type hostFlags struct {
 	Parallel int      `default:"0" help:"At most N hosts at once (0: all)."`
 }
 
-// session is one command's run against the selected hosts of a stage:
-// the project, the Lua environment, the hosts and the printer.
-type session struct {
-	proj  *project
-	env   *runtime.Env
-	fleet *orchestrator.Fleet
-	out   *ui.Printer
-	pool  *sshpool.Pool
-}
-
 // open loads the project, decrypts the stage's secrets (for redaction and
 // deploys) and selects the hosts.
-func (g *Globals) open(f hostFlags) (*session, error) {
+func (g *Globals) open(f hostFlags) (*session.Session, error) {
 	p, err := g.loadProject()
 	if err != nil {
 		return nil, err
 	}
-	hosts, err := orchestrator.Select(p.cfg, f.Stage, f.Hosts)
+	s, err := p.Open(f.Stage, f.Hosts, f.Parallel)
 	if err != nil {
 		return nil, err
 	}
-	s := g.session(p, f.Stage, hosts, f.Parallel)
-	if err := refuseShortSecrets(s.env); err != nil {
-		s.close()
-		return nil, err
-	}
+	g.track(s)
 	return s, nil
 }
 
-// session prepares running on hosts of stage.
-func (g *Globals) session(p *project, stage string, hosts []orchestrator.Host, parallel int) *session {
-	names := make([]string, len(hosts))
-	for i, h := range hosts {
-		names[i] = h.Name
-	}
-	printer := ui.New(g.stdout, g.Verbose, names)
-	env := p.env(g, stage)
-	env.Sink = printer
-	g.loadSecrets(p, stage, env)
-	printer.Redact = g.redact
-	pool := g.pool()
-	return &session{proj: p, env: env, out: printer, pool: pool,
-		fleet: &orchestrator.Fleet{Hosts: hosts, Dialer: orchestrator.SSH(pool), Parallel: parallel, Sink: printer}}
+// on prepares running on hosts of stage, already selected.
+func (g *Globals) on(p *session.Project, stage string, hosts []orchestrator.Host, parallel int) *session.Session {
+	s := p.On(stage, hosts, parallel)
+	g.track(s)
+	return s
 }
 
-// close releases the connections.
-func (s *session) close() { s.pool.Close() }
-
-// task runs a Lua task on every selected host.
-func (s *session) task(ctx context.Context, t orchestrator.Task) []orchestrator.Result {
-	return s.fleet.RunTask(ctx, s.taskOf(t))
-}
-
-// taskOf completes t with the session's Lua environment and scripts.
-func (s *session) taskOf(t orchestrator.Task) orchestrator.Task {
-	t.Env, t.Scripts = s.env, s.proj.scripts
-	return t
-}
-
-// plan0 is the plan the scripts declare (no host).
-func (s *session) plan0() *runtime.Plan {
-	st, err := runtime.NewState(s.env, nil, s.proj.scripts...)
-	if err != nil {
-		return &runtime.Plan{}
+// track keeps what main needs of a session: its pool (--ssh-stats) and
+// its redaction of secrets (errors).
+func (g *Globals) track(s *session.Session) {
+	g.pools = append(g.pools, s.Pool)
+	if s.Env.Redact != nil {
+		g.redact = s.Env.Redact
 	}
-	defer st.Close()
-	return st.Plan
-}
-
-// secretStore is the project's encrypted secrets directory.
-func (p *project) secretStore() *secrets.Store {
-	return &secrets.Store{Dir: filepath.Join(p.dir, ".shipit", "secrets"), Recipients: p.cfg.Secrets.Recipients, App: p.cfg.App.Name}
-}
-
-// loadSecrets decrypts the stage's secrets, if it has any, into env and
-// turns on redaction of their values in everything shipit prints. A
-// failure is kept in env.SecretsErr: a deploy needs the secrets, other
-// commands do without.
-func (g *Globals) loadSecrets(p *project, stage string, env *runtime.Env) {
-	store := p.secretStore()
-	if !store.Exists(stage) {
-		return
-	}
-	hash, err := store.Hash(stage)
-	if err != nil {
-		env.SecretsErr = err
-		return
-	}
-	env.SecretsHash = hash
-	ids, err := secrets.Identities(p.cfg.App.Name, g.Identity)
-	if err != nil {
-		env.SecretsErr = err
-		return
-	}
-	vals, _, err := store.Load(stage, ids)
-	if err != nil {
-		env.SecretsErr = err
-		return
-	}
-	env.Secrets = vals
-	g.redact = redactor(vals)
-	env.Redact = g.redact
 }
 
 // stageSecrets returns the stage's decrypted secrets (nil when it has none).
@@ -239,34 +119,10 @@ func (g *Globals) stageSecrets(stage string) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	env := p.env(g, stage)
-	g.loadSecrets(p, stage, env)
+	env := p.Env(stage)
+	p.LoadSecrets(stage, env)
+	if env.Redact != nil {
+		g.redact = env.Redact
+	}
 	return env.Secrets, env.SecretsErr
-}
-
-// minSecretLen: shorter values would turn ordinary output into stars;
-// secrets refuses them.
-const minSecretLen = secrets.MinValueLen
-
-// redactor replaces every known secret value (and each line of a
-// multi-line one) with ***, longest first.
-func redactor(vals map[string]string) func(string) string {
-	var needles []string
-	for _, v := range vals {
-		for _, part := range append([]string{v}, strings.Split(v, "\n")...) {
-			if len(strings.TrimSpace(part)) >= minSecretLen {
-				needles = append(needles, part)
-			}
-		}
-	}
-	if len(needles) == 0 {
-		return nil
-	}
-	sort.Slice(needles, func(i, j int) bool { return len(needles[i]) > len(needles[j]) })
-	pairs := make([]string, 0, 2*len(needles))
-	for _, n := range needles {
-		pairs = append(pairs, n, "***")
-	}
-	r := strings.NewReplacer(pairs...)
-	return r.Replace
 }

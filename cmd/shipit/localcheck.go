@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/shipit-dev/shipit/app/session"
 	"io"
 	"os/exec"
 	"path"
@@ -19,12 +20,12 @@ import (
 // deploy would. It returns the commit of app.branch that will be deployed.
 // With a shipit.lua that replaces deploy:push (a host that fetches from a
 // remote, say), the local branch is not what is deployed: nothing is checked.
-func (s *session) deployChecks(g *Globals) (string, error) {
-	if push := s.plan0().Tasks["deploy:push"]; push == nil || !strings.HasPrefix(push.Source, "recipes/") {
+func deployChecks(s *session.Session, g *Globals) (string, error) {
+	if push := s.Proj.Plan().Tasks["deploy:push"]; push == nil || !strings.HasPrefix(push.Source, "recipes/") {
 		return "", nil
 	}
-	branch := s.env.Config.App.Branch
-	dir := s.proj.dir
+	branch := s.Env.Config.App.Branch
+	dir := s.Proj.Dir
 	sha, err := gitRun(g.ctx, dir, "rev-parse", "--verify", "-q", "refs/heads/"+branch+"^{commit}")
 	if err != nil {
 		return "", &hint.Error{
@@ -35,8 +36,8 @@ func (s *session) deployChecks(g *Globals) (string, error) {
 	warnBranch(g.ctx, g.stderr, dir, branch, sha)
 	warnDirty(g.ctx, g.stderr, dir, filepath.Base(g.Config), branch)
 	// A shipit.lua that replaces deploy:override decides what it accepts.
-	if ov := s.plan0().Tasks["deploy:override"]; ov != nil && strings.HasPrefix(ov.Source, "recipes/") {
-		if err := checkCompose(g.ctx, dir, sha, s.env.Config.Deploy.ComposeFile, s.env.Config.Deploy.WebService); err != nil {
+	if ov := s.Proj.Plan().Tasks["deploy:override"]; ov != nil && strings.HasPrefix(ov.Source, "recipes/") {
+		if err := checkCompose(g.ctx, dir, sha, s.Env.Config.Deploy.ComposeFile, s.Env.Config.Deploy.WebService); err != nil {
 			return "", err
 		}
 	}

@@ -36,11 +36,11 @@ func (c *LockStatusCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	appPath := s.env.Config.AppPath()
+	defer s.Close()
+	appPath := s.Env.Config.AppPath()
 	var mu sync.Mutex
 	lines := make(map[string]string)
-	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
+	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
 		st, err := hostlock.ReadStatus(ctx, conn, appPath)
 		if err != nil {
 			return orchestrator.Result{Err: err}
@@ -87,13 +87,13 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	appPath := s.env.Config.AppPath()
+	defer s.Close()
+	appPath := s.Env.Config.AppPath()
 	var mu sync.Mutex
 	var refused []string
 	start := time.Now()
 	var released []orchestrator.Result
-	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
+	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, conn remote.Conn) orchestrator.Result {
 		st, err := hostlock.ReadStatus(ctx, conn, appPath)
 		if err != nil {
 			return orchestrator.Result{Err: err}
@@ -150,7 +150,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		return orchestrator.Result{Err: fmt.Errorf("%s: the holder did not end within 10 minutes", h.Name)}
 	})
 	if len(released) > 0 {
-		s.auditRecord(g, "lock-release", start, released)
+		auditRecord(s, g, "lock-release", start, released)
 	}
 	if len(refused) > 0 {
 		return hint.New("the lock is held by a live shipit on "+strings.Join(refused, "; "),
@@ -171,10 +171,10 @@ func (c *RecoverCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	s.env.LockWait = c.LockWait
+	defer s.Close()
+	s.Env.LockWait = c.LockWait
 	start := time.Now()
-	results := s.task(g.ctx, orchestrator.Task{Name: "recover"})
-	s.auditRecord(g, "recover", start, results)
+	results := s.Task(g.ctx, orchestrator.Task{Name: "recover"})
+	auditRecord(s, g, "recover", start, results)
 	return orchestrator.Failed(results)
 }

@@ -36,9 +36,9 @@ func (c *LogsCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	if c.Service != "" {
-		if err := compose.CheckService(s.proj.dir, s.env.Config.Deploy.ComposeFile, c.Service); err != nil {
+		if err := compose.CheckService(s.Proj.Dir, s.Env.Config.Deploy.ComposeFile, c.Service); err != nil {
 			return err
 		}
 	}
@@ -55,13 +55,13 @@ func (c *LogsCmd) Run(g *Globals) error {
 	if c.Follow {
 		params["follow"] = "1"
 	}
-	s.env.Params = params
+	s.Env.Params = params
 	// Count the lines each host printed: a host with none says so, rather
 	// than leaving a silence that looks like a hang or a bug.
 	var mu sync.Mutex
 	lines := map[string]int{}
-	printer := s.env.Sink
-	s.env.Sink = runtime.SinkFunc(func(e runtime.Event) {
+	printer := s.Env.Sink
+	s.Env.Sink = runtime.SinkFunc(func(e runtime.Event) {
 		if e.Kind == runtime.Info {
 			mu.Lock()
 			lines[e.Host]++
@@ -69,7 +69,7 @@ func (c *LogsCmd) Run(g *Globals) error {
 		}
 		printer.Emit(e)
 	})
-	results := s.task(g.ctx, orchestrator.Task{Name: "app:logs", AtCurrent: true})
+	results := s.Task(g.ctx, orchestrator.Task{Name: "app:logs", AtCurrent: true})
 	for _, r := range results {
 		if r.Err == nil && lines[r.Host] == 0 {
 			printer.Emit(runtime.Event{Host: r.Host, Kind: runtime.Info, Text: noLogLines(c, r.Release)})

@@ -59,12 +59,12 @@ func (c *MonitorCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	hosts, err := orchestrator.Select(p.cfg, c.Stage, c.Hosts)
+	hosts, err := orchestrator.Select(p.Cfg, c.Stage, c.Hosts)
 	if err != nil {
 		return err
 	}
-	spec := monitor.Spec{App: p.cfg.App.Name, Stage: c.Stage, DeployTo: p.cfg.Deploy.DeployTo}
-	for name := range p.cfg.Accessories {
+	spec := monitor.Spec{App: p.Cfg.App.Name, Stage: c.Stage, DeployTo: p.Cfg.Deploy.DeployTo}
+	for name := range p.Cfg.Accessories {
 		spec.Accessories = append(spec.Accessories, name)
 	}
 	sort.Strings(spec.Accessories)

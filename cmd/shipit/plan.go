@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/shipit-dev/shipit/app/session"
 	"os/exec"
 	"strings"
 	"sync"
@@ -17,30 +18,30 @@ import (
 // plan shows what a deploy or a rollback would do on each host: read-only
 // there (it runs no step, takes no lock, writes nothing). newSHA is the
 // commit a deploy sends, when deployChecks found it.
-func (s *session) plan(g *Globals, command, release string, ro orchestrator.Rollout, newSHA string) error {
-	cfg := s.env.Config
+func showPlan(s *session.Session, g *Globals, command, release string, ro orchestrator.Rollout, newSHA string) error {
+	cfg := s.Env.Config
 	appPath := cfg.AppPath()
 	if command == "deploy" && newSHA == "" {
-		out, err := exec.CommandContext(g.ctx, "git", "-C", s.proj.dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
+		out, err := exec.CommandContext(g.ctx, "git", "-C", s.Proj.Dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
 		if err != nil {
 			return fmt.Errorf("local: git rev-parse %s: %w", cfg.App.Branch, err)
 		}
 		newSHA = strings.TrimSpace(string(out))
 	}
-	if command == "deploy" && s.env.SecretsErr != nil {
-		fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.env.SecretsErr)
+	if command == "deploy" && s.Env.SecretsErr != nil {
+		fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.Env.SecretsErr)
 	}
 	var mu sync.Mutex
 	plans := map[string]plan.Host{}
-	stageEnv := cfg.Stages[s.env.Stage].Env
-	results := s.fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
+	stageEnv := cfg.Stages[s.Env.Stage].Env
+	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
 		var p plan.Host
 		var err error
 		if command == "deploy" {
-			p, err = plan.Deploy(ctx, c, appPath, s.proj.dir, newSHA, stageEnv, s.env.Secrets)
+			p, err = plan.Deploy(ctx, c, appPath, s.Proj.Dir, newSHA, stageEnv, s.Env.Secrets)
 			p.Target = release
 		} else {
-			p, err = plan.Rollback(ctx, c, appPath, s.proj.dir, release)
+			p, err = plan.Rollback(ctx, c, appPath, s.Proj.Dir, release)
 		}
 		mu.Lock()
 		plans[h.Name] = p
@@ -48,11 +49,11 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 		return orchestrator.Result{Err: err}
 	})
 	w := g.stdout
-	fmt.Fprintf(w, "%s plan for %s (nothing was changed)\n", command, s.env.Stage)
-	hs := s.env.Health()
+	fmt.Fprintf(w, "%s plan for %s (nothing was changed)\n", command, s.Env.Stage)
+	hs := s.Env.Health()
 	fmt.Fprintf(w, "\nhealth check: %s every %s (probe timeout %s); the new release has %s to become healthy\n",
 		hs.Describe(), hs.Interval, hs.ProbeTimeout, hs.Timeout)
-	if batches := ro.Batches(s.fleet.Hosts); len(batches) > 1 || ro.Atomic {
+	if batches := ro.Batches(s.Fleet.Hosts); len(batches) > 1 || ro.Atomic {
 		fmt.Fprintln(w, "\nrollout:")
 		for i, b := range batches {
 			kind := "batch"
@@ -120,14 +121,14 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 			env = " unchanged"
 		}
 		fmt.Fprintf(w, "  env        %s\n", env)
-		if l := routingLine(s.env, p.Proxy, command); l != "" {
+		if l := routingLine(s.Env, p.Proxy, command); l != "" {
 			fmt.Fprintf(w, "  routing     %s\n", l)
 		}
 		if p.Locked != "" {
 			fmt.Fprintf(w, "  lock        held now: %s\n", p.Locked)
 		}
 	}
-	hooks := s.hookPlan(command)
+	hooks := hookPlan(s, command)
 	if len(hooks) > 0 {
 		fmt.Fprintln(w, "\nfrom shipit.lua, on every host:")
 		for _, l := range hooks {
@@ -138,8 +139,8 @@ func (s *session) plan(g *Globals, command, release string, ro orchestrator.Roll
 }
 
 // hookPlan lists, step by step, what shipit.lua adds to the pipeline.
-func (s *session) hookPlan(task string) []string {
-	p := s.plan0()
+func hookPlan(s *session.Session, task string) []string {
+	p := s.Proj.Plan()
 	t, ok := p.Tasks[task]
 	if !ok {
 		return nil

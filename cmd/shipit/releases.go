@@ -12,6 +12,6 @@ func (c *ReleasesCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	return orchestrator.Failed(s.task(g.ctx, orchestrator.Task{Name: "releases"}))
+	defer s.Close()
+	return orchestrator.Failed(s.Task(g.ctx, orchestrator.Task{Name: "releases"}))
 }

@@ -38,8 +38,8 @@ func (c *RemoveCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	cfg := s.env.Config
+	defer s.Close()
+	cfg := s.Env.Config
 	var accs []string
 	for n := range cfg.Accessories {
 		accs = append(accs, n)
@@ -50,7 +50,7 @@ func (c *RemoveCmd) Run(g *Globals) error {
 			return hint.New("shipit remove asks for confirmation, and there is no terminal to ask on: nothing was removed",
 				"pass --yes to remove without asking (scripts, CI)")
 		}
-		ok, err := c.confirm(g.stdout, bufio.NewReader(os.Stdin), cfg.App.Name, cfg.AppPath(), s.fleet.Hosts, accs)
+		ok, err := c.confirm(g.stdout, bufio.NewReader(os.Stdin), cfg.App.Name, cfg.AppPath(), s.Fleet.Hosts, accs)
 		if err != nil {
 			return err
 		}
@@ -59,12 +59,12 @@ func (c *RemoveCmd) Run(g *Globals) error {
 			return nil
 		}
 	}
-	s.env.LockWait = c.LockWait
+	s.Env.LockWait = c.LockWait
 	if !g.Verbose {
-		s.out.QuietSteps = true // the removed items say more
+		s.Out.QuietSteps = true // the removed items say more
 	}
 	start := time.Now()
-	results := s.task(g.ctx, orchestrator.Task{Name: "remove"})
+	results := s.Task(g.ctx, orchestrator.Task{Name: "remove"})
 	fmt.Fprintf(g.stdout, "\nremove of %s from %s:\n", cfg.App.Name, c.Stage)
 	failed := 0
 	for _, r := range results {

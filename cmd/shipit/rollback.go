@@ -22,16 +22,16 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	s.env.LockWait, s.env.AllowUnrouted = c.LockWait, c.AllowUnrouted
+	defer s.Close()
+	s.Env.LockWait, s.Env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	if c.Plan {
-		return s.plan(g, "rollback", c.Release, orchestrator.Rollout{}, "")
+		return showPlan(s, g, "rollback", c.Release, orchestrator.Rollout{}, "")
 	}
 	start := time.Now()
-	results := s.task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
-	s.auditRecord(g, "rollback", start, results)
+	results := s.Task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
+	auditRecord(s, g, "rollback", start, results)
 	// Like deploy's, the summary says what each host runs now.
-	s.fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.env.Config.AppPath(), results)
-	s.out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
+	s.Fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.Env.Config.AppPath(), results)
+	s.Out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)
 }

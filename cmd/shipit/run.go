@@ -13,19 +13,19 @@ func (c *RunCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
+	defer s.Close()
 	// A task the scripts do not define is a local mistake: said before
 	// any host is contacted.
-	if err := s.plan0().NoTask(c.Task); err != nil {
+	if err := s.Proj.Plan().NoTask(c.Task); err != nil {
 		return err
 	}
-	results := s.task(g.ctx, orchestrator.Task{Name: c.Task, AtCurrent: true})
+	results := s.Task(g.ctx, orchestrator.Task{Name: c.Task, AtCurrent: true})
 	if err := orchestrator.Failed(results); err != nil {
-		s.out.Summary("run "+c.Task, results)
+		s.Out.Summary("run "+c.Task, results)
 		return err
 	}
 	if hasReport(results) {
-		s.out.Reports("run "+c.Task, results)
+		s.Out.Reports("run "+c.Task, results)
 		return reportFailed(results)
 	}
 	return nil

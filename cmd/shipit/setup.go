@@ -28,18 +28,18 @@ func (c *SetupCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	defer s.close()
-	s.env.LockWait = c.LockWait
-	s.env.Params = map[string]string{
+	defer s.Close()
+	s.Env.LockWait = c.LockWait
+	s.Env.Params = map[string]string{
 		"install_docker": strconv.FormatBool(c.InstallDocker),
 		"traefik_ports":  os.Getenv(traefikPortsEnv),
 	}
 	if !g.Verbose {
-		s.out.QuietSteps = true // the ok/changed items say more
+		s.Out.QuietSteps = true // the ok/changed items say more
 	}
 	start := time.Now()
-	results := s.task(g.ctx, orchestrator.Task{Name: "setup"})
-	s.auditRecord(g, "setup", start, results)
+	results := s.Task(g.ctx, orchestrator.Task{Name: "setup"})
+	auditRecord(s, g, "setup", start, results)
 	fmt.Fprintf(g.stdout, "\nsetup of %s:\n", c.Stage)
 	failed := 0
 	for _, r := range results {

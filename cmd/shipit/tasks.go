@@ -15,7 +15,7 @@ func (c *TasksCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	s, err := runtime.NewState(p.env(g, ""), nil, p.scripts...)
+	s, err := runtime.NewState(p.Env(""), nil, p.Scripts...)
 	if err != nil {
 		return err
 	}

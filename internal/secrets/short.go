@@ -9,7 +9,7 @@ import (
 // MinValueLen is the length of the shortest non-empty secret value
 // (leading and trailing whitespace not counted). shipit hides every secret
 // value in what it prints; a shorter one cannot be hidden without mangling
-// ordinary output, so it is refused. Empty values are fine. cmd/shipit's
+// ordinary output, so it is refused. Empty values are fine. app/session's
 // redactor uses the same bound.
 const MinValueLen = 3
 

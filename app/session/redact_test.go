@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"testing"
@@ -13,7 +13,7 @@ func TestRedactorHidesEveryAcceptedValue(t *testing.T) {
 		if secrets.TooShort(v) {
 			t.Fatalf("%q refused", v)
 		}
-		r := redactor(map[string]string{"K": v})
+		r := Redactor(map[string]string{"K": v})
 		if r == nil || r("before "+v+" after") != "before *** after" {
 			t.Fatalf("%q not redacted", v)
 		}
