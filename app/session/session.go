@@ -32,6 +32,7 @@ type Options struct {
 	Identity string // age identity for secrets (--identity)
 	SSH      sshpool.Config
 	Stdout   io.Writer
+	Stderr   io.Writer // warnings
 }
 
 // Project is everything a command needs that comes from the project dir.

@@ -44,7 +44,7 @@ func (c *DeployCmd) Run(g *Globals) error {
 	if err != nil {
 		return err
 	}
-	sha, err := deployChecks(s, g)
+	sha, err := s.DeployChecks(g.ctx)
 	if err != nil {
 		return err
 	}
@@ -52,10 +52,10 @@ func (c *DeployCmd) Run(g *Globals) error {
 	release := releases.Name(start)
 	s.Env.LockWait, s.Env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	if c.Plan {
-		return showPlan(s, g, "deploy", release, ro, sha)
+		return s.ShowPlan(g.ctx, "deploy", release, ro, sha)
 	}
 	results := s.Fleet.RunRollout(g.ctx, s.TaskOf(orchestrator.Task{Name: "deploy", Release: release}), ro)
-	auditRecord(s, g, "deploy", start, results)
+	s.Record(g.ctx, "deploy", start, results)
 	s.Fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.Env.Config.AppPath(), results)
 	s.Out.Summary(fmt.Sprintf("deploy to %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
 	return orchestrator.Failed(results)

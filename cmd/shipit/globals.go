@@ -31,7 +31,7 @@ type Globals struct {
 
 // options are what the global flags say about a command's run.
 func (g *Globals) options() session.Options {
-	return session.Options{Config: g.Config, Verbose: g.Verbose, Trace: g.Trace, Identity: g.Identity, Stdout: g.stdout,
+	return session.Options{Config: g.Config, Verbose: g.Verbose, Trace: g.Trace, Identity: g.Identity, Stdout: g.stdout, Stderr: g.stderr,
 		SSH: g.sshConfig()}
 }
 

@@ -150,7 +150,7 @@ func (c *LockReleaseCmd) Run(g *Globals) error {
 		return orchestrator.Result{Err: fmt.Errorf("%s: the holder did not end within 10 minutes", h.Name)}
 	})
 	if len(released) > 0 {
-		auditRecord(s, g, "lock-release", start, released)
+		s.Record(g.ctx, "lock-release", start, released)
 	}
 	if len(refused) > 0 {
 		return hint.New("the lock is held by a live shipit on "+strings.Join(refused, "; "),
@@ -175,6 +175,6 @@ func (c *RecoverCmd) Run(g *Globals) error {
 	s.Env.LockWait = c.LockWait
 	start := time.Now()
 	results := s.Task(g.ctx, orchestrator.Task{Name: "recover"})
-	auditRecord(s, g, "recover", start, results)
+	s.Record(g.ctx, "recover", start, results)
 	return orchestrator.Failed(results)
 }

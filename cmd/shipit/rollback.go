@@ -25,11 +25,11 @@ func (c *RollbackCmd) Run(g *Globals) error {
 	defer s.Close()
 	s.Env.LockWait, s.Env.AllowUnrouted = c.LockWait, c.AllowUnrouted
 	if c.Plan {
-		return showPlan(s, g, "rollback", c.Release, orchestrator.Rollout{}, "")
+		return s.ShowPlan(g.ctx, "rollback", c.Release, orchestrator.Rollout{}, "")
 	}
 	start := time.Now()
 	results := s.Task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
-	auditRecord(s, g, "rollback", start, results)
+	s.Record(g.ctx, "rollback", start, results)
 	// Like deploy's, the summary says what each host runs now.
 	s.Fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.Env.Config.AppPath(), results)
 	s.Out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)

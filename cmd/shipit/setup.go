@@ -39,7 +39,7 @@ func (c *SetupCmd) Run(g *Globals) error {
 	}
 	start := time.Now()
 	results := s.Task(g.ctx, orchestrator.Task{Name: "setup"})
-	auditRecord(s, g, "setup", start, results)
+	s.Record(g.ctx, "setup", start, results)
 	fmt.Fprintf(g.stdout, "\nsetup of %s:\n", c.Stage)
 	failed := 0
 	for _, r := range results {

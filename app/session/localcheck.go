@@ -1,9 +1,8 @@
-package main
+package session
 
 import (
 	"context"
 	"fmt"
-	"github.com/shipit-dev/shipit/app/session"
 	"io"
 	"os/exec"
 	"path"
@@ -20,24 +19,25 @@ import (
 // deploy would. It returns the commit of app.branch that will be deployed.
 // With a shipit.lua that replaces deploy:push (a host that fetches from a
 // remote, say), the local branch is not what is deployed: nothing is checked.
-func deployChecks(s *session.Session, g *Globals) (string, error) {
+func (s *Session) DeployChecks(ctx context.Context) (string, error) {
+	stderr, config := s.Proj.opts.Stderr, s.Proj.opts.Config
 	if push := s.Proj.Plan().Tasks["deploy:push"]; push == nil || !strings.HasPrefix(push.Source, "recipes/") {
 		return "", nil
 	}
 	branch := s.Env.Config.App.Branch
 	dir := s.Proj.Dir
-	sha, err := gitRun(g.ctx, dir, "rev-parse", "--verify", "-q", "refs/heads/"+branch+"^{commit}")
+	sha, err := gitRun(ctx, dir, "rev-parse", "--verify", "-q", "refs/heads/"+branch+"^{commit}")
 	if err != nil {
 		return "", &hint.Error{
-			Msg: fmt.Sprintf("branch %q (app.branch in %s) has no commit in the local repository %s", branch, relName(g.Config), absDir(dir)),
+			Msg: fmt.Sprintf("branch %q (app.branch in %s) has no commit in the local repository %s", branch, RelName(config), absDir(dir)),
 			Fix: fmt.Sprintf("shipit deploys the committed HEAD of app.branch: commit on %s, or set app.branch to the branch to deploy", branch),
 			Err: err}
 	}
-	warnBranch(g.ctx, g.stderr, dir, branch, sha)
-	warnDirty(g.ctx, g.stderr, dir, filepath.Base(g.Config), branch)
+	warnBranch(ctx, stderr, dir, branch, sha)
+	warnDirty(ctx, stderr, dir, filepath.Base(config), branch)
 	// A shipit.lua that replaces deploy:override decides what it accepts.
 	if ov := s.Proj.Plan().Tasks["deploy:override"]; ov != nil && strings.HasPrefix(ov.Source, "recipes/") {
-		if err := checkCompose(g.ctx, dir, sha, s.Env.Config.Deploy.ComposeFile, s.Env.Config.Deploy.WebService); err != nil {
+		if err := checkCompose(ctx, dir, sha, s.Env.Config.Deploy.ComposeFile, s.Env.Config.Deploy.WebService); err != nil {
 			return "", err
 		}
 	}

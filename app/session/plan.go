@@ -1,9 +1,8 @@
-package main
+package session
 
 import (
 	"context"
 	"fmt"
-	"github.com/shipit-dev/shipit/app/session"
 	"os/exec"
 	"strings"
 	"sync"
@@ -15,26 +14,27 @@ import (
 	"github.com/shipit-dev/shipit/runtime"
 )
 
-// plan shows what a deploy or a rollback would do on each host: read-only
-// there (it runs no step, takes no lock, writes nothing). newSHA is the
-// commit a deploy sends, when deployChecks found it.
-func showPlan(s *session.Session, g *Globals, command, release string, ro orchestrator.Rollout, newSHA string) error {
+// ShowPlan prints what a deploy or a rollback would do on each host:
+// read-only there (it runs no step, takes no lock, writes nothing). newSHA
+// is the commit a deploy sends, when DeployChecks found it.
+func (s *Session) ShowPlan(ctx context.Context, command, release string, ro orchestrator.Rollout, newSHA string) error {
+	stdout, stderr := s.Proj.opts.Stdout, s.Proj.opts.Stderr
 	cfg := s.Env.Config
 	appPath := cfg.AppPath()
 	if command == "deploy" && newSHA == "" {
-		out, err := exec.CommandContext(g.ctx, "git", "-C", s.Proj.Dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
+		out, err := exec.CommandContext(ctx, "git", "-C", s.Proj.Dir, "rev-parse", "--verify", cfg.App.Branch+"^{commit}").Output()
 		if err != nil {
 			return fmt.Errorf("local: git rev-parse %s: %w", cfg.App.Branch, err)
 		}
 		newSHA = strings.TrimSpace(string(out))
 	}
 	if command == "deploy" && s.Env.SecretsErr != nil {
-		fmt.Fprintf(g.stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.Env.SecretsErr)
+		fmt.Fprintf(stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.Env.SecretsErr)
 	}
 	var mu sync.Mutex
 	plans := map[string]plan.Host{}
 	stageEnv := cfg.Stages[s.Env.Stage].Env
-	results := s.Fleet.Each(g.ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
+	results := s.Fleet.Each(ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
 		var p plan.Host
 		var err error
 		if command == "deploy" {
@@ -48,7 +48,7 @@ func showPlan(s *session.Session, g *Globals, command, release string, ro orches
 		mu.Unlock()
 		return orchestrator.Result{Err: err}
 	})
-	w := g.stdout
+	w := stdout
 	fmt.Fprintf(w, "%s plan for %s (nothing was changed)\n", command, s.Env.Stage)
 	hs := s.Env.Health()
 	fmt.Fprintf(w, "\nhealth check: %s every %s (probe timeout %s); the new release has %s to become healthy\n",
@@ -128,7 +128,7 @@ func showPlan(s *session.Session, g *Globals, command, release string, ro orches
 			fmt.Fprintf(w, "  lock        held now: %s\n", p.Locked)
 		}
 	}
-	hooks := hookPlan(s, command)
+	hooks := s.hookPlan(command)
 	if len(hooks) > 0 {
 		fmt.Fprintln(w, "\nfrom shipit.lua, on every host:")
 		for _, l := range hooks {
@@ -139,7 +139,7 @@ func showPlan(s *session.Session, g *Globals, command, release string, ro orches
 }
 
 // hookPlan lists, step by step, what shipit.lua adds to the pipeline.
-func hookPlan(s *session.Session, task string) []string {
+func (s *Session) hookPlan(task string) []string {
 	p := s.Proj.Plan()
 	t, ok := p.Tasks[task]
 	if !ok {
