@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
-	"fmt"
 	"time"
 
-	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/session"
 )
 
 // RollbackCmd switches back to the previous or a named release.
@@ -23,15 +21,5 @@ func (c *RollbackCmd) Run(g *Globals) error {
 		return err
 	}
 	defer s.Close()
-	s.Env.LockWait, s.Env.AllowUnrouted = c.LockWait, c.AllowUnrouted
-	if c.Plan {
-		return s.ShowPlan(g.ctx, "rollback", c.Release, orchestrator.Rollout{}, "")
-	}
-	start := time.Now()
-	results := s.Task(g.ctx, orchestrator.Task{Name: "rollback", Release: c.Release})
-	s.Record(g.ctx, "rollback", start, results)
-	// Like deploy's, the summary says what each host runs now.
-	s.Fleet.ReadCurrent(context.WithoutCancel(g.ctx), s.Env.Config.AppPath(), results)
-	s.Out.Summary(fmt.Sprintf("rollback of %s: %s", c.Stage, time.Since(start).Round(10*time.Millisecond)), results)
-	return orchestrator.Failed(results)
+	return s.Rollback(g.ctx, c.Release, session.RollbackOptions{LockWait: c.LockWait, Plan: c.Plan, AllowUnrouted: c.AllowUnrouted})
 }
