@@ -1,13 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"strings"
-
-	"github.com/shipit-dev/shipit/app/orchestrator"
-	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/internal/shell"
-)
+import "github.com/shipit-dev/shipit/app/session"
 
 // AppCmd groups the commands that act on the app's containers.
 type AppCmd struct {
@@ -23,34 +16,14 @@ type AppExecCmd struct {
 }
 
 func (c *AppExecCmd) Run(g *Globals) error {
-	args := c.Command
-	if len(args) > 0 && args[0] == "--" {
-		args = args[1:]
-	}
-	if len(args) == 0 {
-		return hint.New("no command given", "shipit app exec -s STAGE -- CMD [ARGS...]")
-	}
-	// One argument with spaces is a shell line, as in `shipit exec`;
-	// otherwise the words are the command, each quoted.
-	if len(args) == 1 && strings.ContainsAny(args[0], " \t\n") {
-		args = []string{"sh", "-c", args[0]}
+	args, err := session.CommandArgs(c.Command, "shipit app exec -s STAGE -- CMD [ARGS...]")
+	if err != nil {
+		return err
 	}
 	s, err := g.open(c.hostFlags)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if n := len(s.Fleet.Hosts); c.Interactive && n != 1 {
-		return hint.New(fmt.Sprintf("--interactive opens a terminal on one host, and %d are selected", n),
-			"pick one with --hosts HOST")
-	}
-	params := map[string]string{"cmd": shell.Join(args...)}
-	if c.New {
-		params["new"] = "1"
-	}
-	if c.Interactive {
-		params["interactive"] = "1"
-	}
-	s.Env.Params = params
-	return orchestrator.Failed(s.Task(g.ctx, orchestrator.Task{Name: "app:exec", AtCurrent: true}))
+	return s.AppExec(g.ctx, args, c.Interactive, c.New)
 }
