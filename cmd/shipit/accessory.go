@@ -3,10 +3,8 @@ package main
 import (
 	"fmt"
 	"strconv"
-	"strings"
 
-	"github.com/shipit-dev/shipit/app/orchestrator"
-	"github.com/shipit-dev/shipit/internal/accessory"
+	"github.com/shipit-dev/shipit/app/session"
 	"github.com/shipit-dev/shipit/internal/hint"
 )
 
@@ -80,101 +78,18 @@ func (c *AccessoryRemoveCmd) Run(g *Globals) error {
 	return runAccessories(g, c.accessoryTarget, "remove", map[string]string{"volumes": strconv.FormatBool(c.Volumes)}, false)
 }
 
-// AccessoryError lists the accessories whose action failed; Errs keeps the
-// causes so their hints reach the user.
-type AccessoryError struct {
-	Action string
-	Failed []string
-	Errs   []error
-}
-
-func (e *AccessoryError) Unwrap() []error { return e.Errs }
-
-func (e *AccessoryError) Error() string {
-	if len(e.Errs) == 1 {
-		return fmt.Sprintf("accessory %s %s: %v", e.Action, e.Failed[0], e.Errs[0])
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "accessory %s failed for %s:", e.Action, strings.Join(e.Failed, ", "))
-	for i, err := range e.Errs {
-		fmt.Fprintf(&b, "\n%s: %v", e.Failed[i], err)
-	}
-	return b.String()
-}
-
 // runAccessories runs accessory:<action> for the named accessory (or all
-// of them, sorted) on the hosts each one lives on. Accessories go one after
-// the other, hosts in parallel; with concurrent (logs -f) all at once.
+// of them) on the hosts each one lives on (app/session).
 func runAccessories(g *Globals, t accessoryTarget, action string, params map[string]string, concurrent bool) error {
 	p, err := g.loadProject()
 	if err != nil {
 		return err
 	}
-	cfg := p.Cfg
-	stage, err := orchestrator.PickStage(cfg, t.Stage)
+	pick, err := session.PickAccessories(p.Cfg, t.Name, t.Stage, t.Hosts)
 	if err != nil {
 		return err
 	}
-	names, err := orchestrator.AccessoryNames(cfg, t.Name)
-	if err != nil {
-		return err
-	}
-	// Validate every accessory and find its hosts before connecting anywhere.
-	hostsOf := map[string][]orchestrator.Host{}
-	var all []orchestrator.Host
-	for _, n := range names {
-		if _, err := accessory.Build(cfg.App.Name, stage, n, cfg.Accessories[n]); err != nil {
-			return err
-		}
-		if hostsOf[n], err = orchestrator.AccessoryHosts(cfg, stage, cfg.Accessories[n].Host, t.Hosts); err != nil {
-			return err
-		}
-		all = append(all, hostsOf[n]...)
-	}
-	s := g.on(p, stage, all, 0)
+	s := g.on(p, pick.Stage, pick.All, 0)
 	defer s.Close()
-	if err := s.RefuseShortSecrets(); err != nil {
-		return err
-	}
-	run := func(name string) error {
-		fleet := *s.Fleet
-		fleet.Hosts = hostsOf[name]
-		ps := map[string]string{"accessory": name, "multi": strconv.FormatBool(len(names) > 1)}
-		for k, v := range params {
-			ps[k] = v
-		}
-		return orchestrator.Failed(fleet.RunTask(g.ctx, orchestrator.Task{Name: "accessory:" + action, Env: s.Env, Scripts: p.Scripts, Params: ps}))
-	}
-	errs := make([]error, len(names))
-	if concurrent {
-		done := make(chan struct{})
-		for i, n := range names {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				errs[i] = run(n)
-			}()
-		}
-		for range names {
-			<-done
-		}
-	} else {
-		for i, n := range names {
-			if g.ctx.Err() != nil {
-				errs[i] = g.ctx.Err()
-				continue
-			}
-			errs[i] = run(n)
-		}
-	}
-	ae := &AccessoryError{Action: action}
-	for i, err := range errs {
-		if err != nil {
-			ae.Failed = append(ae.Failed, names[i])
-			ae.Errs = append(ae.Errs, err)
-		}
-	}
-	if len(ae.Errs) > 0 {
-		return ae
-	}
-	return nil
+	return s.Accessories(g.ctx, pick, action, params, concurrent)
 }

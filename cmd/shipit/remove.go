@@ -13,9 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
-	"github.com/shipit-dev/shipit/app/ui"
 	"github.com/shipit-dev/shipit/internal/hint"
-	"github.com/shipit-dev/shipit/runtime"
 )
 
 // RemoveCmd removes the app from the hosts of a stage by running the
@@ -59,25 +57,7 @@ func (c *RemoveCmd) Run(g *Globals) error {
 			return nil
 		}
 	}
-	s.Env.LockWait = c.LockWait
-	if !g.Verbose {
-		s.Out.QuietSteps = true // the removed items say more
-	}
-	start := time.Now()
-	results := s.Task(g.ctx, orchestrator.Task{Name: "remove"})
-	fmt.Fprintf(g.stdout, "\nremove of %s from %s:\n", cfg.App.Name, c.Stage)
-	failed := 0
-	for _, r := range results {
-		n := ui.Count([]orchestrator.Result{r}, runtime.ReportChanged)
-		if r.Err != nil {
-			failed++
-			fmt.Fprintf(g.stdout, "  %s  FAILED after %d removal(s)\n", r.Host, n)
-		} else {
-			fmt.Fprintf(g.stdout, "  %s  ok, %d removed\n", r.Host, n)
-		}
-	}
-	fmt.Fprintf(g.stdout, "took %s\n", time.Since(start).Round(10*time.Millisecond))
-	if err := orchestrator.Failed(results); err != nil {
+	if err := s.Remove(g.ctx, c.LockWait); err != nil {
 		return err
 	}
 	switch {
