@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/shipit-dev/shipit/app/session"
 	"io"
 	"sort"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
+	"github.com/shipit-dev/shipit/app/session"
 	"github.com/shipit-dev/shipit/sshpool"
 )
 
