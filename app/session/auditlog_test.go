@@ -1,4 +1,4 @@
-package main
+package session
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 func TestPrintAudit(t *testing.T) {
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
 	var b bytes.Buffer
-	printAudit(&b, []audit.Entry{
+	PrintAudit(&b, []audit.Entry{
 		{Time: t0, Host: "10.0.0.1", Command: "deploy", Result: audit.OK, Release: "20250102-030405", GitSHA: "0123456789abcdef0123",
 			User: "ann@laptop", Author: "Ann Lee <ann@example.com>", Duration: 83250 * time.Millisecond},
 		{Time: t0.Add(time.Minute), Host: "10.0.0.2", Command: "rollback", Result: audit.Failed, User: "bob@ci", Error: "health check failed"},
