@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/app/session"
+	"github.com/shipit-dev/shipit/app/vault"
 	"github.com/shipit-dev/shipit/sshpool"
 )
 
@@ -33,6 +35,11 @@ type Globals struct {
 func (g *Globals) options() session.Options {
 	return session.Options{Config: g.Config, Verbose: g.Verbose, Trace: g.Trace, Identity: g.Identity, Stdout: g.stdout, Stderr: g.stderr,
 		SSH: g.sshConfig()}
+}
+
+// vault is what the secrets commands take of the global flags.
+func (g *Globals) vault() *vault.Env {
+	return vault.NewEnv(g.ctx, g.Config, g.Identity, os.Stdin, g.stdout, g.stderr)
 }
 
 func (g *Globals) loadProject() (*session.Project, error) { return session.Load(g.options()) }
