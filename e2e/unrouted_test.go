@@ -34,9 +34,13 @@ func TestDeployWithoutTraefikFailsBeforeSwitching(t *testing.T) {
 	if strict == toml {
 		t.Fatal("newApp's shipit.toml has no allow_unrouted line to remove")
 	}
-	a.commit(map[string]string{"shipit.toml": strict, "www/index.html": "version 2\n"})
+	// --plan is the recipe's deploy:plan task: a shipit.lua hook adds its
+	// own line to it.
+	hook := `after("deploy:plan", function(h) require("shipit.report").warn("migrations", "2 pending") end)` + "\n"
+	a.commit(map[string]string{"shipit.toml": strict, "www/index.html": "version 2\n", "shipit.lua": hook})
 	plan := a.mustShipit("deploy", "-s", "production", "--plan")
-	mustContain(t, "deploy --plan", plan, "routing     no traefik container: the deploy FAILS before switching (nothing routes demo.example.com)")
+	mustContain(t, "deploy --plan", plan, "routing     no traefik container: the deploy FAILS before switching (nothing routes demo.example.com)",
+		"  migrations  2 pending")
 	out, code := a.shipit("deploy", "-s", "production")
 	if code == 0 {
 		t.Fatalf("deploy to a host without Traefik succeeded:\n%s", out)

@@ -423,3 +423,47 @@ function list_releases(h)
   for name in out:gmatch("[^\n]+") do table.insert(names, name) end
   return releases.sort(names)
 end
+
+---------------------------------------------------------------------------
+-- Plans: what `deploy --plan` and `rollback --plan` show of each host, as
+-- report items ("release", "commit", "images", "env", "routing", "lock"),
+-- changing nothing. A shipit.lua adds lines of its own by hooking them:
+--   after("deploy:plan", function(h) report.warn("migrations", "2 pending") end)
+---------------------------------------------------------------------------
+
+local report = require("shipit.report")
+local plan   = require("shipit.plan")
+
+local function or_none(s) return (s and s ~= "") and s or "(none)" end
+
+local function keys_line(p)
+  local parts = {}
+  for _, k in ipairs({ "added", "changed", "removed" }) do
+    local keys = p["env_" .. k]
+    if #keys > 0 then table.insert(parts, k .. " " .. table.concat(keys, ", ") .. ";") end
+  end
+  return #parts > 0 and table.concat(parts, " ") or "unchanged"
+end
+
+local function show_plan(p, with_images)
+  report.ok("release", or_none(p.current) .. " -> " .. p.target)
+  local commit = or_none(p.current_sha:sub(1, 12)) .. " -> " .. or_none(p.target_sha:sub(1, 12))
+  if p.commits_err ~= "" then commit = commit .. "\n(" .. p.commits_err .. ")" end
+  for _, c in ipairs(p.commits) do commit = commit .. "\n" .. c end
+  report.ok("commit", commit)
+  if with_images then
+    report.ok("images", D.build == "local" and "built here, then only the layers the host lacks are sent"
+      or "built on the host (docker compose build)")
+  end
+  report.ok("env", keys_line(p))
+  report.ok("routing", p.routing)
+  if p.locked ~= "" then report.warn("lock", "held now: " .. p.locked) end
+end
+
+task("deploy:plan", function(h)
+  show_plan(plan.deploy(h, { target = params.release, sha = params.sha }), true)
+end, "What `deploy --plan` shows of a host (changes nothing)")
+
+task("rollback:plan", function(h)
+  show_plan(plan.rollback(h, { target = params.release }), false)
+end, "What `rollback --plan` shows of a host (changes nothing)")

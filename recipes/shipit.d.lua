@@ -408,6 +408,22 @@ function override.generate(params) end
 ---@param dir string
 function override.install_probe(h, dir) end
 
+--- What a deploy or a rollback would change on a host, read without changing anything (deploy --plan, rollback --plan).
+---@class shipit.plan
+local plan = {}
+
+--- A deploy of commit sha as release target: the release and commit now serving, the commits between (newest first), the env keys the deploy would add, change or remove (never their values), who holds the lock, and whether Traefik routes the stage's domain (routing: what the routed wait would do).
+---@param h shipit.Host
+---@param opts {target: string, sha: string}
+---@return {current: string, current_sha: string, target: string, target_sha: string, commits: string[], commits_err: string, env_added: string[], env_changed: string[], env_removed: string[], locked: string, proxy: boolean, routing: string}
+function plan.deploy(h, opts) end
+
+--- A rollback to target (default: previous_release of shipit.lock); raises when there is none.
+---@param h shipit.Host
+---@param opts {target?: string}
+---@return {current: string, current_sha: string, target: string, target_sha: string, commits: string[], commits_err: string, env_added: string[], env_changed: string[], env_removed: string[], locked: string, proxy: boolean, routing: string}
+function plan.rollback(h, opts) end
+
 --- Release names (UTC timestamps) and pruning.
 ---@class shipit.releases
 local releases = {}
@@ -544,6 +560,7 @@ function traefik.drain(h, opts) end
 ---@overload fun(name: "shipit.lockfile"): shipit.lockfile
 ---@overload fun(name: "shipit.metrics"): shipit.metrics
 ---@overload fun(name: "shipit.override"): shipit.override
+---@overload fun(name: "shipit.plan"): shipit.plan
 ---@overload fun(name: "shipit.releases"): shipit.releases
 ---@overload fun(name: "shipit.report"): shipit.report
 ---@overload fun(name: "shipit.shell"): shipit.shell

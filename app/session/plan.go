@@ -6,11 +6,8 @@ import (
 	"io"
 	"os/exec"
 	"strings"
-	"sync"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
-	"github.com/shipit-dev/shipit/internal/plan"
-	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/text"
 	"github.com/shipit-dev/shipit/runtime"
 )
@@ -30,7 +27,11 @@ func (s *Session) ShowPlan(ctx context.Context, command, release string, ro orch
 	if command == "deploy" && s.Env.SecretsErr != nil {
 		fmt.Fprintf(s.Proj.opts.Stderr, "shipit: warning: secrets not readable (%v): env changes from secrets are not shown\n", s.Env.SecretsErr)
 	}
-	plans, results := s.readPlans(ctx, command, release, newSHA)
+	// The recipe's deploy:plan (rollback:plan) reads each host, changing
+	// nothing, and reports what it found; a shipit.lua may hook it.
+	s.Env.Params = map[string]string{"release": release, "sha": newSHA}
+	s.Out.QuietSteps, s.Out.QuietReports = true, true
+	results := s.Task(ctx, orchestrator.Task{Name: command + ":plan"})
 	w := s.Proj.opts.Stdout
 	fmt.Fprintf(w, "%s plan for %s (nothing was changed)\n", command, s.Env.Stage)
 	hs := s.Env.Health()
@@ -44,7 +45,7 @@ func (s *Session) ShowPlan(ctx context.Context, command, release string, ro orch
 			fmt.Fprintf(w, "  cannot plan: %s\n", text.FirstLine(r.Err.Error()))
 			continue
 		}
-		s.printHostPlan(w, command, plans[r.Host])
+		printItems(w, r.Report)
 	}
 	hooks := s.hookPlan(command)
 	if len(hooks) > 0 {
@@ -54,30 +55,6 @@ func (s *Session) ShowPlan(ctx context.Context, command, release string, ro orch
 		}
 	}
 	return orchestrator.Failed(results)
-}
-
-// readPlans reads, on every host at once, what the command would change.
-func (s *Session) readPlans(ctx context.Context, command, release, newSHA string) (map[string]plan.Host, []orchestrator.Result) {
-	cfg := s.Env.Config
-	appPath := cfg.AppPath()
-	stageEnv := cfg.Stages[s.Env.Stage].Env
-	var mu sync.Mutex
-	plans := map[string]plan.Host{}
-	results := s.Fleet.Each(ctx, func(ctx context.Context, h orchestrator.Host, c remote.Conn) orchestrator.Result {
-		var p plan.Host
-		var err error
-		if command == "deploy" {
-			p, err = plan.Deploy(ctx, c, appPath, s.Proj.Dir, newSHA, stageEnv, s.Env.Secrets)
-			p.Target = release
-		} else {
-			p, err = plan.Rollback(ctx, c, appPath, s.Proj.Dir, release)
-		}
-		mu.Lock()
-		plans[h.Name] = p
-		mu.Unlock()
-		return orchestrator.Result{Err: err}
-	})
-	return plans, results
 }
 
 // printRollout shows the batches when there are several (or --atomic).
@@ -133,33 +110,15 @@ func printVerify(w io.Writer, ro orchestrator.Rollout) {
 	}
 }
 
-// printHostPlan shows one host's plan.
-func (s *Session) printHostPlan(w io.Writer, command string, p plan.Host) {
-	fmt.Fprintf(w, "  release     %s -> %s\n", orNone(p.Current), p.Target)
-	fmt.Fprintf(w, "  commit      %s -> %s\n", orNone(text.Short(p.CurrentSHA)), orNone(text.Short(p.TargetSHA)))
-	if p.CommitsErr != "" {
-		fmt.Fprintf(w, "              (%s)\n", p.CommitsErr)
-	}
-	for _, c := range p.Commits {
-		fmt.Fprintf(w, "              %s\n", c)
-	}
-	if command == "deploy" {
-		if s.Env.Config.Deploy.Build == "local" {
-			fmt.Fprintln(w, "  images      built here, then only the layers the host lacks are sent")
-		} else {
-			fmt.Fprintln(w, "  images      built on the host (docker compose build)")
+// printItems shows a host's plan as its task reported it: one item a
+// line, its detail's further lines indented under the first.
+func printItems(w io.Writer, items []runtime.ReportItem) {
+	for _, it := range items {
+		lines := strings.Split(it.Detail, "\n")
+		fmt.Fprintf(w, "  %-11s %s\n", it.Item, lines[0])
+		for _, l := range lines[1:] {
+			fmt.Fprintf(w, "  %-11s %s\n", "", l)
 		}
-	}
-	env := envLine("added", p.EnvAdded) + envLine("changed", p.EnvChanged) + envLine("removed", p.EnvRemoved)
-	if env == "" {
-		env = " unchanged"
-	}
-	fmt.Fprintf(w, "  env        %s\n", env)
-	if l := routingLine(s.Env, p.Proxy, command); l != "" {
-		fmt.Fprintf(w, "  routing     %s\n", l)
-	}
-	if p.Locked != "" {
-		fmt.Fprintf(w, "  lock        held now: %s\n", p.Locked)
 	}
 }
 
@@ -199,41 +158,10 @@ func (s *Session) hookPlan(task string) []string {
 	return out
 }
 
-// routingLine says how the release would be routed, and when the command
-// would fail for lack of a Traefik (the routed wait's rule).
-func routingLine(env *runtime.Env, proxy bool, command string) string {
-	domain, allow := env.Routing()
-	switch {
-	case proxy && domain != "":
-		return "Traefik routes " + domain
-	case proxy:
-		return "Traefik runs (no domain set)"
-	case domain == "":
-		return "no traefik container: nothing may route the release (a warning)"
-	case allow:
-		return "no traefik container: switches anyway (allow_unrouted / --allow-unrouted), with a warning"
-	}
-	return fmt.Sprintf("no traefik container: the %s FAILS before switching (nothing routes %s); run `shipit setup`, or pass --allow-unrouted", command, domain)
-}
-
-func envLine(what string, keys []string) string {
-	if len(keys) == 0 {
-		return ""
-	}
-	return fmt.Sprintf(" %s %s;", what, strings.Join(keys, ", "))
-}
-
 func hostNames(hs []orchestrator.Host) string {
 	var n []string
 	for _, h := range hs {
 		n = append(n, h.Name)
 	}
 	return strings.Join(n, ", ")
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "(none)"
-	}
-	return s
 }

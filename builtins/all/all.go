@@ -14,6 +14,7 @@ import (
 	_ "github.com/shipit-dev/shipit/builtins/lockfile"
 	_ "github.com/shipit-dev/shipit/builtins/metrics"
 	_ "github.com/shipit-dev/shipit/builtins/override"
+	_ "github.com/shipit-dev/shipit/builtins/plan"
 	_ "github.com/shipit-dev/shipit/builtins/releases"
 	_ "github.com/shipit-dev/shipit/builtins/report"
 	_ "github.com/shipit-dev/shipit/builtins/shell"

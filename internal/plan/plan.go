@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -37,6 +38,24 @@ type Host struct {
 	EnvRemoved []string // keys the current env has and the new one lacks
 	Locked     string   // who holds the host's lock now, if anyone
 	Proxy      bool     // the host's traefik container runs
+	Routing    string   // how the release would be routed (RoutingLine)
+}
+
+// RoutingLine says how a release would be routed, and when the command
+// would fail for lack of a Traefik (the routed wait's rule: a domain that
+// no Traefik on the host routes fails the switch unless allowed).
+func RoutingLine(domain string, allowUnrouted, proxy bool, command string) string {
+	switch {
+	case proxy && domain != "":
+		return "Traefik routes " + domain
+	case proxy:
+		return "Traefik runs (no domain set)"
+	case domain == "":
+		return "no traefik container: nothing may route the release (a warning)"
+	case allowUnrouted:
+		return "no traefik container: switches anyway (allow_unrouted / --allow-unrouted), with a warning"
+	}
+	return "no traefik container: the " + command + " FAILS before switching (nothing routes " + domain + "); run `shipit setup`, or pass --allow-unrouted"
 }
 
 // Deploy plans a deploy of the commit newSHA with the stage's env sources
@@ -81,6 +100,12 @@ func Rollback(ctx context.Context, c remote.Conn, appPath, projectDir, target st
 		return h, errors.New("shipit.lock names no previous release; pass --release NAME")
 	}
 	rel := path.Join(appPath, "releases", target)
+	if ok, err := c.Exists(ctx, rel); err != nil {
+		return h, err
+	} else if !ok {
+		// The rollback would refuse it: say so here.
+		return h, fmt.Errorf("release %s does not exist on the host (`shipit releases` lists them)", target)
+	}
 	if sha, err := remote.ReadFile(ctx, c, path.Join(rel, ".shipit-revision")); err == nil {
 		h.TargetSHA = strings.TrimSpace(string(sha))
 	}
