@@ -93,7 +93,8 @@ func TestMessagesOnAHost(t *testing.T) {
 	if code != 1 {
 		t.Fatalf("logs nosuch exited %d", code)
 	}
-	mustContain(t, "logs nosuch", out, `step app:logs failed: no service "nosuch" in release `, "(services: web)")
+	// Found in the compose file, before any host is contacted.
+	mustContain(t, "logs nosuch", out, `shipit: error: no service "nosuch" in docker-compose.yml (services: web)`)
 	noRecipe("logs nosuch", out)
 
 	out = a.mustShipit("logs", "-s", "production", "web", "-n", "0")
