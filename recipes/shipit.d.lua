@@ -259,10 +259,11 @@ local env = {}
 ---@return {written: boolean, secrets_hash: string, keys: integer}
 function env.sync(h) end
 
---- Copies shared/.env into the release (h.release by default): what a rollback to it restores.
+--- Copies shared/.env into the release (h.release by default): what a rollback to it restores. link = true also links the release's .env to shared/.env, in the same command.
 ---@param h shipit.Host
 ---@param release? string
-function env.snapshot(h, release) end
+---@param opts? {link?: boolean}
+function env.snapshot(h, release, opts) end
 
 --- Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with).
 ---@param h shipit.Host
