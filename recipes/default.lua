@@ -363,15 +363,21 @@ function compose_cmd(h, release, args)
 end
 
 -- stop_release drains a release out of Traefik's rotation, stops it with
--- the grace period for in-flight requests, and removes its containers.
+-- the grace period for in-flight requests, and removes its containers (one
+-- command). The grace period is stop_timeout, unless the drained release
+-- cannot react to its stop signal (traefik.stop_grace, docs/deploys.md):
+-- then waiting stop_timeout would only hold the deploy, and its in-flight
+-- requests get the time its longest requests take.
 function stop_release(h, release, down_args)
   local dir = release_dir(h, release)
   if not h:exists(dir .. "/" .. OVERRIDE) then return end
-  local msg = traefik.drain(h, { project = project(h, release), dir = dir })
+  local p = project(h, release)
+  local msg, drained = traefik.drain(h, { project = p, dir = dir })
   if msg ~= "" then log.info("%s", msg) end
-  local grace = tostring(math.ceil(health.settings().stop_timeout))
-  compose_in(h, release, "stop -t " .. grace)
-  compose_in(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or ""))
+  local grace, why = traefik.stop_grace(h, { project = p, drained = drained, timeout = health.settings().stop_timeout })
+  if why ~= "" then log.info("%s: %s", p, why) end
+  h:run(compose_cmd(h, release, "stop -t " .. string.format("%d", grace)) .. " && " ..
+        compose_cmd(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or "")))
 end
 
 -- remove_release removes a release beyond keep_releases: its containers

@@ -526,11 +526,17 @@ local traefik = {}
 ---@param opts {project: string, timeout?: number|string}
 function traefik.wait_routed(h, opts) end
 
---- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened.
+--- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened, and whether Traefik no longer routes to them (false: the drain timed out or could not be made).
 ---@param h shipit.Host
 ---@param opts {project: string, dir: string, timeout?: number|string}
----@return string
+---@return string, boolean
 function traefik.drain(h, opts) end
+
+--- The grace period, in whole seconds, of stopping the project's containers: timeout (default: [deploy] stop_timeout), unless the project was drained and none of its main processes can react to its stop signal (no handler, as busybox httpd or a shell script as PID 1): then the time its longest requests took by Traefik's metrics (at least 1). Returns why when shorter, else "".
+---@param h shipit.Host
+---@param opts {project: string, drained: boolean, timeout?: number|string}
+---@return integer, string
+function traefik.stop_grace(h, opts) end
 
 --- Loads a module; shipit's own are listed here.
 ---@overload fun(name: "shipit.accessory"): shipit.accessory
