@@ -440,8 +440,5 @@ function write_lock(h, current, previous, sha)
 end
 
 function list_releases(h)
-  local out = h:run("ls -1 " .. q(h.releases_path) .. " 2>/dev/null || true", { quiet = true })
-  local names = {}
-  for name in out:gmatch("[^\n]+") do table.insert(names, name) end
-  return releases.sort(names)
+  return releases.list(h)
 end

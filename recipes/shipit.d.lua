@@ -438,6 +438,11 @@ function releases.prune(names, keep, protect) end
 ---@return string
 function releases.timestamp() end
 
+--- The names in the host's releases directory, oldest first (none when it is missing); read over SFTP, without a command.
+---@param h shipit.Host
+---@return string[]
+function releases.list(h) end
+
 --- Structured results of a task: what `shipit doctor`, `shipit setup` and `shipit run` show and count.
 ---@class shipit.report
 local report = {}

@@ -65,11 +65,16 @@ func (c *tracedConn) Exists(ctx context.Context, p string) (bool, error) {
 	return c.Conn.Exists(ctx, p)
 }
 
-// ReadFile, DialContext and RunPTY are the optional abilities of the
+// ReadFile, ReadDir, DialContext and RunPTY are the optional abilities of the
 // wrapped connection (sshpool's), kept visible through the wrapper.
 func (c *tracedConn) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	defer c.done("read "+p, time.Now())
 	return remote.ReadFile(ctx, c.Conn, p)
+}
+
+func (c *tracedConn) ReadDir(ctx context.Context, p string) ([]string, error) {
+	defer c.done("list "+p, time.Now())
+	return remote.ReadDir(ctx, c.Conn, p)
 }
 
 func (c *tracedConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
