@@ -181,8 +181,7 @@ task("deploy:build", function(h)
 end, "Build images on the host, or build locally and transfer them")
 
 task("deploy:start", function(h)
-  h:run(override.ensure_network_cmd)
-  compose_in(h, h.release, "up -d --no-build --remove-orphans")
+  h:run("{ " .. override.ensure_network_cmd .. "; } && " .. compose_cmd(h, h.release, "up -d --no-build --remove-orphans"))
 end, "Start the new release next to the running one")
 
 task("deploy:health", function(h)
@@ -261,7 +260,6 @@ task("rollback:prepare", function(h)
 end, "Find the rollback target")
 
 task("rollback:start", function(h)
-  h:run(override.ensure_network_cmd)
   if h:exists(h.release_path .. "/.env.snapshot") then
     -- Old code runs with the env it was deployed with, never with new settings.
     env.restore(h, h.release)
@@ -399,12 +397,15 @@ function remove_release(h, name)
   if r.code ~= 0 then fail("removing release " .. name .. ": " .. r.stderr) end
 end
 
+-- start_release starts a release that ran before (rollback) in one
+-- command: the traefik network, its drain marker removed, compose up.
 function start_release(h, release)
+  local cmd = "{ " .. override.ensure_network_cmd .. "; } && "
   if not original(h, release) then
-    h:run("mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
-          q(release_dir(h, release) .. "/.shipit-run/drain"))
+    cmd = cmd .. "mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
+          q(release_dir(h, release) .. "/.shipit-run/drain") .. " && "
   end
-  compose_in(h, release, "up -d --no-build --remove-orphans")
+  h:run(cmd .. compose_cmd(h, release, "up -d --no-build --remove-orphans"))
 end
 
 function read_lock(h)
