@@ -24,6 +24,7 @@ var handshakeRe = regexp.MustCompile(`ssh handshakes (\S+): (\d+)`)
 func BenchmarkDeployFanOut(b *testing.B) {
 	env := harness.New(b)
 	hosts := env.StartIsolatedHosts(b, 1, 2, 3, 4, 5, 6, 7, 8)
+	var own1, own8 []time.Duration
 	deploy := func(name string, hs []*harness.SSHD) (time.Duration, time.Duration, map[string]string) {
 		a := newApp(b, env, name, "/var/deploy", hs, "", "")
 		cmd := a.shipitCmd("--ssh-stats", "deploy", "-s", "production")
@@ -34,6 +35,12 @@ func BenchmarkDeployFanOut(b *testing.B) {
 			b.Fatalf("deploy to %d hosts: %v\n%s", len(hs), err, out)
 		}
 		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+		own := ownTimes(string(out))
+		if len(hs) == 1 {
+			own1 = own
+		} else {
+			own8 = own
+		}
 		hsk := map[string]string{}
 		for _, m := range handshakeRe.FindAllStringSubmatch(string(out), -1) {
 			hsk[m[1]] = m[2]
@@ -49,6 +56,7 @@ func BenchmarkDeployFanOut(b *testing.B) {
 		fmt.Printf("deploy 1 host:  %6.2fs (baseline), shipit CPU %v\n", one.Seconds(), cpu1.Round(time.Millisecond))
 		fmt.Printf("deploy 8 hosts: %6.2fs = %.2fx the 1-host baseline (8.00x would be serial), shipit CPU %v = %v per host\n",
 			eight.Seconds(), eight.Seconds()/one.Seconds(), cpu8.Round(time.Millisecond), (cpu8 / 8).Round(time.Millisecond))
+		fmt.Printf("shipit's own time per host (steps %s): 1 host %s; 8 hosts %s\n", strings.Join(ownSteps, "+"), fmtOwn(own1), fmtOwn(own8))
 		fmt.Printf("ssh handshakes per host, 1-host deploy: %s\n", fmtMap(h1))
 		fmt.Printf("ssh handshakes per host, 8-host deploy: %s\n", fmtMap(h8))
 	}
@@ -166,4 +174,42 @@ func fmtMap(m map[string]string) string {
 	}
 	sort.Strings(parts)
 	return strings.Join(parts, " ")
+}
+
+// ownTimes is shipit's own time (ownSteps) of each host's step line.
+func ownTimes(out string) []time.Duration {
+	var owns []time.Duration
+	for _, l := range strings.Split(out, "\n") {
+		if !strings.Contains(l, " · ") {
+			continue
+		}
+		var own time.Duration
+		for _, part := range strings.Split(strings.TrimSpace(l), " · ") {
+			f := strings.Fields(part)
+			if len(f) != 2 {
+				continue
+			}
+			for _, s := range ownSteps {
+				if f[0] == s {
+					d, _ := time.ParseDuration(f[1])
+					own += d
+				}
+			}
+		}
+		owns = append(owns, own)
+	}
+	return owns
+}
+
+// fmtOwn is "mean X, max Y (n hosts)".
+func fmtOwn(ds []time.Duration) string {
+	if len(ds) == 0 {
+		return "(none)"
+	}
+	var sum, most time.Duration
+	for _, d := range ds {
+		sum += d
+		most = max(most, d)
+	}
+	return fmt.Sprintf("mean %v, max %v (%d hosts)", (sum / time.Duration(len(ds))).Round(time.Millisecond), most.Round(time.Millisecond), len(ds))
 }

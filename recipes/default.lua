@@ -30,8 +30,8 @@ local COMPOSE_DESC = ".shipit-compose"
 local IMAGES = ".shipit-images"
 
 -- Helpers, defined at the end of the file.
-local wait_serving, release_dir, project, original, compose_in, read_lock, current_release, switch_current,
-      write_lock, list_releases, describe_release, stop_release, start_release
+local wait_serving, release_dir, project, original, compose_in, compose_cmd, read_lock, current_release, switch_current,
+      write_lock, list_releases, describe_release, stop_release, start_release, remove_release
 
 ---------------------------------------------------------------------------
 -- Deploy
@@ -92,13 +92,14 @@ end)
 
 task("deploy:release", function(h)
   hostlock.acquire(h, "deploy")
-  h:run("mkdir -p " .. q(h.releases_path) .. " && mkdir -p -m 700 " .. q(h.shared_path) ..
-        " && chmod 700 " .. q(h.shared_path))
   h.previous_release = current_release(h)
-  -- mkdir without -p fails when the name exists: a second deploy in the
-  -- same second gets the next free name instead of clobbering a release.
+  -- One command: the app's directories, then the release's. mkdir without
+  -- -p fails when the name exists: a second deploy in the same second gets
+  -- the next free name instead of clobbering a release.
+  local dirs = "mkdir -p " .. q(h.releases_path) .. " && mkdir -p -m 700 " .. q(h.shared_path) ..
+               " && chmod 700 " .. q(h.shared_path) .. " && "
   for _ = 1, 60 do
-    local r = h:run({ "mkdir", h.release_path }, { check = false })
+    local r = h:run(dirs .. shell.join({ "mkdir", h.release_path }), { check = false })
     if r.code == 0 then
       hostlock.begin(h, { op = "deploy", compose = compose.command(h) })
       return
@@ -165,8 +166,7 @@ task("deploy:env", function(h)
   else
     log.info("env unchanged, not rewritten")
   end
-  h:run({ "ln", "-sfn", "../../shared/.env", h.release_path .. "/.env" })
-  env.snapshot(h)
+  env.snapshot(h, nil, { link = true })
 end, "Write the merged env to shared/.env and link it into the release")
 
 task("deploy:build", function(h)
@@ -181,8 +181,7 @@ task("deploy:build", function(h)
 end, "Build images on the host, or build locally and transfer them")
 
 task("deploy:start", function(h)
-  h:run(override.ensure_network_cmd)
-  compose_in(h, h.release, "up -d --no-build --remove-orphans")
+  h:run("{ " .. override.ensure_network_cmd .. "; } && " .. compose_cmd(h, h.release, "up -d --no-build --remove-orphans"))
 end, "Start the new release next to the running one")
 
 task("deploy:health", function(h)
@@ -207,14 +206,7 @@ end, "Write shipit.lock")
 task("deploy:cleanup", function(h)
   local doomed = releases.prune(list_releases(h), D.keep_releases, { h.release, h.previous_release })
   for _, name in ipairs(doomed) do
-    local dir = release_dir(h, name)
-    stop_release(h, name, "--rmi local")
-    -- Images built locally for that release, exactly those (another app's
-    -- images must never match).
-    if h:exists(dir .. "/" .. IMAGES) then
-      h:run("xargs -r docker image rm -f < " .. q(dir .. "/" .. IMAGES) .. " >/dev/null 2>&1; true", { quiet = true })
-    end
-    h:run({ "rm", "-rf", dir })
+    remove_release(h, name)
     log.info("removed release %s", name)
   end
 end, "Remove releases beyond keep_releases")
@@ -268,7 +260,6 @@ task("rollback:prepare", function(h)
 end, "Find the rollback target")
 
 task("rollback:start", function(h)
-  h:run(override.ensure_network_cmd)
   if h:exists(h.release_path .. "/.env.snapshot") then
     -- Old code runs with the env it was deployed with, never with new settings.
     env.restore(h, h.release)
@@ -361,28 +352,60 @@ end
 -- compose_in runs `<compose> -p <project> -f <file> -f <override> ARGS` in
 -- the release's directory (plain `<compose> ARGS` for the original's).
 function compose_in(h, release, args, opts)
+  return h:run(compose_cmd(h, release, args), opts)
+end
+
+function compose_cmd(h, release, args)
   local r = compose.release(h, release)
-  return h:run("cd " .. q(r.dir) .. " && " .. compose.command(h) .. " " .. r.args .. " " .. args, opts)
+  return "cd " .. q(r.dir) .. " && " .. compose.command(h) .. " " .. r.args .. " " .. args
 end
 
 -- stop_release drains a release out of Traefik's rotation, stops it with
--- the grace period for in-flight requests, and removes its containers.
+-- the grace period for in-flight requests, and removes its containers (one
+-- command). The grace period is stop_timeout, unless the drained release
+-- cannot react to its stop signal (traefik.stop_grace, docs/deploys.md):
+-- then waiting stop_timeout would only hold the deploy, and its in-flight
+-- requests get the time its longest requests take.
 function stop_release(h, release, down_args)
   local dir = release_dir(h, release)
   if not h:exists(dir .. "/" .. OVERRIDE) then return end
-  local msg = traefik.drain(h, { project = project(h, release), dir = dir })
+  local p = project(h, release)
+  local msg, drained = traefik.drain(h, { project = p, dir = dir })
   if msg ~= "" then log.info("%s", msg) end
-  local grace = tostring(math.ceil(health.settings().stop_timeout))
-  compose_in(h, release, "stop -t " .. grace)
-  compose_in(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or ""))
+  local grace, why = traefik.stop_grace(h, { project = p, drained = drained, timeout = health.settings().stop_timeout })
+  if why ~= "" then log.info("%s: %s", p, why) end
+  h:run(compose_cmd(h, release, "stop -t " .. string.format("%d", grace)) .. " && " ..
+        compose_cmd(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or "")))
 end
 
-function start_release(h, release)
-  if not original(h, release) then
-    h:run("mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
-          q(release_dir(h, release) .. "/.shipit-run/drain"))
+-- remove_release removes a release beyond keep_releases: its containers
+-- and images, exactly the images built locally for it (another app's must
+-- never match), its directory. One command when it no longer runs (the
+-- usual case: only current runs); one still running is drained and stopped
+-- first.
+function remove_release(h, name)
+  local dir = release_dir(h, name)
+  local script = "{ [ ! -e " .. q(dir .. "/" .. OVERRIDE) .. " ] || (" .. compose_cmd(h, name, "down --remove-orphans --rmi local") ..
+    "); } && { [ ! -e " .. q(dir .. "/" .. IMAGES) .. " ] || xargs -r docker image rm -f < " .. q(dir .. "/" .. IMAGES) ..
+    " >/dev/null 2>&1; true; } && rm -rf " .. q(dir)
+  local running = "[ -z \"$(docker ps -q --filter " .. q("label=com.docker.compose.project=" .. project(h, name)) .. ")\" ] || exit 3; "
+  local r = h:run(running .. script, { check = false })
+  if r.code == 3 then
+    stop_release(h, name, "--rmi local")
+    r = h:run(script, { check = false })
   end
-  compose_in(h, release, "up -d --no-build --remove-orphans")
+  if r.code ~= 0 then fail("removing release " .. name .. ": " .. r.stderr) end
+end
+
+-- start_release starts a release that ran before (rollback) in one
+-- command: the traefik network, its drain marker removed, compose up.
+function start_release(h, release)
+  local cmd = "{ " .. override.ensure_network_cmd .. "; } && "
+  if not original(h, release) then
+    cmd = cmd .. "mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
+          q(release_dir(h, release) .. "/.shipit-run/drain") .. " && "
+  end
+  h:run(cmd .. compose_cmd(h, release, "up -d --no-build --remove-orphans"))
 end
 
 function read_lock(h)
@@ -418,10 +441,7 @@ function write_lock(h, current, previous, sha)
 end
 
 function list_releases(h)
-  local out = h:run("ls -1 " .. q(h.releases_path) .. " 2>/dev/null || true", { quiet = true })
-  local names = {}
-  for name in out:gmatch("[^\n]+") do table.insert(names, name) end
-  return releases.sort(names)
+  return releases.list(h)
 end
 
 ---------------------------------------------------------------------------

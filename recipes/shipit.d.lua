@@ -259,10 +259,11 @@ local env = {}
 ---@return {written: boolean, secrets_hash: string, keys: integer}
 function env.sync(h) end
 
---- Copies shared/.env into the release (h.release by default): what a rollback to it restores.
+--- Copies shared/.env into the release (h.release by default): what a rollback to it restores. link = true also links the release's .env to shared/.env, in the same command.
 ---@param h shipit.Host
 ---@param release? string
-function env.snapshot(h, release) end
+---@param opts? {link?: boolean}
+function env.snapshot(h, release, opts) end
 
 --- Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with).
 ---@param h shipit.Host
@@ -453,6 +454,11 @@ function releases.prune(names, keep, protect) end
 ---@return string
 function releases.timestamp() end
 
+--- The names in the host's releases directory, oldest first (none when it is missing); read over SFTP, without a command.
+---@param h shipit.Host
+---@return string[]
+function releases.list(h) end
+
 --- Structured results of a task: what `shipit doctor`, `shipit setup` and `shipit run` show and count.
 ---@class shipit.report
 local report = {}
@@ -541,11 +547,17 @@ local traefik = {}
 ---@param opts {project: string, timeout?: number|string}
 function traefik.wait_routed(h, opts) end
 
---- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened.
+--- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened, and whether Traefik no longer routes to them (false: the drain timed out or could not be made).
 ---@param h shipit.Host
 ---@param opts {project: string, dir: string, timeout?: number|string}
----@return string
+---@return string, boolean
 function traefik.drain(h, opts) end
+
+--- The grace period, in whole seconds, of stopping the project's containers: timeout (default: [deploy] stop_timeout), unless the project was drained and none of its main processes can react to its stop signal (no handler, as busybox httpd or a shell script as PID 1): then the time its longest requests took by Traefik's metrics (at least 1). Returns why when shorter, else "".
+---@param h shipit.Host
+---@param opts {project: string, drained: boolean, timeout?: number|string}
+---@return integer, string
+function traefik.stop_grace(h, opts) end
 
 --- Loads a module; shipit's own are listed here.
 ---@overload fun(name: "shipit.accessory"): shipit.accessory

@@ -1,6 +1,9 @@
 package runtime
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"os"
 	"path"
 	"strconv"
@@ -8,6 +11,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/internal/text"
 )
@@ -228,10 +232,16 @@ func hostExists(L *lua.LState) int {
 
 func hostRead(L *lua.LState) int {
 	h := checkHost(L)
-	res, err := h.Exec("cat "+shell.Quote(L.CheckString(2)), false, RunOpts{Quiet: true})
+	p := L.CheckString(2)
+	// Read directly (SFTP) where the connection can: a command costs a
+	// session and the user's shell startup, a read changes nothing to guard.
+	b, err := remote.ReadFile(h.Context(), h.Conn, p)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("host %s: read %s: no such file", h.Name, p)
+	}
 	if err != nil {
 		return Raise(L, err)
 	}
-	L.Push(lua.LString(res.Stdout))
+	L.Push(lua.LString(b))
 	return 1
 }

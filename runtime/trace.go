@@ -20,6 +20,9 @@ import (
 // (Lua, compression, sleeps). It wraps the host's connection, so nothing
 // that reaches the host escapes it.
 
+// guardEnd ends hostlock.Guard's prefix: the trace shows what follows it.
+const guardEnd = "refusing to continue' >&2; exit 97; }; "
+
 // traceStats is what a host's traced connection measured so far.
 type traceStats struct {
 	calls atomic.Int64
@@ -38,6 +41,9 @@ func (c *tracedConn) done(what string, start time.Time) {
 	c.stats.calls.Add(1)
 	c.stats.nanos.Add(int64(d))
 	what = strings.Join(strings.Fields(what), " ")
+	if _, cmd, ok := strings.Cut(what, guardEnd); ok {
+		what = "(guarded) " + cmd
+	}
 	if len(what) > 120 {
 		what = what[:117] + "..."
 	}
@@ -59,11 +65,16 @@ func (c *tracedConn) Exists(ctx context.Context, p string) (bool, error) {
 	return c.Conn.Exists(ctx, p)
 }
 
-// ReadFile, DialContext and RunPTY are the optional abilities of the
+// ReadFile, ReadDir, DialContext and RunPTY are the optional abilities of the
 // wrapped connection (sshpool's), kept visible through the wrapper.
 func (c *tracedConn) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	defer c.done("read "+p, time.Now())
 	return remote.ReadFile(ctx, c.Conn, p)
+}
+
+func (c *tracedConn) ReadDir(ctx context.Context, p string) ([]string, error) {
+	defer c.done("list "+p, time.Now())
+	return remote.ReadDir(ctx, c.Conn, p)
 }
 
 func (c *tracedConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {

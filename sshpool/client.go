@@ -394,6 +394,25 @@ func (c *Client) ReadFile(ctx context.Context, p string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ReadDir lists the names in directory p (SFTP: no command, no shell).
+func (c *Client) ReadDir(ctx context.Context, p string) ([]string, error) {
+	var names []string
+	err := c.sftpDo(ctx, func(s *sftp.Client) error {
+		infos, err := s.ReadDir(p)
+		if err != nil {
+			return err
+		}
+		for _, fi := range infos {
+			names = append(names, fi.Name())
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, c.errf("list %s: %w", p, err)
+	}
+	return names, nil
+}
+
 // DialContext opens a TCP connection from the host (direct-tcpip), e.g. to
 // a service that listens only on the host's loopback.
 func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {

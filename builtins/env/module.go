@@ -10,6 +10,7 @@ import (
 
 	"github.com/shipit-dev/shipit/builtins/hostinfo"
 	"github.com/shipit-dev/shipit/internal/envsync"
+	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -19,8 +20,8 @@ func init() {
 		Funcs: []runtime.Func{
 			{Name: "sync", Args: "h: shipit.Host", Returns: "{written: boolean, secrets_hash: string, keys: integer}",
 				Doc: "Writes shared/.env (0600) when shipit.toml env, `shipit config` values or secrets changed."},
-			{Name: "snapshot", Args: "h: shipit.Host, release?: string",
-				Doc: "Copies shared/.env into the release (h.release by default): what a rollback to it restores."},
+			{Name: "snapshot", Args: "h: shipit.Host, release?: string, opts?: {link?: boolean}",
+				Doc: "Copies shared/.env into the release (h.release by default): what a rollback to it restores. link = true also links the release's .env to shared/.env, in the same command."},
 			{Name: "restore", Args: "h: shipit.Host, release: string",
 				Doc: "Makes a release's snapshot the shared env (a rollback runs old code with the env it was deployed with)."},
 			{Name: "backup", Args: "h: shipit.Host",
@@ -60,7 +61,13 @@ func open(L *lua.LState) *lua.LTable {
 			if name := L.OptString(2, ""); name != "" {
 				rel = path.Join(h.AppPath, "releases", name)
 			}
-			return run(L, h, envsync.SnapshotCmd(h.AppPath, rel))
+			o := struct{ Link bool }{}
+			runtime.Options(L, 3, &o)
+			cmd := envsync.SnapshotCmd(h.AppPath, rel)
+			if o.Link {
+				cmd = shell.Join("ln", "-sfn", "../../"+envsync.EnvFile, path.Join(rel, ".env")) + " && " + cmd
+			}
+			return run(L, h, cmd)
 		},
 		"restore": func(L *lua.LState) int {
 			h := runtime.CheckHost(L, 1)

@@ -3,12 +3,16 @@
 package releases
 
 import (
+	"errors"
+	"io/fs"
+	"path"
 	"sort"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/shipit-dev/shipit/internal/releases"
+	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/runtime"
 )
 
@@ -22,6 +26,8 @@ func init() {
 			{Name: "prune", Args: "names: string[], keep: integer, protect?: string[]", Returns: "string[]",
 				Doc: "The releases to delete: all but the newest `keep`, never one of `protect`."},
 			{Name: "timestamp", Returns: "string", Doc: "Now in RFC 3339 UTC, as shipit.lock writes it."},
+			{Name: "list", Args: "h: shipit.Host", Returns: "string[]",
+				Doc: "The names in the host's releases directory, oldest first (none when it is missing); read over SFTP, without a command."},
 		}})
 }
 
@@ -52,5 +58,20 @@ func open(L *lua.LState) *lua.LTable {
 			return 1
 		},
 		"timestamp": func(L *lua.LState) int { L.Push(lua.LString(releases.Timestamp(time.Now()))); return 1 },
+		"list":      list,
 	})
+}
+
+func list(L *lua.LState) int {
+	h := runtime.CheckHost(L, 1)
+	names, err := remote.ReadDir(h.Context(), h.Conn, path.Join(h.AppPath, "releases"))
+	if errors.Is(err, fs.ErrNotExist) {
+		names, err = nil, nil
+	}
+	if err != nil {
+		return runtime.Raise(L, err)
+	}
+	sort.Strings(names) // release names sort by time
+	L.Push(runtime.ToLua(L, names))
+	return 1
 }

@@ -3,8 +3,11 @@
 package compose
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path"
 	"strings"
 
@@ -99,17 +102,25 @@ func parseDesc(lines []string) (project string, files []string) {
 func Describe(ctx context.Context, c remote.Conn, dir, app, composeFile, override string) (Release, error) {
 	name := path.Base(dir)
 	r := Release{Dir: dir, Project: app + "-" + name, Files: []string{composeFile, override}}
-	q := shell.Quote
-	out, err := remote.Output(ctx, c, "if [ -e "+q(path.Join(dir, DescFile))+" ]; then cat "+q(path.Join(dir, DescFile))+
-		"; elif [ ! -e "+q(path.Join(dir, override))+" ] || grep -q shipit.release "+q(path.Join(dir, override))+"; then echo ours; else echo original; fi")
-	if err != nil {
+	// Read directly (SFTP where the connection can): a command would cost
+	// a session and the user's shell startup.
+	desc, err := remote.ReadFile(ctx, c, path.Join(dir, DescFile))
+	switch {
+	case err == nil:
+		if lines := strings.Split(strings.TrimRight(string(desc), "\n"), "\n"); len(lines) >= 2 && lines[0] != "" {
+			r.Project, r.Files = parseDesc(lines)
+		}
+		return r, nil
+	case !errors.Is(err, fs.ErrNotExist):
 		return r, err
 	}
-	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	ovr, err := remote.ReadFile(ctx, c, path.Join(dir, override))
 	switch {
-	case len(lines) >= 2 && lines[0] != "":
-		r.Project, r.Files = parseDesc(lines)
-	case lines[0] == "original":
+	case errors.Is(err, fs.ErrNotExist):
+		return r, nil
+	case err != nil:
+		return r, err
+	case !bytes.Contains(ovr, []byte("shipit.release")):
 		r.Project, r.Files, r.Original = name, nil, true
 	}
 	return r, nil

@@ -56,3 +56,40 @@ func quoteForTest(s string) string {
 	}
 	return s
 }
+
+// Without a description, a release whose override carries shipit's labels
+// (or has none yet) is <app>-<release>; one whose override does not is the
+// original shipit's, run in its directory.
+func TestDescribeWithoutDescription(t *testing.T) {
+	cases := []struct {
+		name, override string
+		original       bool
+	}{
+		{"no override yet", "", false},
+		{"older shipit", "services:\n  web:\n    labels:\n      shipit.release: r2\n", false},
+		{"original shipit", "services:\n  web:\n    labels:\n      traefik.enable: \"true\"\n", true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "r2")
+			os.MkdirAll(dir, 0o755)
+			if c.override != "" {
+				os.WriteFile(filepath.Join(dir, "docker-compose.override.yml"), []byte(c.override), 0o644)
+			}
+			r, err := Describe(context.Background(), &localconn.Conn{HostName: "h", Dir: dir}, dir, "demo", "x.yml", "docker-compose.override.yml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Original != c.original {
+				t.Fatalf("Original = %v, want %v (%+v)", r.Original, c.original, r)
+			}
+			wantProject := "demo-r2"
+			if c.original {
+				wantProject = "r2"
+			}
+			if r.Project != wantProject {
+				t.Fatalf("project %q, want %q", r.Project, wantProject)
+			}
+		})
+	}
+}

@@ -418,8 +418,9 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 // Drain takes the release's routed containers out of Traefik's rotation
 // and waits until Traefik stops sending them requests: the drain marker
 // fails their health check, Docker calls them unhealthy, Traefik drops
-// them. It returns what happened for the log; a drain that times out is
-// not an error (the release is stopped anyway, with its grace period).
+// them. It returns what happened for the log, and whether the release is
+// out of rotation; a drain that times out is not an error (the release is
+// stopped anyway, with its grace period).
 //
 // A release the original shipit started has no drain marker. Its router
 // has Traefik's default priority and ours one more: once the new release
@@ -429,26 +430,26 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 // `curl` and `wget` into the first directory of the container's PATH
 // (which a shell that runs busybox applets directly does not consult);
 // its own interval and retries then decide how long that takes.
-func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
+func Drain(ctx context.Context, c remote.Conn, o Options) (msg string, drained bool, err error) {
 	bs, err := Backends(ctx, c, o.Project)
 	if err != nil || len(bs) == 0 {
-		return "", err
+		return "", err == nil, err
 	}
 	api := Find(ctx, c)
 	foreign := false // started by the original shipit: no drain marker
 	marker := path.Join(o.Dir, probe.DrainMarker)
 	if ok, err := c.Exists(ctx, path.Dir(marker)); err != nil {
-		return "", err
+		return "", false, err
 	} else if ok {
 		if _, err := remote.Output(ctx, c, ": > "+shell.Quote(marker)); err != nil {
-			return "", err
+			return "", false, err
 		}
 	} else {
 		foreign = true
 		if !yields(ctx, c, api, o.Project, bs) {
 			for _, b := range bs {
 				if err := failProbe(ctx, c, b.ID); err != nil {
-					return fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", o.Project, err), nil
+					return fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", o.Project, err), false, nil
 				}
 			}
 			o.Timeout = max(o.Timeout, 75*time.Second)
@@ -459,7 +460,7 @@ func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 	for {
 		left, err := stillRouted(ctx, c, api, o.Project)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if left != "" && foreign && yields(ctx, c, api, o.Project, bs) {
 			left = ""
@@ -469,16 +470,16 @@ func Drain(ctx context.Context, c remote.Conn, o Options) (string, error) {
 				// Docker says unhealthy; Traefik's provider applies it
 				// within its throttle.
 				if err := sleep(ctx, throttle(ctx, c)); err != nil {
-					return "", err
+					return "", false, err
 				}
 			}
-			return fmt.Sprintf("drained %s in %s", o.Project, time.Since(start).Round(100*time.Millisecond)), nil
+			return fmt.Sprintf("drained %s in %s", o.Project, time.Since(start).Round(100*time.Millisecond)), true, nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Sprintf("drain of %s timed out after %s (%s); stopping it anyway", o.Project, o.Timeout, left), nil
+			return fmt.Sprintf("drain of %s timed out after %s (%s); stopping it anyway", o.Project, o.Timeout, left), false, nil
 		}
 		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return "", err
+			return "", false, err
 		}
 	}
 }

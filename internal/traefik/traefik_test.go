@@ -85,8 +85,8 @@ func TestDrainWaitsUntilTraefikDropsTheServer(t *testing.T) {
 		h.mu.Unlock()
 	}()
 	start := time.Now()
-	msg, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 10 * time.Second})
-	if err != nil || !strings.HasPrefix(msg, "drained app-r1 in") {
+	msg, drained, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 10 * time.Second})
+	if err != nil || !strings.HasPrefix(msg, "drained app-r1 in") || !drained {
 		t.Fatalf("drain: %q %v", msg, err)
 	}
 	if el := time.Since(start); el < 400*time.Millisecond {
@@ -97,8 +97,8 @@ func TestDrainWaitsUntilTraefikDropsTheServer(t *testing.T) {
 	}
 	// A drain that never completes times out without failing the stop.
 	h = &fakeHost{servers: routed, health: "healthy"}
-	msg, err = Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 300 * time.Millisecond})
-	if err != nil || !strings.Contains(msg, "timed out") {
+	msg, drained, err = Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 300 * time.Millisecond})
+	if err != nil || !strings.Contains(msg, "timed out") || drained {
 		t.Fatalf("timed-out drain: %q %v", msg, err)
 	}
 }
@@ -106,8 +106,8 @@ func TestDrainWaitsUntilTraefikDropsTheServer(t *testing.T) {
 // Without Traefik's API, Docker's view decides: unhealthy is drained.
 func TestDrainWithoutTheAPIUsesDockerHealth(t *testing.T) {
 	h := &fakeHost{noAPI: true, health: "unhealthy"}
-	msg, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/r1", Timeout: 10 * time.Second})
-	if err != nil || !strings.HasPrefix(msg, "drained") {
+	msg, drained, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/r1", Timeout: 10 * time.Second})
+	if err != nil || !strings.HasPrefix(msg, "drained") || !drained {
 		t.Fatalf("drain without API: %q %v", msg, err)
 	}
 }
@@ -123,8 +123,8 @@ func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
 			`{"name":"app-new-1a2b@docker","provider":"docker","service":"app-new","rule":"Host(`+"`a.example.com`"+`)","status":"enabled","priority":%d,"using":["web"]}]`, ours)
 	}
 	h := &fakeHost{servers: services, routers: routers(22), health: "healthy", foreign: true}
-	msg, err := Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
-	if err != nil || !strings.HasPrefix(msg, "drained 20250219-140000 in ") {
+	msg, drained, err := Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
+	if err != nil || !strings.HasPrefix(msg, "drained 20250219-140000 in ") || !drained {
 		t.Fatalf("outranked: %q, %v", msg, err)
 	}
 	for _, c := range h.commands {
@@ -135,8 +135,8 @@ func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
 	// Same priority: Traefik may still pick the old router; its probe is
 	// made to fail instead.
 	h = &fakeHost{servers: services, routers: routers(21), health: "healthy", foreign: true}
-	msg, err = Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
-	if err != nil || !strings.Contains(strings.Join(h.commands, "\n"), "docker cp - ") || !strings.Contains(msg, "stopping it without a drain") {
+	msg, drained, err = Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
+	if err != nil || !strings.Contains(strings.Join(h.commands, "\n"), "docker cp - ") || !strings.Contains(msg, "stopping it without a drain") || drained {
 		t.Fatalf("tied: %q, %v; commands %q", msg, err, h.commands)
 	}
 }
