@@ -31,7 +31,9 @@ func (c *ExecCmd) Run(g *Globals) error {
 	if len(args) == 0 {
 		return hint.New("no command given", "shipit exec -s STAGE -- CMD [ARGS...]")
 	}
-	s, err := g.open(c.hostFlags)
+	// exec runs no Lua: a broken shipit.lua does not stand in the way of
+	// the command that may be needed to look into it.
+	s, err := g.openNoLua(c.hostFlags)
 	if err != nil {
 		return err
 	}

@@ -44,12 +44,10 @@ type project struct {
 }
 
 func (g *Globals) loadProject() (*project, error) {
-	cfg, err := config.Load(relName(g.Config))
+	p, err := g.loadConfig()
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(g.Config)
-	p := &project{cfg: cfg, dir: dir}
 	for _, r := range recipes.All() {
 		c, err := runtime.Compile(runtime.Script{Name: r.Name, Source: r.Source})
 		if err != nil {
@@ -57,7 +55,7 @@ func (g *Globals) loadProject() (*project, error) {
 		}
 		p.scripts = append(p.scripts, c)
 	}
-	luaPath := filepath.Join(dir, "shipit.lua")
+	luaPath := filepath.Join(p.dir, "shipit.lua")
 	if src, err := os.ReadFile(luaPath); err == nil {
 		c, err := runtime.Compile(runtime.Script{Name: relName(luaPath), Source: src})
 		if err != nil {
@@ -75,6 +73,16 @@ func (g *Globals) loadProject() (*project, error) {
 	}
 	s.Close()
 	return p, nil
+}
+
+// loadConfig loads shipit.toml only: the project of a command that runs
+// no Lua (exec), which then pays no recipe compilation.
+func (g *Globals) loadConfig() (*project, error) {
+	cfg, err := config.Load(relName(g.Config))
+	if err != nil {
+		return nil, err
+	}
+	return &project{cfg: cfg, dir: filepath.Dir(g.Config)}, nil
 }
 
 func relName(p string) string {
@@ -146,6 +154,21 @@ func (g *Globals) open(f hostFlags) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	return g.openProject(p, f)
+}
+
+// openNoLua is open for a command that runs no Lua on its hosts (exec):
+// shipit.lua and the recipes are neither compiled nor evaluated.
+func (g *Globals) openNoLua(f hostFlags) (*session, error) {
+	p, err := g.loadConfig()
+	if err != nil {
+		return nil, err
+	}
+	return g.openProject(p, f)
+}
+
+// openProject selects the hosts of p and decrypts the stage's secrets.
+func (g *Globals) openProject(p *project, f hostFlags) (*session, error) {
 	hosts, err := orchestrator.Select(p.cfg, f.Stage, f.Hosts)
 	if err != nil {
 		return nil, err
