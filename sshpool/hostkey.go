@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -105,13 +106,12 @@ func (e *HostKeyError) Hint() string {
 }
 
 // probeKey is a key no known_hosts file contains; checking it yields a
-// KeyError listing every key recorded for the host.
+// KeyError listing every key recorded for the host. Its bytes are a hash
+// nobody holds the private key of: generating a key at init cost every
+// command about a millisecond of CPU.
 var probeKey = func() ssh.PublicKey {
-	pub, _, err := ed25519.GenerateKey(nil)
-	if err != nil {
-		panic(err)
-	}
-	k, err := ssh.NewPublicKey(pub)
+	sum := sha256.Sum256([]byte("shipit known_hosts probe key"))
+	k, err := ssh.NewPublicKey(ed25519.PublicKey(sum[:]))
 	if err != nil {
 		panic(err)
 	}
@@ -126,6 +126,7 @@ type hostKeyChecker struct {
 	home      string // for showing files under it as ~/...
 	acceptNew bool
 	appendMu  *sync.Mutex
+	cache     *knownHostsCache // nil: parse on every load
 }
 
 // knownHosts is the known_hosts files as read for one dial. x/crypto's
@@ -137,12 +138,35 @@ type knownHosts struct {
 	markers map[string]map[int]string // file -> line -> "@cert-authority" or "@revoked"
 }
 
+// knownHostsCache keeps the last parse of a pool's known_hosts files with
+// the bytes it was made of: parsing every key of the files again for each
+// of many hosts was most of a fan-out's client CPU beyond the handshakes.
+// A change to any file (a key accepted by a concurrent dial, or by the
+// user) misses and parses afresh.
+type knownHostsCache struct {
+	mu    sync.Mutex
+	files []knownHostsFile
+	kh    *knownHosts
+}
+
+// knownHostsFile is one file as read: missing, or its contents.
+type knownHostsFile struct {
+	exists bool
+	data   []byte
+}
+
+func sameFiles(a, b []knownHostsFile) bool {
+	return slices.EqualFunc(a, b, func(x, y knownHostsFile) bool {
+		return x.exists == y.exists && bytes.Equal(x.data, y.data)
+	})
+}
+
 // load reads the known_hosts files fresh on every dial so keys accepted by a
-// concurrent dial (or by the user) are seen. Missing files are fine.
+// concurrent dial (or by the user) are seen; they are parsed again only
+// when their contents changed. Missing files are fine.
 func (h *hostKeyChecker) load() (*knownHosts, error) {
-	kh := &knownHosts{markers: map[string]map[int]string{}}
-	var existing []string
-	for _, f := range h.files {
+	read := make([]knownHostsFile, len(h.files))
+	for i, f := range h.files {
 		data, err := os.ReadFile(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
@@ -150,8 +174,36 @@ func (h *hostKeyChecker) load() (*knownHosts, error) {
 		if err != nil {
 			return nil, fmt.Errorf("known_hosts: %w", err)
 		}
+		read[i] = knownHostsFile{exists: true, data: data}
+	}
+	if h.cache == nil {
+		return h.parse(read)
+	}
+	h.cache.mu.Lock()
+	defer h.cache.mu.Unlock()
+	if h.cache.kh != nil && sameFiles(h.cache.files, read) {
+		return h.cache.kh, nil
+	}
+	kh, err := h.parse(read)
+	if err != nil {
+		return nil, err
+	}
+	h.cache.files, h.cache.kh = read, kh
+	return kh, nil
+}
+
+// parse builds the callback of the files as read (x/crypto's knownhosts
+// reads them again by name: a file changed in between is parsed as it is
+// now, and the next load, comparing to what was read here, parses again).
+func (h *hostKeyChecker) parse(read []knownHostsFile) (*knownHosts, error) {
+	kh := &knownHosts{markers: map[string]map[int]string{}}
+	var existing []string
+	for i, f := range h.files {
+		if !read[i].exists {
+			continue
+		}
 		existing = append(existing, f)
-		kh.markers[f] = markerLines(data)
+		kh.markers[f] = markerLines(read[i].data)
 	}
 	cb, err := knownhosts.New(existing...)
 	if err != nil {

@@ -53,6 +53,7 @@ type Pool struct {
 	sshConfig *ssh_config.Config
 	configErr error
 	appendMu  sync.Mutex
+	known     knownHostsCache
 
 	ctx    context.Context // cancelled by Close; bounds in-flight dials
 	cancel context.CancelFunc
@@ -376,7 +377,7 @@ func (p *Pool) connect(ctx context.Context, r *resolved) (*Client, error) {
 		}
 	}
 
-	hk := &hostKeyChecker{files: p.cfg.KnownHostsFiles, home: p.home, acceptNew: p.cfg.AcceptNewHostKeys, appendMu: &p.appendMu}
+	hk := &hostKeyChecker{files: p.cfg.KnownHostsFiles, home: p.home, acceptNew: p.cfg.AcceptNewHostKeys, appendMu: &p.appendMu, cache: &p.known}
 	kh, err := hk.load()
 	if err != nil {
 		conn.Close()

@@ -47,12 +47,11 @@ type Project struct {
 // evaluates them once without a host, so that a script error surfaces
 // before any connection is made.
 func Load(o Options) (*Project, error) {
-	cfg, err := config.Load(RelName(o.Config))
+	p, err := LoadConfig(o)
 	if err != nil {
 		return nil, err
 	}
-	dir := filepath.Dir(o.Config)
-	p := &Project{Cfg: cfg, Dir: dir, opts: o}
+	dir := p.Dir
 	for _, r := range recipes.All() {
 		c, err := runtime.Compile(runtime.Script{Name: r.Name, Source: r.Source})
 		if err != nil {
@@ -76,6 +75,17 @@ func Load(o Options) (*Project, error) {
 	}
 	s.Close()
 	return p, nil
+}
+
+// LoadConfig reads shipit.toml only: the project of a command that runs no
+// Lua (exec), which then pays no recipe compilation, and which a broken
+// shipit.lua does not stand in the way of.
+func LoadConfig(o Options) (*Project, error) {
+	cfg, err := config.Load(RelName(o.Config))
+	if err != nil {
+		return nil, err
+	}
+	return &Project{Cfg: cfg, Dir: filepath.Dir(o.Config), opts: o}, nil
 }
 
 // RelName is p relative to the working directory when that is shorter:

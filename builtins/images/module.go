@@ -84,6 +84,18 @@ var (
 	senderSlot = runtime.NewRunSlot[*imagexfer.Sender]("images.sender")
 )
 
+// sender is the run's one sender: a layer several hosts need is read and
+// compressed once. Its spool files go with the process.
+func sender(st *runtime.State) *imagexfer.Sender {
+	s, _ := senderSlot.Get(st.Env, "", func() (*imagexfer.Sender, error) { return imagexfer.NewSender(imagexfer.Options{}), nil })
+	return s
+}
+
+// xferHost is h as a destination of the run's transfers.
+func xferHost(h *runtime.Host) imagexfer.Host {
+	return imagexfer.Host{Conn: h.Conn, Docker: "docker", StagingDir: stagingDir(h)}
+}
+
 func open(L *lua.LState) *lua.LTable {
 	return L.SetFuncs(L.NewTable(), map[string]lua.LGFunction{
 		"plan_local": func(L *lua.LState) int {
@@ -103,6 +115,8 @@ func open(L *lua.LState) *lua.LTable {
 			h := runtime.CheckHost(L, 1)
 			o := buildOpts(L, h)
 			st := runtime.StateOf(L)
+			// The host is asked what its engine has while the images build.
+			sender(st).Prefetch(h.Context(), xferHost(h))
 			// One local build per command run, whatever the number of hosts.
 			built, err := buildSlot.Get(st.Env, o.ComposeFile+":"+o.Commit, func() (map[string]string, error) {
 				// The plan of this commit (plan_local made it in deploy:override):
@@ -137,21 +151,14 @@ func open(L *lua.LState) *lua.LTable {
 			var refs []string
 			L.CheckTable(2).ForEach(func(_, ref lua.LValue) { refs = append(refs, ref.String()) })
 			sort.Strings(refs)
-			st := runtime.StateOf(L)
-			// One sender per run: a layer several hosts need is read and
-			// compressed once. Its spool files go with the process.
-			sender, _ := senderSlot.Get(st.Env, "", func() (*imagexfer.Sender, error) { return imagexfer.NewSender(imagexfer.Options{}), nil })
-			res, err := sender.Transfer(h.Context(), imagexfer.Host{
-				Conn:       h.Conn,
-				Docker:     "docker",
-				StagingDir: stagingDir(h),
-				Progress: func(p imagexfer.Progress) {
-					h.Emit(runtime.Event{Kind: runtime.Progress, Progress: &runtime.TransferProgress{
-						What: "images", Phase: string(p.Phase), Done: p.BytesSent, Total: p.Bytes,
-						Items: p.Layers, ItemsDone: p.LayersDone, Rate: p.Rate, ETA: p.ETA,
-					}})
-				},
-			}, refs)
+			xh := xferHost(h)
+			xh.Progress = func(p imagexfer.Progress) {
+				h.Emit(runtime.Event{Kind: runtime.Progress, Progress: &runtime.TransferProgress{
+					What: "images", Phase: string(p.Phase), Done: p.BytesSent, Total: p.Bytes,
+					Items: p.Layers, ItemsDone: p.LayersDone, Rate: p.Rate, ETA: p.ETA,
+				}})
+			}
+			res, err := sender(runtime.StateOf(L)).Transfer(h.Context(), xh, refs)
 			if err != nil {
 				return runtime.Raise(L, err)
 			}

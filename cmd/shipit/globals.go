@@ -104,6 +104,21 @@ func (g *Globals) open(f hostFlags) (*session.Session, error) {
 	return s, nil
 }
 
+// openNoLua is open for a command that runs no Lua on its hosts (exec):
+// shipit.lua and the recipes are neither compiled nor evaluated.
+func (g *Globals) openNoLua(f hostFlags) (*session.Session, error) {
+	p, err := session.LoadConfig(g.options())
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.Open(f.Stage, f.Hosts, f.Parallel)
+	if err != nil {
+		return nil, err
+	}
+	g.track(s)
+	return s, nil
+}
+
 // on prepares running on hosts of stage, already selected.
 func (g *Globals) on(p *session.Project, stage string, hosts []orchestrator.Host, parallel int) *session.Session {
 	s := p.On(stage, hosts, parallel)

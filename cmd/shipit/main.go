@@ -53,7 +53,10 @@ type CLI struct {
 }
 
 func main() {
-	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+	stop := startCPUProfile(os.Getenv("SHIPIT_CPUPROFILE"))
+	code := Main(os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 // Main runs the CLI and returns the exit code; tests call it directly.

@@ -273,11 +273,7 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 	if err := checkTransfer(h, refs); err != nil {
 		return res, err
 	}
-	words := strings.Fields(h.Docker)
-	if len(words) == 0 {
-		words = []string{"docker"}
-	}
-	docker := shell.Join(words...)
+	docker := dockerCmd(h)
 	host := h.Conn.Name()
 
 	tr := &tracker{h: h, start: start, refs: refs}
@@ -332,6 +328,76 @@ func (s *Sender) Transfer(ctx context.Context, h Host, refs []string) (Result, e
 	}
 	res.addImages(imgs, p, tr.sizes(p))
 	return res, nil
+}
+
+// dockerCmd is h's docker command prefix, each word quoted.
+func dockerCmd(h Host) string {
+	words := strings.Fields(h.Docker)
+	if len(words) == 0 {
+		words = []string{"docker"}
+	}
+	return shell.Join(words...)
+}
+
+// prefetched is a host's inventory asked for ahead of its transfer.
+type prefetched struct {
+	done chan struct{}
+	st   *hostState
+	err  error
+}
+
+func prefetchKey(h Host, docker string) string {
+	return h.Conn.Name() + "\x00" + h.StagingDir + "\x00" + docker
+}
+
+// Prefetch asks h's engine what it holds, in the background, for the next
+// Transfer to h to use instead of asking again. A caller about to build the
+// images on this machine calls it first: the question (a few docker
+// commands on the host, half a second) then overlaps the build, which adds
+// nothing to the host's engine. The caller holds h's deploy lock from here
+// to the transfer, as for the transfer itself. A failed prefetch is asked
+// again by Transfer.
+func (s *Sender) Prefetch(ctx context.Context, h Host) {
+	if h.StagingDir == "" || !path.IsAbs(h.StagingDir) {
+		return // Transfer reports it
+	}
+	docker := dockerCmd(h)
+	key := prefetchKey(h, docker)
+	s.mu.Lock()
+	if s.closed || s.prefetch[key] != nil {
+		s.mu.Unlock()
+		return
+	}
+	p := &prefetched{done: make(chan struct{})}
+	s.prefetch[key] = p
+	s.mu.Unlock()
+	go func() {
+		defer close(p.done)
+		p.st, p.err = hostInventory(ctx, h, docker)
+	}()
+}
+
+// takePrefetch returns (once) the inventory Prefetch asked for h, waiting
+// for it; false when there is none or it failed.
+func (s *Sender) takePrefetch(ctx context.Context, h Host, docker string) (*hostState, bool) {
+	key := prefetchKey(h, docker)
+	s.mu.Lock()
+	p := s.prefetch[key]
+	delete(s.prefetch, key)
+	s.mu.Unlock()
+	if p == nil {
+		return nil, false
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return nil, false
+	}
+	if p.err != nil {
+		s.opts.Logf("%s: prefetched inventory failed, asking again: %v", h.Conn.Name(), p.err)
+		return nil, false
+	}
+	return p.st, true
 }
 
 // checkTransfer refuses a staging directory or image references that
@@ -398,7 +464,11 @@ func (s *Sender) inventory(ctx context.Context, h Host, docker string, refs []st
 			s.prestart(imgs)
 		}
 	}()
-	st, invErr := hostInventory(ctx, h, docker)
+	st, ok := s.takePrefetch(ctx, h, docker)
+	var invErr error
+	if !ok {
+		st, invErr = hostInventory(ctx, h, docker)
+	}
 	<-local
 	if err := errors.Join(errs...); err != nil {
 		return nil, st, err

@@ -168,8 +168,9 @@ type Sender struct {
 	running   bool
 	closed    bool
 	inspects  map[string]*inspectCall
-	early     *saveProc // started before any host asked (see prestart)
-	earlyDone bool      // one early save per Sender
+	prefetch  map[string]*prefetched // prefetchKey -> inventory asked ahead
+	early     *saveProc              // started before any host asked (see prestart)
+	earlyDone bool                   // one early save per Sender
 }
 
 type inspectCall struct {
@@ -206,6 +207,7 @@ func NewSender(opts Options) *Sender {
 		misses:    map[string]int{},
 		cfgWanted: map[string]bool{},
 		inspects:  map[string]*inspectCall{},
+		prefetch:  map[string]*prefetched{},
 	}
 }
 
