@@ -53,6 +53,7 @@ type CLI struct {
 }
 
 func main() {
+	tuneGC()
 	stop := startCPUProfile(os.Getenv("SHIPIT_CPUPROFILE"))
 	code := Main(os.Args[1:], os.Stdout, os.Stderr)
 	stop()
