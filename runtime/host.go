@@ -37,7 +37,10 @@ type Host struct {
 	defers  []func()
 	report  []ReportItem
 	journal Journal
+	guardMu sync.Mutex              // guards guard and check (cacheMu is held while a slot computes, which may run commands)
 	guard   string                  // shell prefix of every command (see SetGuard)
+	check   func() error            // asked before anything is sent (see SetGuard)
+	guarded bool                    // Conn is wrapped by a guardedConn
 	abort   context.CancelCauseFunc // cancels the running task
 	prevSet bool                    // PreviousRelease was assigned during this run
 	failed  bool                    // the task failed (set before its on_failure hooks run)
@@ -53,11 +56,21 @@ func (h *Host) Failed() bool {
 }
 
 // SetGuard makes every later command run behind prefix, a shell test that
-// exits non-zero when the command must not run ("" removes it).
-func (h *Host) SetGuard(prefix string) {
-	h.cacheMu.Lock()
-	h.guard = prefix
-	h.cacheMu.Unlock()
+// exits non-zero when the command must not run, and asks check (may be
+// nil) before anything is sent to the host at all ("", nil removes it).
+// Every remote operation of a recipe or a builtin goes through h.Conn, so
+// none escapes it.
+func (h *Host) SetGuard(prefix string, check func() error) {
+	h.guardMu.Lock()
+	h.guard, h.check = prefix, check
+	h.guardMu.Unlock()
+}
+
+// guardOf is the host's guard now.
+func (h *Host) guardOf() (string, func() error) {
+	h.guardMu.Lock()
+	defer h.guardMu.Unlock()
+	return h.guard, h.check
 }
 
 // Abort stops the running task on this host with cause (its on_failure
@@ -200,10 +213,7 @@ func (h *Host) Exec(cmd string, allowFail bool, o RunOpts) (Result, error) {
 		outW = io.MultiWriter(&stdout, &lineEmitter{h: h})
 		errW = io.MultiWriter(&stderr, &lineEmitter{h: h})
 	}
-	h.cacheMu.Lock()
-	guard := h.guard
-	h.cacheMu.Unlock()
-	code, err := h.Conn.Run(h.Context(), guard+cmd, o.Stdin, outW, errW)
+	code, err := h.Conn.Run(h.Context(), cmd, o.Stdin, outW, errW)
 	res := Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 	if err != nil {
 		return res, fmt.Errorf("host %s: %s: %w", h.Name, cmd, err)
