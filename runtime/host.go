@@ -28,9 +28,10 @@ type Host struct {
 	// (barriers, once hooks); nil: it runs on its own.
 	Coordinator Coordinator
 
-	ctx  context.Context
-	env  *Env
-	step string
+	ctx    context.Context
+	env    *Env
+	stepMu sync.Mutex // step is read by events from other goroutines (the lock holder's reports)
+	step   string
 
 	cacheMu sync.Mutex
 	cache   map[slotKey]any // per-host values of modules (HostSlot)
@@ -71,6 +72,15 @@ func (h *Host) guardOf() (string, func() error) {
 	h.guardMu.Lock()
 	defer h.guardMu.Unlock()
 	return h.guard, h.check
+}
+
+// setStep names the step running now and returns the previous one.
+func (h *Host) setStep(step string) string {
+	h.stepMu.Lock()
+	defer h.stepMu.Unlock()
+	prev := h.step
+	h.step = step
+	return prev
 }
 
 // Abort stops the running task on this host with cause (its on_failure
@@ -184,7 +194,9 @@ func (h *Host) memo(key slotKey, fn func() (any, error)) (any, error) {
 func (h *Host) Emit(e Event) {
 	e.Host = h.Name
 	if e.Step == "" {
+		h.stepMu.Lock()
 		e.Step = h.step
+		h.stepMu.Unlock()
 	}
 	h.env.emit(e)
 }

@@ -67,7 +67,7 @@ func acquire(L *lua.LState) int {
 		select {
 		case <-lock.Lost():
 			// Said by the holder before it ends: what the host did.
-			lock.WaitOutcome(3 * time.Second)
+			lock.WaitOutcome(5 * time.Second)
 			h.Abort(lock.LostError())
 		case <-released:
 		}
@@ -121,7 +121,11 @@ func settle(L *lua.LState) int {
 	var lost *hostlock.LostError
 	if errors.As(err, &lost) {
 		// The lock is gone: the host settles (or settled) the run itself.
-		h.Emit(runtime.Event{Kind: runtime.Warn, Text: "the deploy lock is gone: the host settles this run by itself (`shipit lock status` shows when it is done)"})
+		text := "the deploy lock is gone: the host settles this run by itself (`shipit lock status` shows when it is done)"
+		if lost.Outcome != "" {
+			text = "the host settled this run without shipit: it " + lost.Outcome + "; nothing else is needed"
+		}
+		h.Emit(runtime.Event{Kind: runtime.Warn, Text: text})
 		return 0
 	}
 	if err != nil {

@@ -439,7 +439,7 @@ func (l *Lock) Check() error {
 			since.Round(time.Second), l.opts.HeartbeatTimeout))
 		// A shipit thawed after the host settled has the holder's last
 		// words waiting: read them, to say what the host did.
-		l.WaitOutcome(2 * time.Second)
+		l.WaitOutcome(outcomeWait)
 		return l.LostError()
 	}
 	return nil
@@ -550,6 +550,11 @@ func (l *Lock) LostError() error {
 	return &LostError{Host: l.conn.Name(), Err: err, Outcome: l.outcome}
 }
 
+// outcomeWait bounds how long a shipit that gave the host up waits for the
+// holder's last words (already sent when the host settled while shipit was
+// frozen; a loaded machine takes a few seconds to read them).
+const outcomeWait = 5 * time.Second
+
 // WaitOutcome waits up to d for the holder's session to end after the lock
 // was lost, so that LostError can say what the host did.
 func (l *Lock) WaitOutcome(d time.Duration) {
@@ -591,6 +596,10 @@ func (l *Lock) Record(ctx context.Context, state map[string]string) error {
 		lines = append(lines, "j "+s)
 	}
 	if err := l.request(ctx, "jc", lines...); err != nil {
+		var lost *LostError
+		if errors.As(err, &lost) {
+			return err // it names the host and says what happened to the run
+		}
 		return fmt.Errorf("host %s: writing the journal: %w", l.conn.Name(), err)
 	}
 	l.mu.Lock()
