@@ -122,7 +122,7 @@ func runFreezes(t *testing.T, n int, name string, deploySteps, rollbackSteps []s
 		f.mustShipit("deploy", "-s", "production") // a release to roll back to
 	}
 	load := harness.StartLoad(t, harness.LoadOpts{URL: f.url, Host: f.domain, Clients: 2, Pause: 50 * time.Millisecond})
-	for _, step := range deploySteps {
+	for _, step := range onlySteps(deploySteps) {
 		f.next(f.freezePause(step))
 		f.freezeAt(step, stats, "deploy", "-s", "production")
 		v := f.next("")
@@ -132,7 +132,7 @@ func runFreezes(t *testing.T, n int, name string, deploySteps, rollbackSteps []s
 		}
 		harness.WaitAnswer(t, f.url, f.domain, "version "+v, 10*time.Second)
 	}
-	for _, step := range rollbackSteps {
+	for _, step := range onlySteps(rollbackSteps) {
 		f.commit(map[string]string{"shipit.lua": f.freezePause(step) + "\n"})
 		f.freezeAt(step, stats, "rollback", "-s", "production")
 		v := f.next("")

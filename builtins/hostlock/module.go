@@ -67,7 +67,7 @@ func acquire(L *lua.LState) int {
 		select {
 		case <-lock.Lost():
 			// Said by the holder before it ends: what the host did.
-			lock.WaitOutcome(5 * time.Second)
+			lock.WaitOutcome(15 * time.Second)
 			h.Abort(lock.LostError())
 		case <-released:
 		}

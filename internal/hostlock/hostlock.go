@@ -138,6 +138,7 @@ type Lock struct {
 	settled  chan struct{}       // one value per "settled" line
 	done     chan struct{}       // the holder's session ended
 	followed chan struct{}       // every line the holder said has been read
+	told     chan struct{}       // closed when the holder said what it did ("outcome")
 	lost     chan struct{}       // closed when done closes or shipit gives the host up
 	lostOnce sync.Once
 	err      error // why the session ended
@@ -259,7 +260,7 @@ func acquire(ctx context.Context, c, hold remote.Conn, o Options) (*Lock, error)
 	outR, outW := io.Pipe()
 	var errb bytes.Buffer
 	l := &Lock{conn: c, hold: hold, closeFn: func() {}, opts: o, run: run, stdin: stdinW, acks: map[int]chan string{},
-		settled: make(chan struct{}, 8), done: make(chan struct{}), lost: make(chan struct{}), followed: make(chan struct{})}
+		settled: make(chan struct{}, 8), done: make(chan struct{}), lost: make(chan struct{}), followed: make(chan struct{}), told: make(chan struct{})}
 	// The lock outlives a cancelled step: after Ctrl-C it is held until the
 	// undo has run, then released.
 	sessCtx := context.WithoutCancel(ctx)
@@ -362,8 +363,12 @@ func (l *Lock) follow(lines *bufio.Scanner) {
 			}
 		case "outcome":
 			l.mu.Lock()
+			first := l.outcome == ""
 			l.outcome = rest
 			l.mu.Unlock()
+			if first {
+				close(l.told)
+			}
 		}
 	}
 }
@@ -552,13 +557,15 @@ func (l *Lock) LostError() error {
 
 // outcomeWait bounds how long a shipit that gave the host up waits for the
 // holder's last words (already sent when the host settled while shipit was
-// frozen; a loaded machine takes a few seconds to read them).
-const outcomeWait = 5 * time.Second
+// frozen: they come at once, but a loaded machine was seen to take over 5 s
+// to read them; a holder that is still settling ends its session first).
+const outcomeWait = 15 * time.Second
 
 // WaitOutcome waits up to d for the holder's session to end after the lock
 // was lost, so that LostError can say what the host did.
 func (l *Lock) WaitOutcome(d time.Duration) {
 	select {
+	case <-l.told:
 	case <-l.followed:
 	case <-time.After(d):
 	}
