@@ -139,6 +139,7 @@ type Lock struct {
 	done     chan struct{}       // the holder's session ended
 	followed chan struct{}       // every line the holder said has been read
 	told     chan struct{}       // closed when the holder said what it did ("outcome")
+	waited   chan struct{}       // closed once a shipit that gave up waited for the outcome
 	lost     chan struct{}       // closed when done closes or shipit gives the host up
 	lostOnce sync.Once
 	err      error // why the session ended
@@ -260,7 +261,7 @@ func acquire(ctx context.Context, c, hold remote.Conn, o Options) (*Lock, error)
 	outR, outW := io.Pipe()
 	var errb bytes.Buffer
 	l := &Lock{conn: c, hold: hold, closeFn: func() {}, opts: o, run: run, stdin: stdinW, acks: map[int]chan string{},
-		settled: make(chan struct{}, 8), done: make(chan struct{}), lost: make(chan struct{}), followed: make(chan struct{}), told: make(chan struct{})}
+		settled: make(chan struct{}, 8), done: make(chan struct{}), lost: make(chan struct{}), followed: make(chan struct{}), told: make(chan struct{}), waited: make(chan struct{})}
 	// The lock outlives a cancelled step: after Ctrl-C it is held until the
 	// undo has run, then released.
 	sessCtx := context.WithoutCancel(ctx)
@@ -385,9 +386,27 @@ func (l *Lock) giveUp(why error) {
 	first := l.gaveUp == why
 	l.mu.Unlock()
 	if first {
+		// Whoever asks next waits (once, for all) for the holder's last
+		// words: a thawed shipit has them waiting, to say what the host did.
+		go func() {
+			l.WaitOutcome(outcomeWait)
+			close(l.waited)
+		}()
 		l.stdin.CloseWithError(why)
 		l.loseOnce()
 	}
+}
+
+// lostError is LostError after the wait for the outcome, when shipit gave
+// the host up.
+func (l *Lock) lostError() error {
+	l.mu.Lock()
+	gaveUp := l.gaveUp != nil
+	l.mu.Unlock()
+	if gaveUp {
+		<-l.waited
+	}
+	return l.LostError()
 }
 
 // heartbeat tells the holder every HeartbeatEvery that shipit is alive,
@@ -430,7 +449,7 @@ func (l *Lock) heartbeat() {
 func (l *Lock) Check() error {
 	select {
 	case <-l.lost:
-		return l.LostError()
+		return l.lostError()
 	default:
 	}
 	if l.opts.HeartbeatEvery < 0 {
@@ -442,10 +461,7 @@ func (l *Lock) Check() error {
 	if since > l.opts.ClientTimeout {
 		l.giveUp(fmt.Errorf("no heartbeat answered for %s (the host settles the run after %s without one)",
 			since.Round(time.Second), l.opts.HeartbeatTimeout))
-		// A shipit thawed after the host settled has the holder's last
-		// words waiting: read them, to say what the host did.
-		l.WaitOutcome(outcomeWait)
-		return l.LostError()
+		return l.lostError()
 	}
 	return nil
 }
@@ -463,11 +479,11 @@ func (l *Lock) send(ctx context.Context, lines ...string) error {
 	select {
 	case err := <-errc:
 		if err != nil {
-			return l.LostError()
+			return l.lostError()
 		}
 		return nil
 	case <-l.lost:
-		return l.LostError()
+		return l.lostError()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -497,11 +513,11 @@ func (l *Lock) request(ctx context.Context, what string, lines ...string) error 
 			// The holder gave this run up (it is "settling", "settled" or
 			// "ended"): send nothing more, and report what the host did.
 			l.giveUp(fmt.Errorf("the holder refused the journal: the run is %s", why))
-			return l.LostError()
+			return l.lostError()
 		}
 		return fmt.Errorf("host %s: the lock holder refused: %s", l.conn.Name(), why)
 	case <-l.lost:
-		return l.LostError()
+		return l.lostError()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -671,7 +687,7 @@ func (l *Lock) Settle(ctx context.Context) error {
 		l.mu.Unlock()
 		return nil
 	case <-l.lost:
-		return l.LostError()
+		return l.lostError()
 	case <-ctx.Done():
 		return ctx.Err()
 	}
