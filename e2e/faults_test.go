@@ -245,7 +245,7 @@ func runFaults(t *testing.T, n int, mode, task string, stats *faultStats) {
 		f.mustShipit("deploy", "-s", "production") // a release to roll back to
 	}
 	load := harness.StartLoad(t, harness.LoadOpts{URL: f.url, Host: f.domain, Clients: 2, Pause: 50 * time.Millisecond})
-	steps := deploySteps
+	steps := onlySteps(deploySteps)
 	if task == "rollback" {
 		steps = nil
 	}
@@ -262,7 +262,7 @@ func runFaults(t *testing.T, n int, mode, task string, stats *faultStats) {
 	if task == "deploy" {
 		steps = nil
 	} else {
-		steps = rollbackSteps
+		steps = onlySteps(rollbackSteps)
 	}
 	for _, step := range steps {
 		f.commit(map[string]string{"shipit.lua": f.pauseIn(step) + "\n"})
@@ -279,6 +279,22 @@ func runFaults(t *testing.T, n int, mode, task string, stats *faultStats) {
 	if rep.Failed != 0 {
 		t.Errorf("the app was not served throughout: %d of %d probe requests failed %v", rep.Failed, rep.Sent, rep.ByKind)
 	}
+}
+
+// onlySteps keeps the steps SHIPIT_FAULT_STEPS names (comma-separated), to
+// rerun part of the suite; all of them without it.
+func onlySteps(steps []string) []string {
+	only := os.Getenv("SHIPIT_FAULT_STEPS")
+	if only == "" {
+		return steps
+	}
+	var out []string
+	for _, s := range steps {
+		if strings.Contains(","+only+",", ","+s+",") {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func TestFaultInjection(t *testing.T) {

@@ -28,16 +28,20 @@ type Host struct {
 	// (barriers, once hooks); nil: it runs on its own.
 	Coordinator Coordinator
 
-	ctx  context.Context
-	env  *Env
-	step string
+	ctx    context.Context
+	env    *Env
+	stepMu sync.Mutex // step is read by events from other goroutines (the lock holder's reports)
+	step   string
 
 	cacheMu sync.Mutex
 	cache   map[slotKey]any // per-host values of modules (HostSlot)
 	defers  []func()
 	report  []ReportItem
 	journal Journal
+	guardMu sync.Mutex              // guards guard and check (cacheMu is held while a slot computes, which may run commands)
 	guard   string                  // shell prefix of every command (see SetGuard)
+	check   func() error            // asked before anything is sent (see SetGuard)
+	guarded bool                    // Conn is wrapped by a guardedConn
 	abort   context.CancelCauseFunc // cancels the running task
 	prevSet bool                    // PreviousRelease was assigned during this run
 	failed  bool                    // the task failed (set before its on_failure hooks run)
@@ -53,11 +57,30 @@ func (h *Host) Failed() bool {
 }
 
 // SetGuard makes every later command run behind prefix, a shell test that
-// exits non-zero when the command must not run ("" removes it).
-func (h *Host) SetGuard(prefix string) {
-	h.cacheMu.Lock()
-	h.guard = prefix
-	h.cacheMu.Unlock()
+// exits non-zero when the command must not run, and asks check (may be
+// nil) before anything is sent to the host at all ("", nil removes it).
+// Every remote operation of a recipe or a builtin goes through h.Conn, so
+// none escapes it.
+func (h *Host) SetGuard(prefix string, check func() error) {
+	h.guardMu.Lock()
+	h.guard, h.check = prefix, check
+	h.guardMu.Unlock()
+}
+
+// guardOf is the host's guard now.
+func (h *Host) guardOf() (string, func() error) {
+	h.guardMu.Lock()
+	defer h.guardMu.Unlock()
+	return h.guard, h.check
+}
+
+// setStep names the step running now and returns the previous one.
+func (h *Host) setStep(step string) string {
+	h.stepMu.Lock()
+	defer h.stepMu.Unlock()
+	prev := h.step
+	h.step = step
+	return prev
 }
 
 // Abort stops the running task on this host with cause (its on_failure
@@ -171,7 +194,9 @@ func (h *Host) memo(key slotKey, fn func() (any, error)) (any, error) {
 func (h *Host) Emit(e Event) {
 	e.Host = h.Name
 	if e.Step == "" {
+		h.stepMu.Lock()
 		e.Step = h.step
+		h.stepMu.Unlock()
 	}
 	h.env.emit(e)
 }
@@ -200,10 +225,7 @@ func (h *Host) Exec(cmd string, allowFail bool, o RunOpts) (Result, error) {
 		outW = io.MultiWriter(&stdout, &lineEmitter{h: h})
 		errW = io.MultiWriter(&stderr, &lineEmitter{h: h})
 	}
-	h.cacheMu.Lock()
-	guard := h.guard
-	h.cacheMu.Unlock()
-	code, err := h.Conn.Run(h.Context(), guard+cmd, o.Stdin, outW, errW)
+	code, err := h.Conn.Run(h.Context(), cmd, o.Stdin, outW, errW)
 	res := Result{Stdout: stdout.String(), Stderr: stderr.String(), Code: code}
 	if err != nil {
 		return res, fmt.Errorf("host %s: %s: %w", h.Name, cmd, err)

@@ -71,9 +71,8 @@ func (s *State) RunTask(ctx context.Context, name string) ([]StepTiming, error) 
 // that runs it (nil outside one).
 func (s *State) runNode(t *Task, idx, total int, c *StepContract, timings *[]StepTiming) error {
 	h := s.Host
-	prevStep := h.step
-	h.step = t.Name
-	defer func() { h.step = prevStep }()
+	prevStep := h.setStep(t.Name)
+	defer h.setStep(prevStep)
 	start := time.Now()
 	calls0, nanos0 := h.traceMark()
 	h.Emit(Event{Kind: StepStart, Index: idx, Total: total})
@@ -211,9 +210,8 @@ func (s *State) runFailureHooks(ctx context.Context, task string, se *StepError)
 	defer cancel()
 	s.Host.ctx = fctx
 	s.L.SetContext(fctx)
-	prev := s.Host.step
-	s.Host.step = "on_failure"
-	defer func() { s.Host.step = prev }()
+	prev := s.Host.setStep("on_failure")
+	defer s.Host.setStep(prev)
 	msg := se.Error()
 	if s.Env.Redact != nil {
 		msg = s.Env.Redact(msg) // hooks send it places: never a secret value

@@ -149,6 +149,7 @@ func TestRunQuotesWordLists(t *testing.T) {
 	rec := &recorder{}
 	h := newHost(t)
 	user := `task("q", function(h) h:run({"touch", "$(echo pwned)", "a b"}) end)`
+	dir := h.Conn.(*localconn.Conn).Dir // NewState wraps the connection (its guard)
 	s, err := runtime.NewState(newEnv(rec), h, compile(t, "shipit.lua", user))
 	if err != nil {
 		t.Fatal(err)
@@ -157,7 +158,6 @@ func TestRunQuotesWordLists(t *testing.T) {
 	if _, err := s.RunTask(context.Background(), "q"); err != nil {
 		t.Fatal(err)
 	}
-	dir := h.Conn.(*localconn.Conn).Dir
 	for _, f := range []string{"$(echo pwned)", "a b"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("file %q not created literally: %v", f, err)

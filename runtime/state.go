@@ -119,6 +119,10 @@ func NewState(env *Env, host *Host, scripts ...*Compiled) (*State, error) {
 	s := &State{L: L, Plan: newPlan(), Env: env, Host: host}
 	if host != nil {
 		host.env = env
+		if !host.guarded && host.Conn != nil {
+			host.guarded = true
+			host.Conn = &guardedConn{Conn: host.Conn, h: host}
+		}
 		if env.Trace && host.trace == nil && host.Conn != nil {
 			host.trace = &traceStats{}
 			host.Conn = &tracedConn{Conn: host.Conn, h: host, stats: host.trace}

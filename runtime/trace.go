@@ -65,6 +65,9 @@ func (c *tracedConn) Exists(ctx context.Context, p string) (bool, error) {
 	return c.Conn.Exists(ctx, p)
 }
 
+// Unwrap is the traced connection.
+func (c *tracedConn) Unwrap() remote.Conn { return c.Conn }
+
 // ReadFile, ReadDir, DialContext and RunPTY are the optional abilities of the
 // wrapped connection (sshpool's), kept visible through the wrapper.
 func (c *tracedConn) ReadFile(ctx context.Context, p string) ([]byte, error) {

@@ -22,6 +22,7 @@ import (
 type Client struct {
 	pool    *Pool
 	poolKey string
+	target  *resolved // what it was dialled as (Separate dials it again)
 	name    string
 	addr    string
 	ssh     *ssh.Client
@@ -38,12 +39,13 @@ type Client struct {
 
 func newClient(p *Pool, r *resolved, sc *ssh.Client) *Client {
 	c := &Client{
-		pool: p,
-		name: r.name,
-		addr: r.id(),
-		ssh:  sc,
-		sem:  make(chan struct{}, p.cfg.MaxSessions),
-		stop: make(chan struct{}),
+		pool:   p,
+		target: r,
+		name:   r.name,
+		addr:   r.id(),
+		ssh:    sc,
+		sem:    make(chan struct{}, p.cfg.MaxSessions),
+		stop:   make(chan struct{}),
 	}
 	go c.keepalive(p.cfg.KeepAlive)
 	go func() {
@@ -77,6 +79,43 @@ func (c *Client) close(reason error) error {
 		c.sftpMu.Unlock()
 		err = c.ssh.Close()
 	})
+	return err
+}
+
+// Separate dials another connection to the same host, outside the pool:
+// its sessions never queue behind this one's bulk transfers (one TCP
+// stream carries all of a connection's channels). The caller closes it;
+// Pool.Close closes it too.
+func (c *Client) Separate(ctx context.Context) (*Client, error) {
+	p := c.pool
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DialTimeout*time.Duration(1+len(c.target.proxy)))
+	defer cancel()
+	s, err := p.connect(ctx, c.target)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	closed := p.closed
+	if !closed {
+		p.extra[s] = struct{}{}
+	}
+	p.mu.Unlock()
+	if closed {
+		s.close(errors.New("pool closed"))
+		return nil, fmt.Errorf("ssh %s: pool closed", c.addr)
+	}
+	return s, nil
+}
+
+// Close closes a connection from Separate (pooled ones close with the pool).
+func (c *Client) Close() error {
+	c.pool.mu.Lock()
+	delete(c.pool.extra, c)
+	c.pool.mu.Unlock()
+	err := c.close(errors.New("closed"))
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
 	return err
 }
 

@@ -61,6 +61,7 @@ type Pool struct {
 	mu         sync.Mutex
 	closed     bool
 	conns      map[string]*entry
+	extra      map[*Client]struct{} // from Client.Separate
 	handshakes map[string]int
 	hsSem      map[string]chan struct{} // per server address
 }
@@ -99,6 +100,7 @@ func newPool(cfg Config, home, agentSock string) *Pool {
 		home:       home,
 		agentSock:  agentSock,
 		conns:      map[string]*entry{},
+		extra:      map[*Client]struct{}{},
 		handshakes: map[string]int{},
 		hsSem:      map[string]chan struct{}{},
 	}
@@ -331,6 +333,7 @@ func (p *Pool) forget(c *Client) {
 	if e, ok := p.conns[c.poolKey]; ok && e.client == c {
 		delete(p.conns, c.poolKey)
 	}
+	delete(p.extra, c)
 	p.mu.Unlock()
 }
 
@@ -504,6 +507,10 @@ func (p *Pool) Close() error {
 		}
 	}
 	p.conns = map[string]*entry{}
+	for c := range p.extra {
+		clients = append(clients, c)
+	}
+	p.extra = nil
 	p.mu.Unlock()
 	p.cancel()
 	var errs []error

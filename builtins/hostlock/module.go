@@ -66,13 +66,18 @@ func acquire(L *lua.LState) int {
 	go func() {
 		select {
 		case <-lock.Lost():
+			// Said by the holder before it ends: what the host did.
+			lock.WaitOutcome(15 * time.Second)
 			h.Abort(lock.LostError())
 		case <-released:
 		}
 	}()
+	// From now on every remote operation of this run is refused once the
+	// holder gave it up, or once shipit lost the holder.
+	h.SetGuard(lock.Guard(), lock.Check)
 	h.Defer(func() {
 		close(released)
-		h.SetGuard("")
+		h.SetGuard("", nil)
 		h.SetJournal(nil)
 		// A fresh context: the lock is let go only after the host settled,
 		// Ctrl-C or not.
@@ -102,7 +107,6 @@ func begin(L *lua.LState) int {
 		return runtime.Raise(L, err)
 	}
 	h.SetJournal(lock)
-	h.SetGuard(hostlock.Guard(h.AppPath))
 	return 0
 }
 
@@ -114,11 +118,14 @@ func settle(L *lua.LState) int {
 	}
 	h.SetJournal(nil)
 	err = lock.Settle(h.Context())
-	h.SetGuard("")
 	var lost *hostlock.LostError
 	if errors.As(err, &lost) {
 		// The lock is gone: the host settles (or settled) the run itself.
-		h.Emit(runtime.Event{Kind: runtime.Warn, Text: "the deploy lock is gone: the host settles this run by itself (`shipit lock status` shows when it is done)"})
+		text := "the deploy lock is gone: the host settles this run by itself (`shipit lock status` shows when it is done)"
+		if lost.Outcome != "" {
+			text = "the host settled this run without shipit: it " + lost.Outcome + "; nothing else is needed"
+		}
+		h.Emit(runtime.Event{Kind: runtime.Warn, Text: text})
 		return 0
 	}
 	if err != nil {

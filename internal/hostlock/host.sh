@@ -3,10 +3,14 @@
 # docker: what a stock Debian, Ubuntu or Alpine host has.
 #
 # Run as: sh -c "$THIS" shipit-host COMMAND APP_DIR [ARGS...]
-#   hold APP STAGE WAIT HB_TIMEOUT HOLDER_JSON   take the lock, settle what an
-#        earlier run left, then hold it: stdin carries heartbeats ("hb") and
-#        requests ("settle"); end of input, or no heartbeat for HB_TIMEOUT
-#        seconds, settles the journal and lets the lock go.
+#   hold APP STAGE WAIT HB_TIMEOUT HOLDER_JSON RUN   take the lock, settle what an
+#        earlier run left, then hold it for the run RUN (an id): stdin carries
+#        heartbeats ("hb", answered "hb ok" or "hb failed WHY"), the journal
+#        ("jb", then "j LINE" per line, then "jc SEQ": the holder writes it,
+#        fsynced, and answers "ack SEQ" or "nack SEQ WHY"), "done SEQ" (the run
+#        completed: forget the journal) and "settle"; end of input, or no
+#        heartbeat for HB_TIMEOUT seconds, settles the journal and lets the lock
+#        go. The holder is the only writer of the journal while it holds the lock.
 #   status                                       print the lock's state (flock's
 #        word, not a pid's: a holder file without the lock is "stale")
 #   kill                                         SIGTERM the holder (it settles, then
@@ -15,8 +19,14 @@
 # Files, in APP_DIR/.shipit (0700):
 #   lock      flock(1) target        holder   who holds it (JSON, one line)
 #   journal   the change in flight (shell assignments, written atomically)
-#   settle.log what settling did      heartbeat  epoch seconds of the last one
+#   settle.log what settling did      heartbeat  now (seconds since boot) of the last one
 #   orphaned  the holder's client is gone and it is settling (why)
+#   epoch     "live RUN" while RUN may change the host; "closed RUN" once RUN had
+#             its journal settled on request (commands still run, marks are
+#             refused); "settling RUN", "settled RUN WHAT" once the holder gave up
+#             on its client, "ended RUN": every command RUN sends is refused
+#             (hostlock.Guard). Written atomically (rename), under the mutex.
+#   mutex     flock(1) serializing journal writes with settling
 #   journal.corrupt-<time>  a journal that could not be settled, kept for inspection
 set -u
 umask 077
@@ -41,7 +51,62 @@ log() {
 	fi
 }
 
-now() { date +%s; }
+# now: seconds on a clock that never jumps (since boot: /proc/uptime), where
+# the host has one; the wall clock elsewhere.
+now() {
+	if read -r _up _ </proc/uptime 2>/dev/null; then echo "${_up%%.*}"; else date +%s; fi
+}
+
+# set_epoch STATE...: the run's state for hostlock.Guard, replaced atomically.
+set_epoch() {
+	printf '%s\n' "$*" >"$S/epoch.tmp" && mv -f "$S/epoch.tmp" "$S/epoch"
+}
+
+# live: the run this holder serves may still write its journal.
+live() {
+	read -r _st _id _ <"$S/epoch" 2>/dev/null && [ "$_st" = live ] && [ "$_id" = "$RUN" ]
+}
+
+# commit_journal: journal.in becomes the journal, durably (file, then the
+# directory after the rename).
+commit_journal() {
+	durable "$S/journal.in" && mv -f "$S/journal.in" "$J" && durable "$S"
+}
+
+# reader: follows the client's lines (fd 3) for the holder; marks are
+# written here, each under the mutex so that none lands once settling began.
+reader() {
+	exec 9>&- 2>/dev/null 7>>"$S/mutex" # its own open of the mutex: flock excludes the holder's
+	_bad=""
+	while IFS= read -r line <&3; do
+		case "$line" in
+		hb)
+			if now >"$S/heartbeat.tmp" && mv -f "$S/heartbeat.tmp" "$S/heartbeat"; then
+				say "hb ok"
+			else
+				say "hb failed writing $S/heartbeat"
+			fi
+			;;
+		settle) : >"$S/settle.request" ;;
+		jb) _bad="" && : >"$S/journal.in" || _bad="cannot write $S/journal.in" ;;
+		"j "*) printf '%s\n' "${line#j }" >>"$S/journal.in" || _bad="cannot write $S/journal.in" ;;
+		"jc "* | "done "*)
+			_seq=${line#* }
+			flock -x 7 >/dev/null 2>&1
+			if ! live; then
+				say "nack $_seq $(cat "$S/epoch" 2>/dev/null)"
+			elif [ "${line%% *}" = done ]; then
+				rm -rf "$J" "$S/env.undo" "$S/journal.in" && durable "$S" && say "ack $_seq" || say "nack $_seq cannot remove the journal"
+			elif [ -z "$_bad" ] && commit_journal; then
+				say "ack $_seq"
+			else
+				say "nack $_seq ${_bad:-cannot write the journal}"
+			fi
+			flock -u 7
+			;;
+		esac
+	done
+}
 
 # locked: the lock is held. Asked of flock itself, never of a pid (a pid
 # in the holder file may be stale after a reboot or an OOM kill, and since
@@ -220,6 +285,7 @@ check_journal() {
 # aside: from that moment every command shipit might still send is refused
 # (hostlock.Guard), so nothing races the settling.
 settle() {
+	WHAT="found nothing to settle"
 	if [ -f "$J" ]; then mv -f "$J" "$J.settling"; fi
 	[ -f "$J.settling" ] || return 0
 	check_journal "$J.settling" || return 0
@@ -236,12 +302,14 @@ settle() {
 			date -u +%Y-%m-%dT%H:%M:%SZ >"$APP_DIR/releases/$S_release/.shipit-deployed-at"
 			write_lock "$S_release" "$S_previous_release" "$S_git_sha" "$S_secrets_hash"
 			log "deploy of $S_release completed: current -> $S_release"
+			WHAT="completed the deploy of $S_release: current -> $S_release"
 		else
 			log "undoing the deploy of $S_release"
 			if mark started; then stop_release "$APP_DIR/releases/$S_release" "" --rmi local; fi
 			if mark env_written; then restore_env; fi
 			if mark release_created && [ -n "$S_release" ]; then rm -rf "$APP_DIR/releases/$S_release"; fi
 			log "deploy of $S_release undone${S_previous_release:+: $S_previous_release still current}"
+			WHAT="undid the deploy of $S_release${S_previous_release:+: $S_previous_release still current}"
 		fi
 		;;
 	rollback)
@@ -251,6 +319,7 @@ settle() {
 			switch_current "$S_release"
 			write_lock "$S_release" "$S_previous_release" "$S_git_sha" "$S_secrets_hash"
 			log "rollback to $S_release completed: current -> $S_release"
+			WHAT="completed the rollback to $S_release: current -> $S_release"
 		else
 			log "undoing the rollback to $S_release"
 			if mark rb_started; then
@@ -258,6 +327,7 @@ settle() {
 				restore_env
 			fi
 			log "rollback undone: $S_previous_release still current"
+			WHAT="undid the rollback to $S_release: $S_previous_release still current"
 		fi
 		;;
 	*)
@@ -292,7 +362,7 @@ backstop() {
 }
 
 hold() {
-	APP=$3 STAGE=$4 WAIT=$5 HB_TIMEOUT=$6 HOLDER=$7
+	APP=$3 STAGE=$4 WAIT=$5 HB_TIMEOUT=$6 HOLDER=$7 RUN=$8
 	mkdir -p "$S" && chmod 700 "$S" || exit 70
 	exec 9>>"$S/lock"
 	# Tried twice: a status probe may hold it for an instant (busybox's
@@ -320,27 +390,25 @@ hold() {
 	printf '%s\n' "$HOLDER" | sed "s/\"holder_pid\":0/\"holder_pid\":$$/" >"$S/holder.tmp" && mv -f "$S/holder.tmp" "$S/holder"
 	settle
 	backstop "$APP" "$STAGE"
+	rm -f "$S/journal.in"
+	set_epoch live "$RUN"
 	now >"$S/heartbeat"
 	rm -f "$S/heartbeat.tmp"
+	exec 7>>"$S/mutex"
 	say "locked"
 	# The reader follows the session's stdin (kept on fd 3: a background
 	# job's own stdin is /dev/null); the loop below watches it.
 	exec 3<&0
-	(
-		exec 9>&- >/dev/null 2>&1 # only the holder keeps the lock and the output
-		while IFS= read -r line <&3; do
-			case "$line" in
-			hb) now >"$S/heartbeat.tmp" && mv -f "$S/heartbeat.tmp" "$S/heartbeat" ;;
-			settle) : >"$S/settle.request" ;;
-			esac
-		done
-	) &
+	reader &
 	reader=$!
 	reason="end of input"
 	while :; do
 		if [ -e "$S/settle.request" ]; then
 			rm -f "$S/settle.request"
+			flock -x 7 >/dev/null 2>&1
 			settle
+			set_epoch closed "$RUN"
+			flock -u 7
 			say "settled"
 		fi
 		if [ "$TERMED" = 1 ]; then
@@ -357,12 +425,24 @@ hold() {
 		fi
 		sleep 1
 	done
+	# From here nothing the client sends changes the host: a mark in flight
+	# is finished first (the mutex), then every command is refused.
+	flock -x 7
 	if [ -f "$J" ] || [ -f "$J.settling" ]; then
+		set_epoch settling "$RUN"
 		log "client gone ($reason): settling"
 		printf '%s\n' "$reason" >"$S/orphaned"
 		settle
+		set_epoch settled "$RUN" "$WHAT"
+		say "outcome $WHAT"
+	elif [ "$reason" = "end of input" ]; then
+		set_epoch ended "$RUN"
+	else
+		set_epoch settled "$RUN" "nothing to settle: the run had not changed the host"
+		say "outcome nothing to settle: the run had not changed the host"
 	fi
-	rm -f "$S/holder" "$S/heartbeat" "$S/heartbeat.tmp" "$S/settle.request" "$S/orphaned"
+	flock -u 7
+	rm -f "$S/holder" "$S/heartbeat" "$S/heartbeat.tmp" "$S/settle.request" "$S/orphaned" "$S/journal.in"
 	say "released"
 }
 

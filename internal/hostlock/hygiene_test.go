@@ -172,7 +172,7 @@ func TestJournalWritesAreDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(synced)
-	want := "-- " + JournalPath(f.app) + ".tmp\n-- " + filepath.Join(f.app, Dir) + "\n"
+	want := "-- " + filepath.Join(f.app, Dir, "journal.in") + "\n-- " + filepath.Join(f.app, Dir) + "\n"
 	if string(b) != want {
 		t.Fatalf("sync calls = %q, want %q", b, want)
 	}
