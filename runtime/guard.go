@@ -50,7 +50,11 @@ func (c *guardedConn) WriteFile(ctx context.Context, p string, r io.Reader, size
 	if err != nil {
 		return err
 	}
-	if prefix != "" {
+	if v := c.h.writeGuard(); prefix != "" && v != nil {
+		if err := v(ctx, c.Conn); err != nil {
+			return remote.Failed(c.Name(), "put "+p, -1, err.Error(), "")
+		}
+	} else if prefix != "" {
 		var errb strings.Builder
 		code, err := c.Conn.Run(ctx, prefix+"true", nil, io.Discard, &errb)
 		if err != nil {

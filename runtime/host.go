@@ -38,14 +38,15 @@ type Host struct {
 	defers  []func()
 	report  []ReportItem
 	journal Journal
-	guardMu sync.Mutex              // guards guard and check (cacheMu is held while a slot computes, which may run commands)
-	guard   string                  // shell prefix of every command (see SetGuard)
-	check   func() error            // asked before anything is sent (see SetGuard)
-	guarded bool                    // Conn is wrapped by a guardedConn
-	abort   context.CancelCauseFunc // cancels the running task
-	prevSet bool                    // PreviousRelease was assigned during this run
-	failed  bool                    // the task failed (set before its on_failure hooks run)
-	trace   *traceStats             // with Env.Trace: what the traced connection measured
+	guardMu sync.Mutex                               // guards guard and check (cacheMu is held while a slot computes, which may run commands)
+	guard   string                                   // shell prefix of every command (see SetGuard)
+	check   func() error                             // asked before anything is sent (see SetGuard)
+	verify  func(context.Context, remote.Conn) error // what an SFTP write asks of the host first (see SetWriteGuard)
+	guarded bool                                     // Conn is wrapped by a guardedConn
+	abort   context.CancelCauseFunc                  // cancels the running task
+	prevSet bool                                     // PreviousRelease was assigned during this run
+	failed  bool                                     // the task failed (set before its on_failure hooks run)
+	trace   *traceStats                              // with Env.Trace: what the traced connection measured
 }
 
 // Failed reports whether the host's task failed; Defer'd functions use it
@@ -65,6 +66,22 @@ func (h *Host) SetGuard(prefix string, check func() error) {
 	h.guardMu.Lock()
 	h.guard, h.check = prefix, check
 	h.guardMu.Unlock()
+}
+
+// SetWriteGuard is how an SFTP write asks the guard, which it cannot run
+// behind: verify reads on the host what the prefix tests, without a
+// command (a command costs a session and a login shell, an SFTP read a
+// millisecond). Without one, a write runs the prefix as a command first.
+func (h *Host) SetWriteGuard(verify func(ctx context.Context, c remote.Conn) error) {
+	h.guardMu.Lock()
+	h.verify = verify
+	h.guardMu.Unlock()
+}
+
+func (h *Host) writeGuard() func(context.Context, remote.Conn) error {
+	h.guardMu.Lock()
+	defer h.guardMu.Unlock()
+	return h.verify
 }
 
 // guardOf is the host's guard now.

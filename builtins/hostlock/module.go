@@ -75,9 +75,11 @@ func acquire(L *lua.LState) int {
 	// From now on every remote operation of this run is refused once the
 	// holder gave it up, or once shipit lost the holder.
 	h.SetGuard(lock.Guard(), lock.Check)
+	h.SetWriteGuard(lock.Verify)
 	h.Defer(func() {
 		close(released)
 		h.SetGuard("", nil)
+		h.SetWriteGuard(nil)
 		h.SetJournal(nil)
 		// A fresh context: the lock is let go only after the host settled,
 		// Ctrl-C or not.

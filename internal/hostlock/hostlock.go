@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"regexp"
@@ -725,6 +726,24 @@ func (l *Lock) Release(ctx context.Context, done bool) {
 // partition that healed, a frozen shipit thawed), or once another run took
 // the lock, nothing this shipit still sends changes the host.
 func (l *Lock) Guard() string { return Guard(l.opts.AppPath, l.run) }
+
+// Verify is Guard's test made by reading the epoch file (SFTP where the
+// connection can) instead of running a command: what an upload asks first.
+func (l *Lock) Verify(ctx context.Context, c remote.Conn) error {
+	b, err := remote.ReadFile(ctx, c, path.Join(l.opts.AppPath, Dir, "epoch"))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	f := strings.Fields(string(b))
+	if len(f) >= 2 && f[1] == l.run && (f[0] == "live" || f[0] == "closed") {
+		return nil
+	}
+	what := strings.Join(f, " ")
+	if len(f) > 2 {
+		what = strings.Join(f[2:], " ")
+	}
+	return fmt.Errorf("shipit: the host settled this run without shipit (the deploy lock was lost; the host: %s); refusing to continue", what)
+}
 
 // GuardExit is the exit status of a command Guard refused.
 const GuardExit = 97

@@ -49,6 +49,9 @@ func TestSettledRunRefusesMarksAndCommands(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "the host settled this run without shipit") || !strings.Contains(errb.String(), "undid the deploy of r2") {
 		t.Fatalf("guard's refusal = %q", errb.String())
+	}	// An upload's check (an SFTP read of the epoch, no command) refuses too.
+	if err := l.Verify(context.Background(), f.conn); err == nil || !strings.Contains(err.Error(), "undid the deploy of r2") {
+		t.Fatalf("Verify after the settle: %v", err)
 	}
 }
 
@@ -58,6 +61,9 @@ func TestGuardIsPerRun(t *testing.T) {
 	f := newFixture(t)
 	l := f.acquire(f.opts("deploy"))
 	marker := filepath.Join(f.app, "live")
+	if err := l.Verify(context.Background(), f.conn); err != nil {
+		t.Fatalf("Verify of a live run: %v", err)
+	}
 	if code, err := f.conn.Run(context.Background(), l.Guard()+"touch "+marker, nil, nil, nil); err != nil || code != 0 || !exists(marker) {
 		t.Fatalf("guarded command of a live run: code %d, err %v", code, err)
 	}
