@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -45,10 +46,22 @@ type faultApp struct {
 }
 
 func newFaultApp(t *testing.T, env *harness.Env, n int, name string) *faultApp {
+	return newFaultAppStopping(t, env, n, name, "")
+}
+
+// newFaultAppStopping is newFaultApp with [deploy] stop_timeout = stop
+// ("": routedToml's).
+func newFaultAppStopping(t *testing.T, env *harness.Env, n int, name, stop string) *faultApp {
 	t.Helper()
 	// The app is FROM scratch: no shell and no probe tool in the image, so
 	// every drain and settle here goes through shipit's own probe.
-	r := newRoutedAppOf(t, env, n, name, harness.Scratch, func(addr, domain string) string { return routedToml(name, addr, domain, "") }, nil)
+	r := newRoutedAppOf(t, env, n, name, harness.Scratch, func(addr, domain string) string {
+		toml := routedToml(name, addr, domain, "")
+		if stop != "" {
+			toml = strings.Replace(toml, `stop_timeout = "10s"`, "stop_timeout = "+strconv.Quote(stop), 1)
+		}
+		return toml
+	}, nil)
 	return &faultApp{routedApp: r, appPath: "/var/deploy/" + name, root: filepath.Join(r.host.DeployRoot, name), version: 1}
 }
 
@@ -239,7 +252,10 @@ func (f *faultApp) interruptAt(step, mode string, stats *faultStats, args ...str
 // "deploy") or of the rollback (task "rollback").
 func runFaults(t *testing.T, n int, mode, task string, stats *faultStats) {
 	env := harness.New(t)
-	f := newFaultApp(t, env, n, "flt"+mode+task[:1])
+	// Settling uses the app's own stop_timeout (the journal carries it):
+	// 5s for the apps whose shipit is killed, 60s for those cut off.
+	stop := map[string]int{"kill": 5, "cut": 60}[mode]
+	f := newFaultAppStopping(t, env, n, "flt"+mode+task[:1], fmt.Sprintf("%ds", stop))
 	if task == "rollback" {
 		f.next("")
 		f.mustShipit("deploy", "-s", "production") // a release to roll back to
@@ -274,6 +290,7 @@ func runFaults(t *testing.T, n int, mode, task string, stats *faultStats) {
 		}
 		harness.WaitAnswer(t, f.url, f.domain, "version "+v, 10*time.Second)
 	}
+	f.settledWith(stop)
 	rep := load.Stop()
 	t.Logf("probe through Traefik during %s interruptions: %v", mode, rep)
 	if rep.Failed != 0 {
@@ -295,6 +312,23 @@ func onlySteps(steps []string) []string {
 		}
 	}
 	return out
+}
+
+// settledWith checks that every release the host stopped while settling
+// alone was stopped with the app's stop_timeout, and that it stopped one.
+func (f *faultApp) settledWith(stop int) {
+	f.t.Helper()
+	b, _ := os.ReadFile(filepath.Join(f.root, ".shipit", "settle.log"))
+	stops := regexp.MustCompile(`stopping \S+ \(drain at most \d+s, then Traefik's throttle; stop -t (\d+)\)`).FindAllStringSubmatch(string(b), -1)
+	if len(stops) == 0 {
+		f.t.Fatalf("the host never stopped a release while settling:\n%s", b)
+	}
+	for _, m := range stops {
+		if m[1] != strconv.Itoa(stop) {
+			f.t.Fatalf("the host stopped a release with stop -t %s, not the app's stop_timeout %d:\n%s", m[1], stop, b)
+		}
+	}
+	f.t.Logf("the host stopped %d release(s) while settling, each with stop -t %d", len(stops), stop)
 }
 
 func TestFaultInjection(t *testing.T) {

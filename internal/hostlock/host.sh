@@ -175,6 +175,24 @@ running() {
 	docker ps -q --filter "label=com.docker.compose.project=$1" 2>/dev/null
 }
 
+# throttle: how long to give the host's Traefik to apply a Docker event, in
+# whole seconds: its providers throttle (flag or variable, as the live
+# deploy reads it: internal/traefik), rounded up, plus one; 3 when unknown
+# (Traefik's default 2s).
+throttle() {
+	_th=$(docker inspect -f '{{range .Args}}{{println .}}{{end}}{{range .Config.Env}}{{println .}}{{end}}' traefik 2>/dev/null |
+		grep -i -e '^--providers\.providersthrottleduration=' -e '^traefik_providers_providersthrottleduration=' | head -n 1)
+	_th=${_th#*=}
+	case "$_th" in
+	*[!0-9]*ms) _th=2 ;;
+	*ms) _th=$(((${_th%ms} + 999) / 1000)) ;;
+	*[!0-9]*s) _th=2 ;;
+	*s) _th=${_th%s} ;;
+	"" | *[!0-9]*) _th=2 ;;
+	esac
+	echo $((_th + 1))
+}
+
 # drain PROJECT DIR: take the project's routed containers out of Traefik's
 # rotation and wait until Docker calls them unhealthy (Traefik's Docker
 # provider then drops them), at most J_DRAIN_TIMEOUT seconds, then give
@@ -200,7 +218,7 @@ drain() {
 		[ "$_left" = 0 ] && break
 		sleep 1
 	done
-	sleep "${J_THROTTLE:-3}"
+	sleep "$(throttle)"
 }
 
 # stop_release DIR [PROJECT] [DOWN_ARGS...]: drain the release in DIR, stop
@@ -212,7 +230,7 @@ stop_release() {
 	if [ $# -ge 2 ]; then shift 2; else shift $#; fi
 	[ -n "$_sp" ] || return 0
 	if [ -n "$(running "$_sp")" ]; then
-		log "stopping $_sp"
+		log "stopping $_sp (drain at most ${J_DRAIN_TIMEOUT:-30}s, then Traefik's throttle; stop -t ${J_STOP_TIMEOUT:-30})"
 		drain "$_sp" "$_sd"
 		if ! compose "$_sd" stop -t "${J_STOP_TIMEOUT:-30}" >/dev/null 2>&1; then
 			# No compose files left: stop the containers by label.
