@@ -245,6 +245,14 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 	case <-ctx.Done():
 		_ = sess.Signal(ssh.SIGKILL)
 		sess.Close()
+		// Wait returns once the session's output has been copied: until
+		// then x/crypto/ssh may still write into the caller's stdout and
+		// stderr, which the caller reads as soon as Run returns. Bounded: a
+		// stdin that blocks keeps its copy alive.
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 		return -1, ctx.Err()
 	}
 	if err == nil {
