@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -91,9 +90,9 @@ func (c *guardedConn) ReadDir(ctx context.Context, p string) ([]string, error) {
 }
 
 func (c *guardedConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	d, ok := c.Conn.(remote.Dialer)
-	if !ok {
-		return nil, errors.New("this connection cannot open TCP connections from the host")
+	d, err := dialerOf(c.Conn)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := c.allowed(); err != nil {
 		return nil, err
@@ -102,15 +101,34 @@ func (c *guardedConn) DialContext(ctx context.Context, network, addr string) (ne
 }
 
 func (c *guardedConn) RunPTY(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer, term string, w, h int, resize <-chan [2]int) (int, error) {
-	p, ok := c.Conn.(interface {
-		RunPTY(context.Context, string, io.Reader, io.Writer, string, int, int, <-chan [2]int) (int, error)
-	})
-	if !ok {
-		return 0, fmt.Errorf("this connection cannot run a terminal session")
+	p, err := ptyOf(c.Conn)
+	if err != nil {
+		return 0, err
 	}
 	prefix, err := c.allowed()
 	if err != nil {
 		return -1, err
 	}
 	return p.RunPTY(ctx, prefix+cmd, stdin, stdout, term, w, h, resize)
+}
+
+// ptyRunner is a connection that can run a terminal session (sshpool's).
+type ptyRunner interface {
+	RunPTY(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer, term string, w, h int, resize <-chan [2]int) (int, error)
+}
+
+// dialerOf and ptyOf find the optional abilities of a wrapped connection,
+// for the wrappers (guardedConn, tracedConn) that keep them visible.
+func dialerOf(c remote.Conn) (remote.Dialer, error) {
+	if d, ok := c.(remote.Dialer); ok {
+		return d, nil
+	}
+	return nil, errors.New("this connection cannot open TCP connections from the host")
+}
+
+func ptyOf(c remote.Conn) (ptyRunner, error) {
+	if p, ok := c.(ptyRunner); ok {
+		return p, nil
+	}
+	return nil, errors.New("this connection cannot run a terminal session")
 }

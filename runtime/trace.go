@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -81,20 +80,18 @@ func (c *tracedConn) ReadDir(ctx context.Context, p string) ([]string, error) {
 }
 
 func (c *tracedConn) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
-	d, ok := c.Conn.(remote.Dialer)
-	if !ok {
-		return nil, errors.New("this connection cannot open TCP connections from the host")
+	d, err := dialerOf(c.Conn)
+	if err != nil {
+		return nil, err
 	}
 	defer c.done("dial "+addr, time.Now())
 	return d.DialContext(ctx, network, addr)
 }
 
 func (c *tracedConn) RunPTY(ctx context.Context, cmd string, stdin io.Reader, stdout io.Writer, term string, w, h int, resize <-chan [2]int) (int, error) {
-	p, ok := c.Conn.(interface {
-		RunPTY(context.Context, string, io.Reader, io.Writer, string, int, int, <-chan [2]int) (int, error)
-	})
-	if !ok {
-		return 0, errors.New("this connection cannot run a terminal session")
+	p, err := ptyOf(c.Conn)
+	if err != nil {
+		return 0, err
 	}
 	defer c.done(cmd, time.Now())
 	return p.RunPTY(ctx, cmd, stdin, stdout, term, w, h, resize)

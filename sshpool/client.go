@@ -255,6 +255,12 @@ func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, s
 		}
 		return -1, ctx.Err()
 	}
+	return c.exitCode(err)
+}
+
+// exitCode turns what a session's Wait returned into Run's result: the
+// command's exit status, or an error when it did not exit.
+func (c *Client) exitCode(err error) (int, error) {
 	if err == nil {
 		return 0, nil
 	}

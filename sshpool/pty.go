@@ -2,7 +2,6 @@ package sshpool
 
 import (
 	"context"
-	"errors"
 	"io"
 
 	"golang.org/x/crypto/ssh"
@@ -36,14 +35,7 @@ func (c *Client) RunPTY(ctx context.Context, cmd string, stdin io.Reader, stdout
 	for {
 		select {
 		case err = <-done:
-			if err == nil {
-				return 0, nil
-			}
-			var ee *ssh.ExitError
-			if errors.As(err, &ee) {
-				return ee.ExitStatus(), nil
-			}
-			return -1, c.errf("run: %w", err)
+			return c.exitCode(err)
 		case sz := <-resize:
 			_ = sess.WindowChange(sz[1], sz[0])
 		case <-ctx.Done():

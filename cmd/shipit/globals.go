@@ -92,22 +92,18 @@ type hostFlags struct {
 // open loads the project, decrypts the stage's secrets (for redaction and
 // deploys) and selects the hosts.
 func (g *Globals) open(f hostFlags) (*session.Session, error) {
-	p, err := g.loadProject()
-	if err != nil {
-		return nil, err
-	}
-	s, err := p.Open(f.Stage, f.Hosts, f.Parallel)
-	if err != nil {
-		return nil, err
-	}
-	g.track(s)
-	return s, nil
+	return g.openWith(session.Load, f)
 }
 
 // openNoLua is open for a command that runs no Lua on its hosts (exec):
 // shipit.lua and the recipes are neither compiled nor evaluated.
 func (g *Globals) openNoLua(f hostFlags) (*session.Session, error) {
-	p, err := session.LoadConfig(g.options())
+	return g.openWith(session.LoadConfig, f)
+}
+
+// openWith loads the project with load and opens a session on f's hosts.
+func (g *Globals) openWith(load func(session.Options) (*session.Project, error), f hostFlags) (*session.Session, error) {
+	p, err := load(g.options())
 	if err != nil {
 		return nil, err
 	}

@@ -79,9 +79,7 @@ func Deploy(ctx context.Context, c remote.Conn, appPath, projectDir, newSHA stri
 	if err != nil {
 		return h, err
 	}
-	h.diffEnv(have, want)
-	h.commits(ctx, projectDir)
-	h.Proxy = traefik.Running(ctx, c)
+	h.finish(ctx, c, projectDir, have, want)
 	return h, nil
 }
 
@@ -117,9 +115,7 @@ func Rollback(ctx context.Context, c remote.Conn, appPath, projectDir, target st
 	if err != nil {
 		return h, err
 	}
-	h.diffEnv(have, want)
-	h.commits(ctx, projectDir)
-	h.Proxy = traefik.Running(ctx, c)
+	h.finish(ctx, c, projectDir, have, want)
 	return h, nil
 }
 
@@ -153,6 +149,14 @@ func (h *Host) readLock(ctx context.Context, c remote.Conn, appPath string) (*lo
 		h.Locked = strings.TrimSpace(string(holder))
 	}
 	return l, nil
+}
+
+// finish adds what both plans show: the env keys that change, the commits
+// between, whether Traefik runs.
+func (h *Host) finish(ctx context.Context, c remote.Conn, projectDir string, have, want map[string]string) {
+	h.diffEnv(have, want)
+	h.commits(ctx, projectDir)
+	h.Proxy = traefik.Running(ctx, c)
 }
 
 func (h *Host) diffEnv(have, want map[string]string) {
