@@ -49,7 +49,8 @@ func TestSettledRunRefusesMarksAndCommands(t *testing.T) {
 	}
 	if !strings.Contains(errb.String(), "the host settled this run without shipit") || !strings.Contains(errb.String(), "undid the deploy of r2") {
 		t.Fatalf("guard's refusal = %q", errb.String())
-	} // An upload's check (an SFTP read of the epoch, no command) refuses too.
+	}
+	// An upload's check (an SFTP read of the epoch, no command) refuses too.
 	if err := l.Verify(context.Background(), f.conn); err == nil || !strings.Contains(err.Error(), "undid the deploy of r2") {
 		t.Fatalf("Verify after the settle: %v", err)
 	}
