@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 
 	"github.com/shipit-dev/shipit/app/orchestrator"
 	"github.com/shipit-dev/shipit/app/session"
@@ -70,11 +71,7 @@ func (g *Globals) printStats() {
 	}
 	for _, p := range g.pools {
 		hs := p.Handshakes()
-		keys := make([]string, 0, len(hs))
-		for k := range hs {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(hs))
 		for _, k := range keys {
 			fmt.Fprintf(g.stderr, "ssh handshakes %s: %d\n", k, hs[k])
 		}

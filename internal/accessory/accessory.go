@@ -8,7 +8,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -117,11 +119,7 @@ func Build(app, stage, name string, a config.Accessory) (*Spec, error) {
 		}
 		s.Cmd = words
 	}
-	keys := make([]string, 0, len(a.Env))
-	for k := range a.Env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(a.Env))
 	envHashes := map[string]string{}
 	for _, k := range keys {
 		v := a.Env[k]
@@ -300,11 +298,7 @@ func (s *Spec) NamedVolumes() []string {
 }
 
 func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(m))
 	return keys
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	pathpkg "path"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	toml "github.com/pelletier/go-toml/v2"
+
 	"github.com/shipit-dev/shipit/internal/text"
 )
 
@@ -790,11 +792,7 @@ func (v *validator) port(n int, p path) {
 }
 
 func (v *validator) env(env map[string]string, p path) {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(env))
 	for _, k := range keys {
 		if !reEnv.MatchString(k) {
 			kp := p.append(k)

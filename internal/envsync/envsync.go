@@ -17,7 +17,9 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -234,11 +236,7 @@ func UpdateConfig(ctx context.Context, c remote.Conn, appPath string, change fun
 // would be created with the server's default mode and only then chmodded:
 // this one is 0600 from its creation.
 func WriteConfig(ctx context.Context, c remote.Conn, appPath string, values map[string]string) error {
-	keys := make([]string, 0, len(values))
-	for k := range values {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
+	keys := slices.Sorted(maps.Keys(values))
 	entries := make([]dotenv.Entry, len(keys))
 	for i, k := range keys {
 		entries[i] = dotenv.Entry{Key: k, Value: values[k]}
@@ -272,11 +270,7 @@ func WriteConfig(ctx context.Context, c remote.Conn, appPath string, values map[
 func plainHash(stage, cfg map[string]string) string {
 	h := sha256.New()
 	for _, part := range []map[string]string{stage, cfg} {
-		keys := make([]string, 0, len(part))
-		for k := range part {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(part))
 		for _, k := range keys {
 			fmt.Fprintf(h, "%d:%s=%d:%s\n", len(k), k, len(part[k]), part[k])
 		}

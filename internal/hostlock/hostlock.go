@@ -30,10 +30,11 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -640,11 +641,7 @@ func journalText(meta, state map[string]string) (string, error) {
 	b.WriteString(journalHeader + "\n")
 	// Meta keys become J_OP, J_COMPOSE...; state keys S_release, S_started...
 	write := func(prefix string, m map[string]string, upper bool) error {
-		keys := make([]string, 0, len(m))
-		for k := range m {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
+		keys := slices.Sorted(maps.Keys(m))
 		for _, k := range keys {
 			if !keyRe.MatchString(k) {
 				return fmt.Errorf("journal: invalid key %q", k)
