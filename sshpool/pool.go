@@ -1,5 +1,6 @@
 // Package sshpool keeps one SSH connection per host (jump hosts included)
-// on top of golang.org/x/crypto/ssh; *Client is the connection deploys use
+// on top of golang.org/x/crypto/ssh, plus the unpooled ones Separate dials
+// (the deploy lock holder's); *Client is the connection deploys use
 // (the orchestrator checks it satisfies internal/remote.Conn).
 package sshpool
 
