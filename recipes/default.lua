@@ -16,6 +16,7 @@ local releases = require("shipit.releases")
 local hostlock = require("shipit.hostlock")
 local env      = require("shipit.env")
 local traefik  = require("shipit.traefik")
+local lifecycle = require("shipit.lifecycle")
 local health   = require("shipit.health")
 
 local q = shell.quote
@@ -199,8 +200,7 @@ task("deploy:symlink", function(h)
 end, "Point current at the new release (atomic rename)")
 
 task("deploy:lockfile", function(h)
-  h:put(h.release_path .. "/" .. DEPLOYED_AT, releases.timestamp() .. "\n", "0644")
-  write_lock(h, h.release, h.previous_release, h.state.git_sha)
+  write_lock(h, h.release, h.previous_release, h.state.git_sha, true)
 end, "Write shipit.lock")
 
 task("deploy:cleanup", function(h)
@@ -361,21 +361,20 @@ function compose_cmd(h, release, args)
 end
 
 -- stop_release drains a release out of Traefik's rotation, stops it with
--- the grace period for in-flight requests, and removes its containers (one
--- command). The grace period is stop_timeout, unless the drained release
--- cannot react to its stop signal (traefik.stop_grace, docs/deploys.md):
--- then waiting stop_timeout would only hold the deploy, and its in-flight
--- requests get the time its longest requests take.
+-- the grace period for in-flight requests, and removes its containers: on
+-- the host, in one command (shipit.lifecycle), the very steps the host's
+-- lock holder takes when it settles a run without shipit. The grace period
+-- is stop_timeout, unless the drained release cannot react to its stop
+-- signal (traefik.stop_grace, docs/deploys.md): then waiting stop_timeout
+-- would only hold the deploy, and its in-flight requests get the time its
+-- longest requests take.
 function stop_release(h, release, down_args)
   local dir = release_dir(h, release)
   if not h:exists(dir .. "/" .. OVERRIDE) then return end
   local p = project(h, release)
-  local msg, drained = traefik.drain(h, { project = p, dir = dir })
-  if msg ~= "" then log.info("%s", msg) end
-  local grace, why = traefik.stop_grace(h, { project = p, drained = drained, timeout = health.settings().stop_timeout })
-  if why ~= "" then log.info("%s: %s", p, why) end
-  h:run(compose_cmd(h, release, "stop -t " .. string.format("%d", grace)) .. " && " ..
-        compose_cmd(h, release, "down --remove-orphans" .. (down_args and (" " .. down_args) or "")))
+  local grace, why = traefik.stop_grace(h, { project = p, drained = true, timeout = health.settings().stop_timeout })
+  if why ~= "" then log.info("%s: once drained, %s", p, why) end
+  lifecycle.stop(h, { project = p, dir = dir, grace = grace, down_args = down_args })
 end
 
 -- remove_release removes a release beyond keep_releases: its containers
@@ -402,8 +401,8 @@ end
 function start_release(h, release)
   local cmd = "{ " .. override.ensure_network_cmd .. "; } && "
   if not original(h, release) then
-    cmd = cmd .. "mkdir -p " .. q(release_dir(h, release) .. "/.shipit-run") .. " && rm -f " ..
-          q(release_dir(h, release) .. "/.shipit-run/drain") .. " && "
+    local marker = lifecycle.drain_marker(release_dir(h, release))
+    cmd = cmd .. "mkdir -p " .. q(marker:match("^(.*)/[^/]*$")) .. " && rm -f " .. q(marker) .. " && "
   end
   h:run(cmd .. compose_cmd(h, release, "up -d --no-build --remove-orphans"))
 end
@@ -424,20 +423,18 @@ function current_release(h)
 end
 
 function switch_current(h, release)
-  local tmp = h.app_path .. "/.shipit/current.tmp"
-  h:run(shell.join({ "ln", "-sfn", "releases/" .. release, tmp }) .. " && " ..
-        shell.join({ "mv", "-Tf", tmp, h.app_path .. "/current" }))
+  lifecycle.switch(h, release)
 end
 
-function write_lock(h, current, previous, sha)
+function write_lock(h, current, previous, sha, stamp)
   local old = read_lock(h) or {}
-  h:put(h.app_path .. "/shipit.lock", lockfile.encode({
+  lifecycle.write_lock(h, {
     current_release = current,
     previous_release = previous or "",
     git_sha = sha or "",
     secrets_hash = h.state.secrets_hash or old.secrets_hash or "",
-    deployed_at = releases.timestamp(),
-  }), "0644")
+    stamp = stamp,
+  })
 end
 
 function list_releases(h)

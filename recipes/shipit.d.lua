@@ -362,6 +362,36 @@ function json.encode(value) end
 ---@return any
 function json.decode(text) end
 
+--- A release's lifecycle on the host: drain, stop, switch current, write shipit.lock. One implementation, shared with the host's lock holder, which settles an interrupted deploy with the same steps and timeouts.
+---@class shipit.lifecycle
+local lifecycle = {}
+
+--- Takes the project's routed containers out of Traefik's rotation (the drain marker in dir fails their health check) and waits, on the host, until Traefik no longer routes to them (its API, else Docker's unhealthy plus Traefik's throttle), at most timeout (default: [deploy] drain_timeout). Returns what happened, and whether they are out of rotation (false: timed out or no drain could be made; not an error).
+---@param h shipit.Host
+---@param opts {project: string, dir: string, timeout?: number|string}
+---@return string, boolean
+function lifecycle.drain(h, opts) end
+
+--- Drains the release in dir (compose project), stops it with [deploy] stop_timeout as grace period (grace instead once drained, when shorter: see shipit.traefik's stop_grace) and removes its containers (`down --remove-orphans` plus down_args, e.g. "--rmi local"). Raises only when containers of it still run afterwards. Under the deploy lock it waits for the host's holder and never runs once the holder settled the run.
+---@param h shipit.Host
+---@param opts {project: string, dir: string, grace?: integer, down_args?: string}
+function lifecycle.stop(h, opts) end
+
+--- The drain marker of the release in dir: while it exists, the release's health check fails (remove it before starting a drained release again).
+---@param dir string
+---@return string
+function lifecycle.drain_marker(dir) end
+
+--- Points <app>/current at releases/<release> (a symlink replaced by an atomic rename).
+---@param h shipit.Host
+---@param release string
+function lifecycle.switch(h, release) end
+
+--- Writes shipit.lock atomically, deployed_at now; stamp also records the time in the release's .shipit-deployed-at. Names must be release names, git_sha and secrets_hash lowercase hex.
+---@param h shipit.Host
+---@param lock {current_release: string, previous_release?: string, git_sha?: string, secrets_hash?: string, stamp?: boolean}
+function lifecycle.write_lock(h, lock) end
+
 --- shipit.lock, the JSON file naming the current and previous release on each host.
 ---@class shipit.lockfile
 local lockfile = {}
@@ -547,7 +577,7 @@ local traefik = {}
 ---@param opts {project: string, timeout?: number|string}
 function traefik.wait_routed(h, opts) end
 
---- Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened, and whether Traefik no longer routes to them (false: the drain timed out or could not be made).
+--- shipit.lifecycle's drain, also here: takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened, and whether Traefik no longer routes to them (false: the drain timed out or could not be made).
 ---@param h shipit.Host
 ---@param opts {project: string, dir: string, timeout?: number|string}
 ---@return string, boolean
@@ -569,6 +599,7 @@ function traefik.stop_grace(h, opts) end
 ---@overload fun(name: "shipit.http"): shipit.http
 ---@overload fun(name: "shipit.images"): shipit.images
 ---@overload fun(name: "shipit.json"): shipit.json
+---@overload fun(name: "shipit.lifecycle"): shipit.lifecycle
 ---@overload fun(name: "shipit.lockfile"): shipit.lockfile
 ---@overload fun(name: "shipit.metrics"): shipit.metrics
 ---@overload fun(name: "shipit.override"): shipit.override

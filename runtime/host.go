@@ -84,6 +84,14 @@ func (h *Host) writeGuard() func(context.Context, remote.Conn) error {
 	return h.verify
 }
 
+// GuardPrefix is the shell test every command runs behind now ("" when no
+// lock is held): a command that must test it again later (after waiting
+// for the holder's mutex, internal/lifecycle) runs it itself.
+func (h *Host) GuardPrefix() string {
+	p, _ := h.guardOf()
+	return p
+}
+
 // guardOf is the host's guard now.
 func (h *Host) guardOf() (string, func() error) {
 	h.guardMu.Lock()

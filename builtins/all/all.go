@@ -11,6 +11,7 @@ import (
 	_ "github.com/shipit-dev/shipit/builtins/http"
 	_ "github.com/shipit-dev/shipit/builtins/images"
 	_ "github.com/shipit-dev/shipit/builtins/json"
+	_ "github.com/shipit-dev/shipit/builtins/lifecycle"
 	_ "github.com/shipit-dev/shipit/builtins/lockfile"
 	_ "github.com/shipit-dev/shipit/builtins/metrics"
 	_ "github.com/shipit-dev/shipit/builtins/override"

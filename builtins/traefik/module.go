@@ -8,6 +8,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/shipit-dev/shipit/builtins/lifecycle"
 	"github.com/shipit-dev/shipit/internal/metrics"
 	"github.com/shipit-dev/shipit/internal/override"
 	"github.com/shipit-dev/shipit/internal/stopgrace"
@@ -22,7 +23,7 @@ func init() {
 			{Name: "wait_routed", Args: "h: shipit.Host, opts: {project: string, timeout?: number|string}",
 				Doc: "Waits until Traefik sends requests to every routed container of the compose project (asked through Traefik's API, bound inside its container); raises naming what did not happen after timeout (default: the drain timeout of [deploy])."},
 			{Name: "drain", Args: "h: shipit.Host, opts: {project: string, dir: string, timeout?: number|string}", Returns: "string, boolean",
-				Doc: "Takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened, and whether Traefik no longer routes to them (false: the drain timed out or could not be made)."},
+				Doc: "shipit.lifecycle's drain, also here: takes the project's routed containers out of rotation (the drain marker in dir fails their health check) and waits until Traefik no longer routes to them, at most timeout (default: [deploy] drain_timeout); returns what happened, and whether Traefik no longer routes to them (false: the drain timed out or could not be made)."},
 			{Name: "stop_grace", Args: "h: shipit.Host, opts: {project: string, drained: boolean, timeout?: number|string}", Returns: "integer, string",
 				Doc: "The grace period, in whole seconds, of stopping the project's containers: timeout (default: [deploy] stop_timeout), unless the project was drained and none of its main processes can react to its stop signal (no handler, as busybox httpd or a shell script as PID 1): then the time its longest requests took by Traefik's metrics (at least 1). Returns why when shorter, else \"\"."},
 		}})
@@ -47,21 +48,7 @@ func open(L *lua.LState) *lua.LTable {
 			}
 			return 0
 		},
-		"drain": func(L *lua.LState) int {
-			h := runtime.CheckHost(L, 1)
-			o := opts{Timeout: runtime.StateOf(L).Env.Health().DrainTimeout}
-			runtime.Options(L, 2, &o)
-			if o.Dir == "" {
-				L.ArgError(2, "dir (the release's directory) is required")
-			}
-			msg, drained, err := traefik.Drain(h.Context(), h.Conn, traefik.Options{Project: o.Project, Dir: o.Dir, Timeout: o.Timeout})
-			if err != nil {
-				return runtime.Raise(L, err)
-			}
-			L.Push(lua.LString(msg))
-			L.Push(lua.LBool(drained))
-			return 2
-		},
+		"drain":      lifecycle.Drain,
 		"stop_grace": stopGrace,
 	})
 }

@@ -1,6 +1,9 @@
 # shipit's host-side program: the deploy lock holder and the settling of
-# an interrupted deploy or rollback. POSIX sh plus flock(1), date, sleep and
-# docker: what a stock Debian, Ubuntu or Alpine host has.
+# an interrupted deploy or rollback. POSIX sh plus flock(1), date, sleep,
+# awk and docker: what a stock Debian, Ubuntu or Alpine host has. It is
+# sent after internal/lifecycle's lifecycle.sh, whose functions (drain,
+# stop_release, switch_current, write_lock, stamp) settle a run exactly as
+# a live deploy runs it; log, redefined here, also writes settle.log.
 #
 # Run as: sh -c "$THIS" shipit-host COMMAND APP_DIR [ARGS...]
 #   hold APP STAGE WAIT HB_TIMEOUT HOLDER_JSON RUN   take the lock, settle what an
@@ -49,12 +52,6 @@ log() {
 	if [ "$(wc -l <"$S/settle.log" 2>/dev/null || echo 0)" -gt 1000 ]; then
 		tail -n 500 "$S/settle.log" >"$S/settle.log.tmp" && mv -f "$S/settle.log.tmp" "$S/settle.log"
 	fi
-}
-
-# now: seconds on a clock that never jumps (since boot: /proc/uptime), where
-# the host has one; the wall clock elsewhere.
-now() {
-	if read -r _up _ </proc/uptime 2>/dev/null; then echo "${_up%%.*}"; else date +%s; fi
 }
 
 # set_epoch STATE...: the run's state for hostlock.Guard, replaced atomically.
@@ -129,135 +126,6 @@ holds() {
 	[ -n "$_fd" ] && [ "$_fd" = "$(readlink -f "$S/lock" 2>/dev/null)" ]
 }
 
-# compose DIR ARGS...: compose for the release in DIR, as it was started:
-# DIR/.shipit-compose holds its project name, then its compose files, one
-# a line, taken verbatim (spaces, globs); a single files line is the older
-# space-separated form. A release the original shipit started has none:
-# the project is the directory's name and compose finds its files itself.
-compose() {
-	_d=$1
-	shift
-	_p=${_d##*/}
-	_n=$#
-	if [ -f "$_d/.shipit-compose" ]; then
-		_lines=$(($(wc -l <"$_d/.shipit-compose")))
-		{
-			IFS= read -r _p
-			if [ "$_lines" -le 2 ]; then
-				IFS= read -r _x
-				set -f
-				for _w in $_x; do set -- "$@" -f "$_w"; done
-				set +f
-			else
-				while IFS= read -r _x; do
-					[ -z "$_x" ] || set -- "$@" -f "$_x"
-				done
-			fi
-		} <"$_d/.shipit-compose"
-	fi
-	# The caller's ARGS go after the -f options.
-	while [ "$_n" -gt 0 ]; do
-		set -- "$@" "$1"
-		shift
-		_n=$((_n - 1))
-	done
-	# shellcheck disable=SC2086 # J_COMPOSE is "docker compose" or "docker-compose"
-	(cd "$_d" 2>/dev/null && $J_COMPOSE -p "$_p" "$@")
-}
-
-# project DIR: the compose project of the release in DIR.
-project() {
-	if [ -f "$1/.shipit-compose" ]; then sed -n 1p "$1/.shipit-compose"; else printf '%s\n' "${1##*/}"; fi
-}
-
-# running IDS of PROJECT
-running() {
-	docker ps -q --filter "label=com.docker.compose.project=$1" 2>/dev/null
-}
-
-# throttle: how long to give the host's Traefik to apply a Docker event, in
-# whole seconds: its providers throttle (flag or variable, as the live
-# deploy reads it: internal/traefik), rounded up, plus one; 3 when unknown
-# (Traefik's default 2s).
-throttle() {
-	_th=$(docker inspect -f '{{range .Args}}{{println .}}{{end}}{{range .Config.Env}}{{println .}}{{end}}' traefik 2>/dev/null |
-		grep -i -e '^--providers\.providersthrottleduration=' -e '^traefik_providers_providersthrottleduration=' | head -n 1)
-	_th=${_th#*=}
-	case "$_th" in
-	*[!0-9]*ms) _th=2 ;;
-	*ms) _th=$(((${_th%ms} + 999) / 1000)) ;;
-	*[!0-9]*s) _th=2 ;;
-	*s) _th=${_th%s} ;;
-	"" | *[!0-9]*) _th=2 ;;
-	esac
-	echo $((_th + 1))
-}
-
-# drain PROJECT DIR: take the project's routed containers out of Traefik's
-# rotation and wait until Docker calls them unhealthy (Traefik's Docker
-# provider then drops them), at most J_DRAIN_TIMEOUT seconds, then give
-# Traefik's provider throttle time to apply it.
-drain() {
-	_p=$1 _d=$2
-	_ids=$(docker ps -q --filter "label=com.docker.compose.project=$_p" --filter "label=traefik.enable=true" 2>/dev/null)
-	[ -n "$_ids" ] || return 0
-	if [ -d "$_d/.shipit-run" ]; then
-		: >"$_d/.shipit-run/drain"
-	else
-		return 0 # not a shipit release: no drain marker to place
-	fi
-	_end=$(($(now) + ${J_DRAIN_TIMEOUT:-30}))
-	while [ "$(now)" -lt "$_end" ]; do
-		_left=0
-		for _id in $_ids; do
-			_st=$(docker inspect -f '{{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{end}}' "$_id" 2>/dev/null)
-			case "$_st" in
-			"running healthy" | "running starting") _left=1 ;;
-			esac
-		done
-		[ "$_left" = 0 ] && break
-		sleep 1
-	done
-	sleep "$(throttle)"
-}
-
-# stop_release DIR [PROJECT] [DOWN_ARGS...]: drain the release in DIR, stop
-# it with a grace period for in-flight requests, remove its containers.
-# Idempotent; PROJECT names it when DIR is gone.
-stop_release() {
-	_sd=$1
-	_sp=${2:-$(project "$_sd")}
-	if [ $# -ge 2 ]; then shift 2; else shift $#; fi
-	[ -n "$_sp" ] || return 0
-	if [ -n "$(running "$_sp")" ]; then
-		log "stopping $_sp (drain at most ${J_DRAIN_TIMEOUT:-30}s, then Traefik's throttle; stop -t ${J_STOP_TIMEOUT:-30})"
-		drain "$_sp" "$_sd"
-		if ! compose "$_sd" stop -t "${J_STOP_TIMEOUT:-30}" >/dev/null 2>&1; then
-			# No compose files left: stop the containers by label.
-			# shellcheck disable=SC2046
-			docker stop -t "${J_STOP_TIMEOUT:-30}" $(running "$_sp") >/dev/null 2>&1
-		fi
-	fi
-	compose "$_sd" down --remove-orphans "$@" >/dev/null 2>&1 || {
-		_all=$(docker ps -aq --filter "label=com.docker.compose.project=$_sp" 2>/dev/null)
-		# shellcheck disable=SC2086
-		[ -z "$_all" ] || docker rm -f $_all >/dev/null 2>&1
-	}
-	return 0
-}
-switch_current() {
-	ln -sfn "releases/$1" "$APP_DIR/.shipit/current.tmp" && mv -Tf "$APP_DIR/.shipit/current.tmp" "$APP_DIR/current"
-}
-
-# write_lock CURRENT PREVIOUS SHA SECRETS_HASH: shipit.lock, as
-# internal/lockfile writes it (the values are checked names and hex).
-write_lock() {
-	printf '{\n  "current_release": "%s",\n  "previous_release": "%s",\n  "git_sha": "%s",\n  "secrets_hash": "%s",\n  "deployed_at": "%s"\n}\n' \
-		"$1" "$2" "$3" "$4" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" >"$APP_DIR/.shipit/lock.json.tmp" &&
-		chmod 644 "$APP_DIR/.shipit/lock.json.tmp" &&
-		mv -f "$APP_DIR/.shipit/lock.json.tmp" "$APP_DIR/shipit.lock"
-}
-
 restore_env() {
 	for _f in .env .env.sources; do
 		if [ -e "$S/env.undo/$_f" ]; then
@@ -317,7 +185,7 @@ settle() {
 			log "completing the deploy of $S_release (past the point of no return)"
 			stop_release "$APP_DIR/releases/$S_previous_release"
 			switch_current "$S_release"
-			date -u +%Y-%m-%dT%H:%M:%SZ >"$APP_DIR/releases/$S_release/.shipit-deployed-at"
+			stamp "$S_release"
 			write_lock "$S_release" "$S_previous_release" "$S_git_sha" "$S_secrets_hash"
 			log "deploy of $S_release completed: current -> $S_release"
 			WHAT="completed the deploy of $S_release: current -> $S_release"

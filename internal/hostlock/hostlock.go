@@ -41,13 +41,19 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/lifecycle"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 	"github.com/shipit-dev/shipit/sshpool"
 )
 
 //go:embed host.sh
-var hostScript string
+var holderScript string
+
+// hostScript is what runs on the host: the release lifecycle's functions
+// (internal/lifecycle: the one implementation of drain, stop, switch and
+// write-lock), then the holder.
+var hostScript = lifecycle.Functions + "\n" + holderScript
 
 // Dir is where the lock, the journal and the holder live, in the app's
 // directory (0700).

@@ -21,13 +21,11 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/shipit-dev/shipit/internal/probe"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
@@ -415,73 +413,45 @@ func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
 	}
 }
 
-// Drain takes the release's routed containers out of Traefik's rotation
-// and waits until Traefik stops sending them requests: the drain marker
-// fails their health check, Docker calls them unhealthy, Traefik drops
-// them. It returns what happened for the log, and whether the release is
-// out of rotation; a drain that times out is not an error (the release is
-// stopped anyway, with its grace period).
-//
-// A release the original shipit started has no drain marker. Its router
-// has Traefik's default priority and ours one more: once the new release
-// is routed, Traefik sends the old one nothing new (API.Yields) and the
-// drain is done (without Traefik's API, read from the containers' labels).
-// Otherwise (its router on another entrypoint, say) its health check (curl or wget) is made to fail, by copying failing
-// `curl` and `wget` into the first directory of the container's PATH
-// (which a shell that runs busybox applets directly does not consult);
-// its own interval and retries then decide how long that takes.
-func Drain(ctx context.Context, c remote.Conn, o Options) (msg string, drained bool, err error) {
-	bs, err := Backends(ctx, c, o.Project)
+// Foreign modes: how internal/lifecycle's drain treats a release without
+// a drain marker (lifecycle.Foreign).
+const (
+	ForeignNone   = ""       // stop it without a drain
+	ForeignWait   = "wait"   // its probe now fails: wait until Traefik drops it
+	ForeignYields = "yields" // Traefik sends it nothing new already
+)
+
+// PrepareForeign readies the drain of a release the original shipit
+// started, which has no drain marker (internal/lifecycle drains it). Its
+// router has Traefik's default priority and ours one more: once the new
+// release is routed, Traefik sends the old one nothing new (API.Yields;
+// without Traefik's API, read from the containers' labels, then given
+// Traefik's throttle) and it is out of rotation already. Otherwise (its
+// router on another entrypoint, say) its health check (curl or wget) is
+// made to fail, by copying failing `curl` and `wget` into the first
+// directory of the container's PATH (which a shell that runs busybox
+// applets directly does not consult); its own interval and retries then
+// decide how long the drain takes. msg says why it cannot be drained.
+func PrepareForeign(ctx context.Context, c remote.Conn, project string) (mode, msg string, err error) {
+	bs, err := Backends(ctx, c, project)
 	if err != nil || len(bs) == 0 {
-		return "", err == nil, err
+		return ForeignNone, "", err
 	}
 	api := Find(ctx, c)
-	foreign := false // started by the original shipit: no drain marker
-	marker := path.Join(o.Dir, probe.DrainMarker)
-	if ok, err := c.Exists(ctx, path.Dir(marker)); err != nil {
-		return "", false, err
-	} else if ok {
-		if _, err := remote.Output(ctx, c, ": > "+shell.Quote(marker)); err != nil {
-			return "", false, err
-		}
-	} else {
-		foreign = true
-		if !yields(ctx, c, api, o.Project, bs) {
-			for _, b := range bs {
-				if err := failProbe(ctx, c, b.ID); err != nil {
-					return fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", o.Project, err), false, nil
-				}
+	if yields(ctx, c, api, project, bs) {
+		if api == nil {
+			if err := sleep(ctx, throttle(ctx, c)); err != nil {
+				return "", "", err
 			}
-			o.Timeout = max(o.Timeout, 75*time.Second)
+		}
+		return ForeignYields, "", nil
+	}
+	for _, b := range bs {
+		if err := failProbe(ctx, c, b.ID); err != nil {
+			return ForeignNone, fmt.Sprintf("cannot drain %s (%v): stopping it without a drain", project, err), nil
 		}
 	}
-	start := time.Now()
-	deadline := start.Add(o.Timeout)
-	for {
-		left, err := stillRouted(ctx, c, api, o.Project)
-		if err != nil {
-			return "", false, err
-		}
-		if left != "" && foreign && yields(ctx, c, api, o.Project, bs) {
-			left = ""
-		}
-		if left == "" {
-			if api == nil {
-				// Docker says unhealthy; Traefik's provider applies it
-				// within its throttle.
-				if err := sleep(ctx, throttle(ctx, c)); err != nil {
-					return "", false, err
-				}
-			}
-			return fmt.Sprintf("drained %s in %s", o.Project, time.Since(start).Round(100*time.Millisecond)), true, nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Sprintf("drain of %s timed out after %s (%s); stopping it anyway", o.Project, o.Timeout, left), false, nil
-		}
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return "", false, err
-		}
-	}
+	return ForeignWait, "", nil
 }
 
 // yields reports whether Traefik sends the project's containers bs no new
@@ -499,32 +469,6 @@ func yields(ctx context.Context, c remote.Conn, api *API, project string, bs []B
 		}
 	}
 	return true
-}
-
-// stillRouted names a container Traefik may still send requests to, or "".
-func stillRouted(ctx context.Context, c remote.Conn, api *API, project string) (string, error) {
-	now, err := Backends(ctx, c, project)
-	if err != nil {
-		return "", err
-	}
-	for _, b := range now {
-		if !b.Running {
-			continue
-		}
-		if api != nil && b.Service != "" && b.Addr != "" {
-			urls, err := api.Servers(ctx, b.Service)
-			if err == nil {
-				if hasAddr(urls, b.Addr) {
-					return b.ID + " still a server of " + b.Service, nil
-				}
-				continue
-			}
-		}
-		if b.Health == "healthy" || b.Health == "starting" {
-			return b.ID + " still " + b.Health, nil
-		}
-	}
-	return "", nil
 }
 
 func hasAddr(urls []string, addr string) bool {

@@ -76,46 +76,10 @@ func TestWaitRoutedChecksTraefiksServers(t *testing.T) {
 	}
 }
 
-func TestDrainWaitsUntilTraefikDropsTheServer(t *testing.T) {
-	h := &fakeHost{servers: routed, health: "healthy"}
-	go func() {
-		time.Sleep(400 * time.Millisecond)
-		h.mu.Lock()
-		h.servers = notRouted
-		h.mu.Unlock()
-	}()
-	start := time.Now()
-	msg, drained, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 10 * time.Second})
-	if err != nil || !strings.HasPrefix(msg, "drained app-r1 in") || !drained {
-		t.Fatalf("drain: %q %v", msg, err)
-	}
-	if el := time.Since(start); el < 400*time.Millisecond {
-		t.Fatalf("drain returned after %s, before Traefik dropped the server", el)
-	}
-	if !strings.Contains(strings.Join(h.commands, "\n"), ": > /d/releases/r1/.shipit-run/drain") {
-		t.Fatalf("no drain marker placed: %q", h.commands)
-	}
-	// A drain that never completes times out without failing the stop.
-	h = &fakeHost{servers: routed, health: "healthy"}
-	msg, drained, err = Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/releases/r1", Timeout: 300 * time.Millisecond})
-	if err != nil || !strings.Contains(msg, "timed out") || drained {
-		t.Fatalf("timed-out drain: %q %v", msg, err)
-	}
-}
-
-// Without Traefik's API, Docker's view decides: unhealthy is drained.
-func TestDrainWithoutTheAPIUsesDockerHealth(t *testing.T) {
-	h := &fakeHost{noAPI: true, health: "unhealthy"}
-	msg, drained, err := Drain(context.Background(), h, Options{Project: "app-r1", Dir: "/d/r1", Timeout: 10 * time.Second})
-	if err != nil || !strings.HasPrefix(msg, "drained") || !drained {
-		t.Fatalf("drain without API: %q %v", msg, err)
-	}
-}
-
 // The original's release (no drain marker) behind a router with Traefik's
 // default priority, ours one more with a server: Traefik sends the old one
 // nothing new, so the drain is done at once, without touching its probe.
-func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
+func TestPrepareForeignOfAReleaseWhoseRouterIsOutranked(t *testing.T) {
 	const services = `[{"name":"app-prod@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.7:8080"}]}},` +
 		`{"name":"app-new@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.9:8080"}]}}]`
 	routers := func(ours int) string {
@@ -123,9 +87,9 @@ func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
 			`{"name":"app-new-1a2b@docker","provider":"docker","service":"app-new","rule":"Host(`+"`a.example.com`"+`)","status":"enabled","priority":%d,"using":["web"]}]`, ours)
 	}
 	h := &fakeHost{servers: services, routers: routers(22), health: "healthy", foreign: true}
-	msg, drained, err := Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
-	if err != nil || !strings.HasPrefix(msg, "drained 20250219-140000 in ") || !drained {
-		t.Fatalf("outranked: %q, %v", msg, err)
+	mode, msg, err := PrepareForeign(context.Background(), h, "20250219-140000")
+	if err != nil || mode != ForeignYields || msg != "" {
+		t.Fatalf("outranked: %q %q, %v", mode, msg, err)
 	}
 	for _, c := range h.commands {
 		if strings.HasPrefix(c, "docker cp") {
@@ -135,9 +99,9 @@ func TestDrainOfAForeignReleaseWhoseRouterIsOutranked(t *testing.T) {
 	// Same priority: Traefik may still pick the old router; its probe is
 	// made to fail instead.
 	h = &fakeHost{servers: services, routers: routers(21), health: "healthy", foreign: true}
-	msg, drained, err = Drain(context.Background(), h, Options{Project: "20250219-140000", Timeout: 5 * time.Second})
-	if err != nil || !strings.Contains(strings.Join(h.commands, "\n"), "docker cp - ") || !strings.Contains(msg, "stopping it without a drain") || drained {
-		t.Fatalf("tied: %q, %v; commands %q", msg, err, h.commands)
+	mode, msg, err = PrepareForeign(context.Background(), h, "20250219-140000")
+	if err != nil || !strings.Contains(strings.Join(h.commands, "\n"), "docker cp - ") || !strings.Contains(msg, "stopping it without a drain") || mode != ForeignNone {
+		t.Fatalf("tied: %q %q, %v; commands %q", mode, msg, err, h.commands)
 	}
 }
 
