@@ -59,6 +59,7 @@ type Settings struct {
 	// once the drain succeeded (an app that ignores its stop signal).
 	GraceDrained time.Duration
 	Foreign      Foreign
+	RouteTimeout time.Duration // how long WaitRouted waits
 }
 
 // Runner runs lifecycle commands for the app at AppPath.
@@ -90,6 +91,9 @@ func (s Settings) header() string {
 	}
 	if s.GraceDrained > 0 && (s.StopTimeout <= 0 || s.GraceDrained < s.StopTimeout) {
 		set("J_GRACE_DRAINED", seconds(s.GraceDrained))
+	}
+	if s.RouteTimeout > 0 {
+		set("J_ROUTE_TIMEOUT", seconds(s.RouteTimeout))
 	}
 	set("J_FOREIGN", string(s.Foreign))
 	set("J_TRAEFIK_API", TraefikAPI)
@@ -152,6 +156,33 @@ func (r Runner) Drain(ctx context.Context, s Settings, dir, project string) (str
 		}
 	}
 	return "", true, nil // nothing routed: nothing to drain
+}
+
+// Routing is what WaitRouted found.
+type Routing string
+
+const (
+	Routed   Routing = "ok"      // Traefik sends requests to every routed container
+	NoRoutes Routing = "none"    // the project has no routed container
+	NoAPI    Routing = "noapi"   // no Traefik API where `shipit setup` binds it
+	TimedOut Routing = "timeout" // not routed within the timeout (why says what is missing)
+)
+
+// WaitRouted waits, polling Traefik's API on the host (no round trip per
+// poll), until Traefik sends requests to every routed container of the
+// compose project, at most s.RouteTimeout.
+func (r Runner) WaitRouted(ctx context.Context, s Settings, project string) (Routing, string, error) {
+	said, err := r.run(ctx, s, "wait until Traefik routes to "+project, "wait_routed", project)
+	if err != nil {
+		return "", "", err
+	}
+	for _, l := range said {
+		if v, ok := strings.CutPrefix(l, "routed: "); ok {
+			res, why, _ := strings.Cut(v, " ")
+			return Routing(res), why, nil
+		}
+	}
+	return "", "", fmt.Errorf("host %s: waiting for Traefik to route %s: no answer (%q)", r.Conn.Name(), project, said)
 }
 
 // Stop drains the release in dir (compose project), stops it with its

@@ -159,6 +159,53 @@ routed_left() {
 	done
 }
 
+# not_routed BACKENDS: why Traefik does not yet send requests to every
+# container of BACKENDS ("" once it does): by its API, each container's
+# address must be a server of its service.
+not_routed() {
+	printf '%s\n' "$1" | while read -r _id _svc _addr; do
+		[ -n "$_id" ] || continue
+		if [ "$_svc" = - ] || [ "$_addr" = - ]; then
+			echo "container $_id has no address on the traefik network"
+			break
+		fi
+		if ! api "/api/http/services/$_svc@docker" | grep -q -F "\"http://$_addr\""; then
+			echo "service $_svc does not list $_addr"
+			break
+		fi
+	done
+}
+
+# wait_routed PROJECT: wait, polling on the host, until Traefik sends
+# requests to every routed container of the project, at most
+# J_ROUTE_TIMEOUT seconds. Says "routed: ok", "routed: none" (nothing of
+# it is routed), "routed: noapi" (no API where `shipit setup` binds it: the
+# caller falls back to Docker's view) or "routed: timeout WHY".
+wait_routed() {
+	_bs=$(backends "$1")
+	if [ -z "$_bs" ]; then
+		echo "routed: none"
+		return 0
+	fi
+	if ! api /api/version >/dev/null; then
+		echo "routed: noapi"
+		return 0
+	fi
+	_end=$(($(now) + ${J_ROUTE_TIMEOUT:-30}))
+	while :; do
+		_why=$(not_routed "$_bs")
+		if [ -z "$_why" ]; then
+			echo "routed: ok"
+			return 0
+		fi
+		if [ "$(now)" -ge "$_end" ]; then
+			echo "routed: timeout $_why"
+			return 0
+		fi
+		sleep 0.1 2>/dev/null || sleep 1
+	done
+}
+
 # drain DIR PROJECT: take the project's routed containers out of Traefik's
 # rotation and wait until Traefik no longer sends them requests, at most
 # J_DRAIN_TIMEOUT seconds: the drain marker in DIR fails their health

@@ -11,7 +11,6 @@ import (
 
 	"github.com/shipit-dev/shipit/internal/lockfile"
 	"github.com/shipit-dev/shipit/internal/remote/localconn"
-	"github.com/shipit-dev/shipit/internal/traefik"
 )
 
 // The lifecycle's shell runs here under the local sh (dash on Debian, like
@@ -288,8 +287,31 @@ func TestGuardedCommandsWaitForTheHolderAndRecheck(t *testing.T) {
 	}
 }
 
-func TestTraefikAPIAddressIsSetups(t *testing.T) {
-	if TraefikAPI != traefik.APIAddr {
-		t.Fatalf("lifecycle asks Traefik's API at %s, setup binds it at %s", TraefikAPI, traefik.APIAddr)
+// WaitRouted polls Traefik's API on the host until the release's address
+// is a server of its service, and says what is missing when it never is.
+func TestWaitRouted(t *testing.T) {
+	f := newFixture(t)
+	f.write("state/api", "", 0o644)
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		f.write("state/servers", servedBy, 0o644)
+	}()
+	r, _ := f.runner()
+	s := Settings{RouteTimeout: 10 * time.Second}
+	if res, why, err := r.WaitRouted(context.Background(), s, "app-r1"); err != nil || res != Routed {
+		t.Fatalf("routed: %q %q %v", res, why, err)
+	}
+	f.write("state/servers", `{"name":"app-prod@docker","loadBalancer":{"servers":[]}}`, 0o644)
+	s.RouteTimeout = time.Second
+	if res, why, err := r.WaitRouted(context.Background(), s, "app-r1"); err != nil || res != TimedOut || why != "service app-prod does not list 10.0.0.7:8080" {
+		t.Fatalf("not routed: %q %q %v", res, why, err)
+	}
+	os.Remove(filepath.Join(f.state, "api"))
+	if res, _, err := r.WaitRouted(context.Background(), s, "app-r1"); err != nil || res != NoAPI {
+		t.Fatalf("without the API: %q %v", res, err)
+	}
+	os.Remove(filepath.Join(f.state, "running"))
+	if res, _, err := r.WaitRouted(context.Background(), s, "app-r1"); err != nil || res != NoRoutes {
+		t.Fatalf("nothing routed: %q %v", res, err)
 	}
 }

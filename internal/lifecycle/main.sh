@@ -1,5 +1,6 @@
 
 # Run as: sh -c "SETTINGS; lifecycle.sh; main.sh" shipit-lifecycle COMMAND APP_DIR ARGS...
+#   wait_routed PROJECT                        says "routed: ..."
 #   drain DIR PROJECT                          says "drain: ..." lines
 #   stop DIR PROJECT [DOWN_ARGS...]            drain, stop, down
 #   switch RELEASE                             current -> releases/RELEASE
@@ -10,6 +11,7 @@ _cmd=$1
 APP_DIR=$2
 shift 2
 case "$_cmd" in
+wait_routed) wait_routed "$1" ;;
 drain) drain "$1" "$2" || : ;;
 stop) stop_release "$@" ;;
 switch) switch_current "$1" ;;

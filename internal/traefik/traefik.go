@@ -26,6 +26,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shipit-dev/shipit/internal/lifecycle"
 	"github.com/shipit-dev/shipit/internal/remote"
 	"github.com/shipit-dev/shipit/internal/shell"
 )
@@ -360,56 +361,28 @@ func (e *NotRoutedError) Hint() string {
 }
 
 // WaitRouted waits until Traefik sends requests to every routed container
-// of the release: each container's address is a server of its service.
-// Without the API it waits for Traefik's provider throttle after Docker
-// calls the containers healthy.
+// of the release: each container's address is a server of its service, as
+// internal/lifecycle asks Traefik's API on the host (one command, polling
+// there). Without the API it waits for Traefik's provider throttle after
+// Docker calls the containers healthy.
 func WaitRouted(ctx context.Context, c remote.Conn, o Options) error {
-	bs, err := Backends(ctx, c, o.Project)
+	r := lifecycle.Runner{Conn: c, AppPath: o.Dir}
+	res, why, err := r.WaitRouted(ctx, lifecycle.Settings{RouteTimeout: o.Timeout}, o.Project)
 	if err != nil {
 		return err
 	}
-	if len(bs) == 0 {
-		return nil // nothing routed (no traefik.enable): nothing to wait for
-	}
-	api := Find(ctx, c)
-	if api == nil {
+	switch res {
+	case lifecycle.Routed, lifecycle.NoRoutes:
+		return nil
+	case lifecycle.NoAPI:
 		if !Running(ctx, c) {
 			if err := noProxy(c, o); err != nil {
 				return err
 			}
 		}
 		return sleep(ctx, throttle(ctx, c))
-	}
-	deadline := time.Now().Add(o.Timeout)
-	var why string
-	for {
-		missing := 0
-		for _, b := range bs {
-			if b.Addr == "" || b.Service == "" {
-				why = "container " + b.ID + " has no address on the traefik network"
-				missing++
-				continue
-			}
-			urls, err := api.Servers(ctx, b.Service)
-			if err != nil {
-				why = err.Error()
-				missing++
-				continue
-			}
-			if !hasAddr(urls, b.Addr) {
-				why = fmt.Sprintf("service %s does not list %s (servers: %v)", b.Service, b.Addr, urls)
-				missing++
-			}
-		}
-		if missing == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return &NotRoutedError{Host: c.Name(), Project: o.Project, Why: why, Timeout: o.Timeout}
-		}
-		if err := sleep(ctx, 250*time.Millisecond); err != nil {
-			return err
-		}
+	default:
+		return &NotRoutedError{Host: c.Name(), Project: o.Project, Why: why, Timeout: o.Timeout}
 	}
 }
 

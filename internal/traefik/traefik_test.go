@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shipit-dev/shipit/internal/lifecycle"
 )
 
 // fakeHost answers the docker commands the package sends, from a script.
@@ -63,16 +65,9 @@ func (f *fakeHost) Run(_ context.Context, cmd string, _ io.Reader, stdout, stder
 const routed = `[{"name":"app-prod@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.7:8080"},{"url":"http://10.0.0.3:8080"}]},"serverStatus":{"http://10.0.0.7:8080":"UP"}}]`
 const notRouted = `[{"name":"app-prod@docker","loadBalancer":{"servers":[{"url":"http://10.0.0.3:8080"}]}}]`
 
-func TestWaitRoutedChecksTraefiksServers(t *testing.T) {
-	h := &fakeHost{servers: routed, health: "healthy"}
-	if err := WaitRouted(context.Background(), h, Options{Project: "app-r2", Timeout: time.Second}); err != nil {
-		t.Fatalf("routed release: %v", err)
-	}
-	h = &fakeHost{servers: notRouted, health: "healthy"}
-	err := WaitRouted(context.Background(), h, Options{Project: "app-r2", Timeout: 600 * time.Millisecond})
-	var nr *NotRoutedError
-	if !errors.As(err, &nr) || !strings.Contains(err.Error(), "service app-prod does not list 10.0.0.7:8080") || nr.Hint() == "" {
-		t.Fatalf("not routed: %v", err)
+func TestLifecycleAsksTheAPIWhereSetupBindsIt(t *testing.T) {
+	if lifecycle.TraefikAPI != APIAddr {
+		t.Fatalf("internal/lifecycle asks Traefik's API at %s, setup binds it at %s", lifecycle.TraefikAPI, APIAddr)
 	}
 }
 
