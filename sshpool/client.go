@@ -38,6 +38,7 @@ type Client struct {
 	warmBusy     bool
 	warmRuns     int // Runs without stdin so far
 	warmFailures int
+	warmSent     int // commands sent to a warm shell (tests)
 
 	closeOnce sync.Once
 	stop      chan struct{}

@@ -52,15 +52,24 @@ const (
 	warmKillWait = 2 * time.Second
 )
 
-// warmServer is the loop, in syntax dash, bash and zsh all accept. The
-// subshell's stdin is /dev/null so a command never reads the next ones; its
-// cd, exports and exit end with it.
+// warmServer is the loop, in syntax dash, bash and zsh all accept. Each
+// command runs in a subshell with stdin /dev/null, so it never reads the next
+// ones and its cd, exports and exit end with it. Where setsid -w exists
+// (util-linux) the subshell reports its pid (/proc/self/stat: read is a
+// builtin) and execs "setsid -w $SHELL -c CMD": the user's login shell, as
+// sshd would run it, with the server's environment, as a process group of its
+// own that a cancel kills whole without touching anything else. Otherwise the
+// command is eval'd in the subshell, in the server's process group.
 const warmServer = `__shipit_h=%s
+__shipit_s=; setsid -w true </dev/null >/dev/null 2>&1 && __shipit_s=1
 printf '%%s=%%s\n' "$__shipit_h" "$$"; printf '%%s+\n' "$__shipit_h" >&2
 while IFS= read -r __shipit_l; do
 __shipit_n=${__shipit_l%%%% *}
-printf '%%s+\n' "$__shipit_n"; printf '%%s+\n' "$__shipit_n" >&2
-( __shipit_c=$(printf '%%b.' "${__shipit_l#* }"); __shipit_c=${__shipit_c%%.}; unset __shipit_l __shipit_n __shipit_h; eval "$__shipit_c" ) </dev/null
+( __shipit_c=$(printf '%%b.' "${__shipit_l#* }"); __shipit_c=${__shipit_c%%.}
+__shipit_p=; [ -n "$__shipit_s" ] && read -r __shipit_p __shipit_x </proc/self/stat 2>/dev/null
+printf '%%s+%%s\n' "$__shipit_n" "$__shipit_p"; printf '%%s+\n' "$__shipit_n" >&2
+[ -n "$__shipit_p" ] && exec setsid -w "${SHELL:-/bin/sh}" -c "$__shipit_c"
+unset __shipit_l __shipit_n __shipit_h __shipit_s __shipit_p __shipit_x; eval "$__shipit_c" ) </dev/null
 __shipit_r=$?
 printf '%%s=%%s\n' "$__shipit_n" "$__shipit_r" >&2; printf '%%s=%%s\n' "$__shipit_n" "$__shipit_r"
 done
@@ -246,9 +255,13 @@ func (c *Client) runWarm(ctx context.Context, w *warmShell, cmd string, stdout, 
 	nonce := newNonce()
 	if _, err := io.WriteString(w.in, nonce+" "+escapeWarm(cmd)+"\n"); err != nil {
 		// sh's read runs only a whole line: a failed write ran nothing.
+		// (Nor does one whose ack never came: warmSent is then one too high.)
 		c.discardWarm(w)
 		return -1, false, nil
 	}
+	c.warmMu.Lock()
+	c.warmSent++
+	c.warmMu.Unlock()
 	gout, gerr := &gateWriter{w: stdout}, &gateWriter{w: stderr}
 	type end struct {
 		tag string
@@ -256,15 +269,18 @@ func (c *Client) runWarm(ctx context.Context, w *warmShell, cmd string, stdout, 
 	}
 	outc, errc := make(chan end, 1), make(chan end, 1)
 	acked := make(chan struct{})
+	group := 0 // the command's process group, once acked; 0: the server's
 	go func() {
 		// The ack comes before the command starts: EOF before it means the
 		// command never ran.
-		if tag, err := w.out.next(nonce, nil); err != nil || tag != "+" {
+		tag, err := w.out.next(nonce, nil)
+		if err != nil || !strings.HasPrefix(tag, "+") {
 			outc <- end{tag, fmt.Errorf("no ack: %q, %w", tag, err)}
 			return
 		}
+		group, _ = strconv.Atoi(tag[1:])
 		close(acked)
-		tag, err := w.out.next(nonce, gout)
+		tag, err = w.out.next(nonce, gout)
 		outc <- end{tag, err}
 	}()
 	go func() {
@@ -289,7 +305,17 @@ func (c *Client) runWarm(ctx context.Context, w *warmShell, cmd string, stdout, 
 		case <-ctx.Done():
 			gout.close()
 			gerr.close()
-			c.cancelWarm(w)
+			// The ack, printed just before the command starts, names its
+			// group: wait for it briefly if it is still on its way.
+			select {
+			case <-acked:
+			case <-outc:
+			case <-time.After(warmKillWait / 2):
+			}
+			if !isClosed(acked) {
+				group = 0
+			}
+			c.cancelWarm(w, group)
 			return -1, true, ctx.Err()
 		}
 	}
@@ -310,11 +336,11 @@ func (c *Client) runWarm(ctx context.Context, w *warmShell, cmd string, stdout, 
 	return code, true, nil
 }
 
-// cancelWarm kills the running command's process group (the server's: sshd
-// made the server a group leader, and plain commands stay in its group)
-// through a fresh session that borrows the warm shell's semaphore slot, and
-// discards w. It waits at most warmKillWait.
-func (c *Client) cancelWarm(w *warmShell) {
+// cancelWarm discards w and kills the command's process group (group, 0 if
+// unknown) and the server's (sshd made the server a group leader; an eval'd
+// command stays in its group) through a fresh session that borrows the warm
+// shell's semaphore slot. It waits at most warmKillWait.
+func (c *Client) cancelWarm(w *warmShell, group int) {
 	c.forgetWarm(w)
 	w.sess.Close() // the slot is kept for the kill session
 	done := make(chan struct{})
@@ -326,7 +352,11 @@ func (c *Client) cancelWarm(w *warmShell) {
 			return
 		}
 		defer s.Close()
-		_ = s.Run(fmt.Sprintf("kill -s KILL -- -%d", w.pid))
+		pgids := fmt.Sprintf("-%d", w.pid)
+		if group > 1 {
+			pgids = fmt.Sprintf("-%d %s", group, pgids)
+		}
+		_ = s.Run("kill -s KILL -- " + pgids + " 2>/dev/null")
 	}()
 	select {
 	case <-done:
