@@ -31,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -59,21 +60,30 @@ const (
 // builtin) and execs "setsid -w $SHELL -c CMD": the user's login shell, as
 // sshd would run it, with the server's environment, as a process group of its
 // own that a cancel kills whole without touching anything else. Otherwise the
-// command is eval'd in the subshell, in the server's process group.
+// command is eval'd in the subshell, in the server's process group (and its
+// $$ is the server's: `kill $$` would end the warm shell, not the command,
+// and the Run fails instead of returning 143). The
+// server's own stderr is /dev/null (the session's is fd 3): bash would say
+// "Terminated" there about a command killed by a signal, which a session
+// of its own does not.
 const warmServer = `__shipit_h=%s
-__shipit_s=; setsid -w true </dev/null >/dev/null 2>&1 && __shipit_s=1
-printf '%%s=%%s\n' "$__shipit_h" "$$"; printf '%%s+\n' "$__shipit_h" >&2
+exec 3>&2 2>/dev/null
+__shipit_s=; %s </dev/null >/dev/null 2>&1 && __shipit_s=1
+printf '%%s=%%s\n' "$__shipit_h" "$$"; printf '%%s+\n' "$__shipit_h" >&3
 while IFS= read -r __shipit_l; do
 __shipit_n=${__shipit_l%%%% *}
 ( __shipit_c=$(printf '%%b.' "${__shipit_l#* }"); __shipit_c=${__shipit_c%%.}
 __shipit_p=; [ -n "$__shipit_s" ] && read -r __shipit_p __shipit_x </proc/self/stat 2>/dev/null
 printf '%%s+%%s\n' "$__shipit_n" "$__shipit_p"; printf '%%s+\n' "$__shipit_n" >&2
 [ -n "$__shipit_p" ] && exec setsid -w "${SHELL:-/bin/sh}" -c "$__shipit_c"
-unset __shipit_l __shipit_n __shipit_h __shipit_s __shipit_p __shipit_x; eval "$__shipit_c" ) </dev/null
+unset __shipit_l __shipit_n __shipit_h __shipit_s __shipit_p __shipit_x; eval "$__shipit_c" ) </dev/null 2>&3 3>&-
 __shipit_r=$?
-printf '%%s=%%s\n' "$__shipit_n" "$__shipit_r" >&2; printf '%%s=%%s\n' "$__shipit_n" "$__shipit_r"
+printf '%%s=%%s\n' "$__shipit_n" "$__shipit_r" >&3; printf '%%s=%%s\n' "$__shipit_n" "$__shipit_r"
 done
 `
+
+// warmProbe tells the server whether setsid -w works (tests: whether not).
+var warmProbe = "setsid -w true"
 
 // warmShell is one open server session. Only the Run holding it (Client.warmBusy)
 // touches its streams.
@@ -117,15 +127,15 @@ func (c *Client) takeWarm(ctx context.Context, cmd string) *warmShell {
 	}
 	c.warmBusy = true
 	w := c.warm
+	if w != nil && w.isDead() {
+		c.warm = nil // busy stays set: only this Run may start the next
+	}
 	c.warmMu.Unlock()
 	if w != nil && !w.isDead() {
 		return w
 	}
 	if w != nil {
-		c.discardWarm(w)
-		c.warmMu.Lock()
-		c.warmBusy = true
-		c.warmMu.Unlock()
+		w.close(c)
 	}
 	w, err := c.startWarm(ctx)
 	c.warmMu.Lock()
@@ -160,9 +170,13 @@ func (c *Client) forgetWarm(w *warmShell) {
 	c.warmMu.Unlock()
 }
 
-// discardWarm closes w's session and gives back its semaphore slot.
+// discardWarm drops w, closes its session and gives back its semaphore slot.
 func (c *Client) discardWarm(w *warmShell) {
 	c.forgetWarm(w)
+	w.close(c)
+}
+
+func (w *warmShell) close(c *Client) {
 	w.sess.Close()
 	w.release.Do(c.release)
 }
@@ -240,7 +254,7 @@ func (c *Client) openWarm(hello string) (*warmShell, error) {
 		sess.Close()
 		return nil, err
 	}
-	if err := sess.Start(fmt.Sprintf(warmServer, hello)); err != nil {
+	if err := sess.Start(fmt.Sprintf(warmServer, hello, warmProbe)); err != nil {
 		sess.Close()
 		return nil, err
 	}
@@ -252,6 +266,10 @@ func (c *Client) openWarm(hello string) (*warmShell, error) {
 // runWarm runs cmd in w. sent is false when cmd certainly did not start (w
 // was dead): the caller may then run it another way, never otherwise.
 func (c *Client) runWarm(ctx context.Context, w *warmShell, cmd string, stdout, stderr io.Writer) (code int, sent bool, err error) {
+	if err := ctx.Err(); err != nil {
+		c.putWarm(w)
+		return -1, true, c.errf("run: %w", err)
+	}
 	nonce := newNonce()
 	if _, err := io.WriteString(w.in, nonce+" "+escapeWarm(cmd)+"\n"); err != nil {
 		// sh's read runs only a whole line: a failed write ran nothing.
@@ -400,8 +418,9 @@ func escapeWarm(cmd string) string {
 // markerStream reads one of the server's output streams, splitting it at
 // markers.
 type markerStream struct {
-	r   io.Reader
-	buf []byte // read but not yet passed on
+	r     io.Reader
+	buf   []byte // read but not yet passed on
+	chunk []byte
 }
 
 // next copies the stream to w (nil: drop) up to the next "nonce TAG\n" and
@@ -410,7 +429,9 @@ type markerStream struct {
 // (the shell must stay in step); gateWriter records its error.
 func (s *markerStream) next(nonce string, w io.Writer) (string, error) {
 	m := []byte(nonce)
-	chunk := make([]byte, 32<<10)
+	if s.chunk == nil {
+		s.chunk = make([]byte, 32<<10)
+	}
 	for {
 		if i := bytes.Index(s.buf, m); i >= 0 {
 			write(w, s.buf[:i])
@@ -428,8 +449,8 @@ func (s *markerStream) next(nonce string, w io.Writer) (string, error) {
 			write(w, s.buf[:k])
 			s.buf = append(s.buf[:0], s.buf[k:]...)
 		}
-		n, err := s.r.Read(chunk)
-		s.buf = append(s.buf, chunk[:n]...)
+		n, err := s.r.Read(s.chunk)
+		s.buf = append(s.buf, s.chunk[:n]...)
 		if err != nil && n == 0 {
 			if err == io.EOF {
 				err = io.ErrUnexpectedEOF
@@ -461,14 +482,14 @@ func write(w io.Writer, b []byte) {
 type gateWriter struct {
 	mu     sync.Mutex
 	w      io.Writer
-	closed bool
+	closed atomic.Bool
 	err    error
 }
 
 func (g *gateWriter) Write(b []byte) (int, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.closed || g.w == nil || g.err != nil {
+	if g.closed.Load() || g.w == nil || g.err != nil {
 		return len(b), nil
 	}
 	if _, err := g.w.Write(b); err != nil {
@@ -477,8 +498,18 @@ func (g *gateWriter) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// close waits for a write in progress, as long as the session path waits
+// for its output copy: a caller's writer that blocks is not waited for.
 func (g *gateWriter) close() {
-	g.mu.Lock()
-	g.closed = true
-	g.mu.Unlock()
+	g.closed.Store(true)
+	done := make(chan struct{})
+	go func() {
+		g.mu.Lock()
+		g.mu.Unlock() //nolint:staticcheck // only waits for a Write to end
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(warmKillWait):
+	}
 }

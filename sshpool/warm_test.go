@@ -58,6 +58,22 @@ func inWarm(t *testing.T, c *Client, w *warmShell, cmd string) (int, string, str
 // The warm shell gives what a session of its own gives: exit codes, separate
 // and exact stdout and stderr, any bytes, multi-line commands with quotes.
 func TestWarmShellMatchesSessions(t *testing.T) {
+	bothWays(t, testWarmShellMatchesSessions)
+}
+
+// bothWays runs test with the commands run by setsid -w and, as on hosts
+// without it, eval'd by the server's subshell.
+func bothWays(t *testing.T, test func(t *testing.T, setsid bool)) {
+	t.Run("setsid", func(t *testing.T) { test(t, true) })
+	t.Run("eval", func(t *testing.T) {
+		probe := warmProbe
+		warmProbe = "false"
+		t.Cleanup(func() { warmProbe = probe })
+		test(t, false)
+	})
+}
+
+func testWarmShellMatchesSessions(t *testing.T, setsid bool) {
 	e := newEnv(t, "")
 	c := warmClient(t, e, nil)
 	w := warmOf(c)
@@ -80,9 +96,13 @@ func TestWarmShellMatchesSessions(t *testing.T) {
 		{"syntax error", "if then", 2, "", ""},
 		{"utf-8 and percent", "echo 'héllo %s %% \\n'", 0, "héllo %s %% \\n\n", ""},
 		{"environment", "echo \"$PATH $SHELL $HOME $USER $SSH_CONNECTION\"; umask; pwd", -1, "", ""},
+		{"killed by a signal", "echo x; kill -TERM $$", 143, "x\n", ""},
 		{"background job", "sleep 0 & echo bg", 0, "bg\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if !setsid && strings.Contains(tc.cmd, "$$") {
+				t.Skip("an eval'd command's $$ is the server's")
+			}
 			code, out, errs := inWarm(t, c, w, tc.cmd)
 			if tc.code == -1 { // only compared with a session's
 			} else if tc.name == "syntax error" {
@@ -193,10 +213,15 @@ func pgrep(t *testing.T, pattern string) bool {
 // A cancelled command is killed on the host, not left running, and the next
 // Run gets a new warm shell.
 func TestWarmShellCancelKillsTheCommand(t *testing.T) {
+	bothWays(t, testWarmShellCancelKillsTheCommand)
+}
+
+func testWarmShellCancelKillsTheCommand(t *testing.T, setsid bool) {
 	e := newEnv(t, "")
 	c := warmClient(t, e, nil)
 	w := warmOf(c)
-	// A job an earlier command left behind is not the cancelled command's.
+	// A job an earlier command left behind is not the cancelled command's
+	// (eval'd commands all share the server's process group).
 	inWarm(t, c, w, "nohup sleep 3132 >/dev/null 2>&1 &")
 	t.Cleanup(func() { exec.Command("pkill", "-f", "sleep 3132").Run() })
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
@@ -217,7 +242,7 @@ func TestWarmShellCancelKillsTheCommand(t *testing.T) {
 	if pgrep(t, "sleep 3131") {
 		t.Fatal("the cancelled command still runs on the host")
 	}
-	if !pgrep(t, "sleep 3132") {
+	if setsid && !pgrep(t, "sleep 3132") {
 		t.Fatal("the cancel killed an earlier command's background job")
 	}
 	if warmOf(c) == w {
