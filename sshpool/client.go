@@ -31,6 +31,15 @@ type Client struct {
 	sftpMu sync.Mutex
 	sftp   *sftp.Client
 
+	// The warm shell (warm.go): at most one, used by one Run at a time.
+	noWarm       bool // Separate's connections keep plain sessions
+	warmMu       sync.Mutex
+	warm         *warmShell
+	warmBusy     bool
+	warmRuns     int // Runs without stdin so far
+	warmFailures int
+	warmSent     int // commands sent to a warm shell (tests)
+
 	closeOnce sync.Once
 	stop      chan struct{}
 	deadMu    sync.Mutex
@@ -94,6 +103,7 @@ func (c *Client) Separate(ctx context.Context) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.noWarm = true
 	p.mu.Lock()
 	closed := p.closed
 	if !closed {
@@ -191,7 +201,20 @@ func (c *Client) acquire(ctx context.Context) error {
 func (c *Client) release() { <-c.sem }
 
 // Run executes cmd via the remote shell. A non-zero exit is (code, nil).
+// Without stdin it uses the Client's warm shell when that is idle (warm.go).
 func (c *Client) Run(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
+	if stdin == nil {
+		if w := c.takeWarm(ctx, cmd); w != nil {
+			if code, sent, err := c.runWarm(ctx, w, cmd, stdout, stderr); sent {
+				return code, err
+			}
+		}
+	}
+	return c.runSession(ctx, cmd, stdin, stdout, stderr)
+}
+
+// runSession runs cmd in a session of its own.
+func (c *Client) runSession(ctx context.Context, cmd string, stdin io.Reader, stdout, stderr io.Writer) (int, error) {
 	if err := c.acquire(ctx); err != nil {
 		return -1, c.errf("run: %w", err)
 	}
