@@ -36,6 +36,14 @@ func BenchmarkDeployFanOut(b *testing.B) {
 		}
 		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		own := ownTimes(string(out))
+		if len(hs) > 1 {
+			// Which steps grow with the fleet: each host's step line.
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.Contains(l, " · ") {
+					fmt.Println("  " + strings.TrimSpace(l))
+				}
+			}
+		}
 		if len(hs) == 1 {
 			own1 = own
 		} else {

@@ -35,6 +35,12 @@ type Config struct {
 	// OpenSSH does). shipit sets "deploy", the original shipit's default.
 	// Jump hosts without a user keep OpenSSH's default (ssh -J semantics).
 	DefaultUser string
+	// WarmFirst sends a connection's first command to a new warm shell
+	// (warm.go), for commands that run many on each host (deploy): that
+	// shell's start-up is then the only login shell. Off, a single command
+	// (shipit exec) gets a plain session and the warm shell starts with the
+	// second.
+	WarmFirst bool
 }
 
 // Target names a host as the user wrote it.

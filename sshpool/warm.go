@@ -113,15 +113,20 @@ func (c *Client) warmAllowed() bool {
 }
 
 // takeWarm returns the idle warm shell, starting one if needed, marked busy;
-// nil means use a session. The first Run on a Client never starts one: a
-// single command (shipit exec) would pay for the loop's start-up for nothing.
+// nil means use a session. The first Run on a Client starts one only with
+// Config.WarmFirst: a single command (shipit exec) would pay for the loop's
+// start-up for nothing.
 func (c *Client) takeWarm(ctx context.Context, cmd string) *warmShell {
 	if !c.warmAllowed() || len(cmd) > maxWarmCmd || strings.IndexByte(cmd, 0) >= 0 {
 		return nil
 	}
 	c.warmMu.Lock()
 	c.warmRuns++
-	if c.warmBusy || c.warmRuns < 2 || c.warmFailures >= maxWarmFailures {
+	first := 2
+	if c.pool.cfg.WarmFirst {
+		first = 1
+	}
+	if c.warmBusy || c.warmRuns < first || c.warmFailures >= maxWarmFailures {
 		c.warmMu.Unlock()
 		return nil
 	}

@@ -333,3 +333,29 @@ func TestWarmShellOff(t *testing.T) {
 		}
 	})
 }
+
+// Without WarmFirst a Client's first command gets a session of its own (one
+// command, as shipit exec runs, pays no loop start-up); with it, the first
+// command already runs in the warm shell (a deploy's many commands then cost
+// one login shell).
+func TestWarmShellFirstCommand(t *testing.T) {
+	e := newEnv(t, "")
+	writeTestFile(t, e.known, lines(e.sshd.knownHostsLine(0, false)))
+	for _, first := range []bool{false, true} {
+		c, err := e.pool(func(c *Config) { c.WarmFirst = first }).Get(context.Background(), e.target())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code, out, _ := run(t, c, "echo one", ""); code != 0 || out != "one\n" {
+			t.Fatalf("WarmFirst %v: first command: %d %q", first, code, out)
+		}
+		want := 0
+		if first {
+			want = 1
+		}
+		if got := warmSent(c); got != want {
+			t.Fatalf("WarmFirst %v: %d commands went to a warm shell after the first, want %d", first, got, want)
+		}
+		c.Close()
+	}
+}

@@ -89,18 +89,22 @@ type hostFlags struct {
 // open loads the project, decrypts the stage's secrets (for redaction and
 // deploys) and selects the hosts.
 func (g *Globals) open(f hostFlags) (*session.Session, error) {
-	return g.openWith(session.Load, f)
+	return g.openWith(session.Load, f, true)
 }
 
 // openNoLua is open for a command that runs no Lua on its hosts (exec):
 // shipit.lua and the recipes are neither compiled nor evaluated.
 func (g *Globals) openNoLua(f hostFlags) (*session.Session, error) {
-	return g.openWith(session.LoadConfig, f)
+	return g.openWith(session.LoadConfig, f, false)
 }
 
 // openWith loads the project with load and opens a session on f's hosts.
-func (g *Globals) openWith(load func(session.Options) (*session.Project, error), f hostFlags) (*session.Session, error) {
-	p, err := load(g.options())
+// warmFirst: the recipes run many commands per host, so the first one
+// already starts the warm shell (sshpool.Config.WarmFirst).
+func (g *Globals) openWith(load func(session.Options) (*session.Project, error), f hostFlags, warmFirst bool) (*session.Session, error) {
+	o := g.options()
+	o.SSH.WarmFirst = warmFirst
+	p, err := load(o)
 	if err != nil {
 		return nil, err
 	}

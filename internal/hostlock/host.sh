@@ -249,6 +249,8 @@ backstop() {
 
 hold() {
 	APP=$3 STAGE=$4 WAIT=$5 HB_TIMEOUT=$6 HOLDER=$7 RUN=$8
+	# Asked here rather than by a command of its own: one login shell less.
+	command -v flock >/dev/null 2>&1 || { say noflock; exit 69; }
 	mkdir -p "$S" && chmod 700 "$S" || exit 70
 	exec 9>>"$S/lock"
 	# Tried twice: a status probe may hold it for an instant (busybox's

@@ -255,11 +255,6 @@ func newRunID() string {
 }
 
 func acquire(ctx context.Context, c, hold remote.Conn, o Options) (*Lock, error) {
-	if code, err := hold.Run(ctx, "command -v flock >/dev/null", nil, io.Discard, io.Discard); err != nil {
-		return nil, err
-	} else if code != 0 {
-		return nil, &NoFlockError{Host: c.Name()}
-	}
 	o.Holder.HolderPID = 0 // host.sh fills it in
 	holder, _ := json.Marshal(o.Holder)
 	run := newRunID()
@@ -307,6 +302,10 @@ func acquire(ctx context.Context, c, hold remote.Conn, o Options) (*Lock, error)
 			o.Logf("waiting for the host to settle an interrupted run: " + busy.Holder.String())
 		case strings.HasPrefix(line, "log "):
 			o.Logf(strings.TrimPrefix(line, "log "))
+		case line == "noflock":
+			stdinW.Close()
+			<-l.done
+			return nil, &NoFlockError{Host: c.Name()}
 		}
 	}
 	stdinW.Close()

@@ -291,3 +291,29 @@ func TestGoneHere(t *testing.T) {
 		}
 	}
 }
+
+// The hold command itself reports a host without flock(1): no command of
+// its own is spent on asking.
+func TestAcquireWithoutFlock(t *testing.T) {
+	f := newFixture(t)
+	bin := filepath.Join(t.TempDir(), "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(sh, filepath.Join(bin, "sh")); err != nil {
+		t.Fatal(err)
+	}
+	f.conn.Env = []string{"PATH=" + bin}
+	_, err = Acquire(context.Background(), f.conn, f.opts("deploy"))
+	var nf *NoFlockError
+	if !errors.As(err, &nf) || nf.Host != "h1" {
+		t.Fatalf("Acquire without flock: %v, want a NoFlockError for h1", err)
+	}
+	if exists(filepath.Join(f.app, Dir)) {
+		t.Fatal("Acquire without flock created the lock's directory")
+	}
+}
