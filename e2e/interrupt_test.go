@@ -18,25 +18,7 @@ func pausedDeploy(t *testing.T, a *app, when, step string, secs int) (*exec.Cmd,
 	t.Helper()
 	signal := filepath.Join(a.env.Dir, "paused-"+a.name)
 	a.commit(map[string]string{"shipit.lua": fmt.Sprintf("%s(%q, function(h) h:run(%q) end)\n", when, step, fmt.Sprintf("touch %s; sleep %d", signal, secs))})
-	cmd := a.shipitCmd("deploy", "-s", "production")
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		if _, err := os.Stat(signal); err == nil {
-			os.Remove(signal)
-			return cmd, &out
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			cmd.Wait()
-			t.Fatalf("deploy never reached its pause:\n%s", out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return startPaused(t, a, signal)
 }
 
 // Ctrl-C before the point of no return (during the health check) undoes
