@@ -27,6 +27,7 @@ func BenchmarkDeployFanOut(b *testing.B) {
 	var own1, own8 []time.Duration
 	deploy := func(name string, hs []*harness.SSHD) (time.Duration, time.Duration, map[string]string) {
 		a := newApp(b, env, name, "/var/deploy", hs, "", "")
+		a.bin = benchShipit(b) // as users get it, not the tests' -race build
 		cmd := a.shipitCmd("--ssh-stats", "deploy", "-s", "production")
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
