@@ -444,15 +444,6 @@ func yields(ctx context.Context, c remote.Conn, api *API, project string, bs []B
 	return true
 }
 
-func hasAddr(urls []string, addr string) bool {
-	for _, u := range urls {
-		if strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(u, "http://"), "https://"), "/") == addr {
-			return true
-		}
-	}
-	return false
-}
-
 func sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
