@@ -18,25 +18,40 @@ var handshakeRe = regexp.MustCompile(`ssh handshakes (\S+): (\d+)`)
 
 // BenchmarkDeployFanOut measures a deploy to 1 host (the baseline) and to 8
 // isolated hosts in the same run: wall time, the SSH handshakes each host
-// took, and shipit's own CPU per host. A step where shipit serializes hosts
-// shows as a ratio near 8. Run with `make bench`; it prints ratios, never
-// asserts timings.
+// took, shipit's own CPU per host and its own time (ownSteps) per host. A
+// step where shipit serializes hosts shows as a ratio near 8. It runs
+// twice: with the isolated hosts' root .bashrc a fresh Debian's (their
+// default), then with this machine's, whose start-up (pyenv init) bash runs
+// for every SSH session: 8 hosts on this machine's cores pay it for all.
+// With SHIPIT_BENCH_BASELINE set to a commit, a shipit built from it
+// deploys the 8 hosts first, for a ratio. Run with `make bench`; it prints,
+// never asserts timings.
 func BenchmarkDeployFanOut(b *testing.B) {
 	env := harness.New(b)
 	hosts := env.StartIsolatedHosts(b, 1, 2, 3, 4, 5, 6, 7, 8)
-	var own1, own8 []time.Duration
-	deploy := func(name string, hs []*harness.SSHD) (time.Duration, time.Duration, map[string]string) {
+	type run struct {
+		wall, cpu time.Duration
+		own       []time.Duration
+		hsk       map[string]string
+	}
+	deploy := func(name, bin string, hs []*harness.SSHD) run {
 		a := newApp(b, env, name, "/var/deploy", hs, "", "")
-		a.bin = benchShipit(b) // as users get it, not the tests' -race build
-		cmd := a.shipitCmd("--ssh-stats", "deploy", "-s", "production")
+		a.bin = bin
+		args := []string{"--ssh-stats", "deploy", "-s", "production"}
+		if os.Getenv("SHIPIT_BENCH_TRACE") != "" {
+			args = append([]string{"--trace"}, args...)
+		}
+		cmd := a.shipitCmd(args...)
 		start := time.Now()
 		out, err := cmd.CombinedOutput()
 		el := time.Since(start)
 		if err != nil {
 			b.Fatalf("deploy to %d hosts: %v\n%s", len(hs), err, out)
 		}
-		cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-		own := ownTimes(string(out))
+		if d := os.Getenv("SHIPIT_BENCH_TRACE"); d != "" {
+			// Where each host's time went, for reading after the run.
+			_ = os.WriteFile(filepath.Join(d, name+".txt"), out, 0o644)
+		}
 		if len(hs) > 1 {
 			// Which steps grow with the fleet: each host's step line.
 			for _, l := range strings.Split(string(out), "\n") {
@@ -45,30 +60,73 @@ func BenchmarkDeployFanOut(b *testing.B) {
 				}
 			}
 		}
-		if len(hs) == 1 {
-			own1 = own
-		} else {
-			own8 = own
+		// Its containers go: each one's health checks would load the
+		// hosts for the deploys measured after it.
+		for _, h := range hs {
+			if ids := strings.Fields(env.Docker(b, h, "ps", "-aq", "--filter", "label=shipit.app="+name)); len(ids) > 0 {
+				env.Docker(b, h, append([]string{"rm", "-f"}, ids...)...)
+			}
 		}
-		hsk := map[string]string{}
+		r := run{wall: el, cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime(), own: ownTimes(string(out)), hsk: map[string]string{}}
 		for _, m := range handshakeRe.FindAllStringSubmatch(string(out), -1) {
-			hsk[m[1]] = m[2]
+			r.hsk[m[1]] = m[2]
 		}
-		return el, cpu, hsk
+		return r
 	}
+	bin := benchShipit(b) // as users get it, not the tests' -race build
+	var baseline string
+	if c := os.Getenv("SHIPIT_BENCH_BASELINE"); c != "" {
+		baseline = buildBaseline(b, c)
+	}
+	shells := []struct {
+		name    string
+		machine bool
+	}{{"a fresh Debian root .bashrc", false}, {"this machine's root .bashrc (pyenv init)", true}}
 	for i := 0; i < b.N; i++ {
-		one, cpu1, h1 := deploy(fmt.Sprintf("bench1x%d", i), hosts[:1])
-		eight, cpu8, h8 := deploy(fmt.Sprintf("bench8x%d", i), hosts)
-		b.ReportMetric(one.Seconds(), "s/deploy-1host")
-		b.ReportMetric(eight.Seconds(), "s/deploy-8hosts")
-		b.ReportMetric(eight.Seconds()/one.Seconds(), "ratio-8hosts/1host")
-		fmt.Printf("deploy 1 host:  %6.2fs (baseline), shipit CPU %v\n", one.Seconds(), cpu1.Round(time.Millisecond))
-		fmt.Printf("deploy 8 hosts: %6.2fs = %.2fx the 1-host baseline (8.00x would be serial), shipit CPU %v = %v per host\n",
-			eight.Seconds(), eight.Seconds()/one.Seconds(), cpu8.Round(time.Millisecond), (cpu8 / 8).Round(time.Millisecond))
-		fmt.Printf("shipit's own time per host (steps %s): 1 host %s; 8 hosts %s\n", strings.Join(ownSteps, "+"), fmtOwn(own1), fmtOwn(own8))
-		fmt.Printf("ssh handshakes per host, 1-host deploy: %s\n", fmtMap(h1))
-		fmt.Printf("ssh handshakes per host, 8-host deploy: %s\n", fmtMap(h8))
+		for si, sh := range shells {
+			for _, h := range hosts {
+				env.MachineBashrc(b, h, sh.machine)
+			}
+			fmt.Printf("--- hosts with %s\n", sh.name)
+			var base, eight run
+			one := deploy(fmt.Sprintf("bench1x%d%d", i, si), bin, hosts[:1])
+			// Which build goes first alternates: neither always gets the
+			// fresher hosts.
+			if baseline != "" && i%2 == 0 {
+				base = deploy(fmt.Sprintf("bench8b%d%d", i, si), baseline, hosts)
+			}
+			eight = deploy(fmt.Sprintf("bench8x%d%d", i, si), bin, hosts)
+			if baseline != "" && i%2 == 1 {
+				base = deploy(fmt.Sprintf("bench8b%d%d", i, si), baseline, hosts)
+			}
+			if si == 0 {
+				b.ReportMetric(one.wall.Seconds(), "s/deploy-1host")
+				b.ReportMetric(eight.wall.Seconds(), "s/deploy-8hosts")
+				b.ReportMetric(eight.wall.Seconds()/one.wall.Seconds(), "ratio-8hosts/1host")
+			}
+			fmt.Printf("deploy 1 host:  %6.2fs (baseline), shipit CPU %v\n", one.wall.Seconds(), one.cpu.Round(time.Millisecond))
+			fmt.Printf("deploy 8 hosts: %6.2fs = %.2fx the 1-host baseline (8.00x would be serial), shipit CPU %v = %v per host\n",
+				eight.wall.Seconds(), eight.wall.Seconds()/one.wall.Seconds(), eight.cpu.Round(time.Millisecond), (eight.cpu / 8).Round(time.Millisecond))
+			fmt.Printf("shipit's own time per host (steps %s): 1 host %s; 8 hosts %s\n", strings.Join(ownSteps, "+"), fmtOwn(one.own), fmtOwn(eight.own))
+			if baseline != "" {
+				fmt.Printf("8 hosts, shipit %s: deploy %.2fs, own time per host %s; this tree's mean own time = %.2fx, deploy = %.2fx\n",
+					os.Getenv("SHIPIT_BENCH_BASELINE"), base.wall.Seconds(), fmtOwn(base.own), meanOf(eight.own).Seconds()/meanOf(base.own).Seconds(), eight.wall.Seconds()/base.wall.Seconds())
+			}
+			fmt.Printf("ssh handshakes per host, 1-host deploy: %s\n", fmtMap(one.hsk))
+			fmt.Printf("ssh handshakes per host, 8-host deploy: %s\n", fmtMap(eight.hsk))
+		}
 	}
+}
+
+func meanOf(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
 }
 
 // BenchmarkDeployUnderLoad deploys the graceful app through the real
@@ -215,10 +273,9 @@ func fmtOwn(ds []time.Duration) string {
 	if len(ds) == 0 {
 		return "(none)"
 	}
-	var sum, most time.Duration
+	var most time.Duration
 	for _, d := range ds {
-		sum += d
 		most = max(most, d)
 	}
-	return fmt.Sprintf("mean %v, max %v (%d hosts)", (sum / time.Duration(len(ds))).Round(time.Millisecond), most.Round(time.Millisecond), len(ds))
+	return fmt.Sprintf("mean %v, max %v (%d hosts)", meanOf(ds).Round(time.Millisecond), most.Round(time.Millisecond), len(ds))
 }

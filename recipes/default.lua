@@ -92,6 +92,7 @@ before("deploy:env", function(h)
 end)
 
 task("deploy:release", function(h)
+  compose.prefetch(h) -- while the host starts the lock's holder
   hostlock.acquire(h, "deploy")
   h.previous_release = current_release(h)
   -- One command: the app's directories, then the release's. mkdir without
@@ -239,6 +240,7 @@ end)
 before("rollback:start", function(h) env.backup(h) end)
 
 task("rollback:prepare", function(h)
+  compose.prefetch(h) -- while the host starts the lock's holder
   hostlock.acquire(h, "rollback")
   local l = read_lock(h)
   if not l then fail("no shipit.lock on this host: nothing to roll back") end

@@ -239,6 +239,10 @@ function compose.command(h) end
 ---@return "v2"|"v1"
 function compose.flavor(h) end
 
+--- Starts detecting the host's Compose in the background, so that it overlaps a slow step (the deploy lock); the first command or flavor waits for it.
+---@param h shipit.Host
+function compose.prefetch(h) end
+
 --- How a release's compose project is invoked: its project and files (args: the quoted -p/-f words), or original = true for a release the original shipit started (compose ran in its directory).
 ---@param h shipit.Host
 ---@param name string

@@ -34,11 +34,11 @@ type Host struct {
 	step   string
 
 	cacheMu sync.Mutex
-	cache   map[slotKey]any // per-host values of modules (HostSlot)
+	cache   map[slotKey]*memoEntry // per-host values of modules (HostSlot)
 	defers  []func()
 	report  []ReportItem
 	journal Journal
-	guardMu sync.Mutex                               // guards guard and check (cacheMu is held while a slot computes, which may run commands)
+	guardMu sync.Mutex                               // guards guard and check
 	guard   string                                   // shell prefix of every command (see SetGuard)
 	check   func() error                             // asked before anything is sent (see SetGuard)
 	verify  func(context.Context, remote.Conn) error // what an SFTP write asks of the host first (see SetWriteGuard)
@@ -197,22 +197,37 @@ func (h *Host) ReleasePath() string {
 }
 
 // memo returns the cached value for key, computing it once per host
-// (modules use it through a HostSlot).
+// (modules use it through a HostSlot). Each key has its own lock: a slot
+// that computes (a command on the host) holds up only that slot's callers.
 func (h *Host) memo(key slotKey, fn func() (any, error)) (any, error) {
 	h.cacheMu.Lock()
-	defer h.cacheMu.Unlock()
 	if h.cache == nil {
-		h.cache = map[slotKey]any{}
+		h.cache = map[slotKey]*memoEntry{}
 	}
-	if v, ok := h.cache[key]; ok {
-		return v, nil
+	e := h.cache[key]
+	if e == nil {
+		e = &memoEntry{}
+		h.cache[key] = e
+	}
+	h.cacheMu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.done {
+		return e.v, nil
 	}
 	v, err := fn()
 	if err != nil {
 		return nil, err
 	}
-	h.cache[key] = v
+	e.v, e.done = v, true
 	return v, nil
+}
+
+// memoEntry is one slot's value on a host, once computed.
+type memoEntry struct {
+	mu   sync.Mutex
+	done bool
+	v    any
 }
 
 // Emit reports an event for this host.

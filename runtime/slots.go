@@ -29,6 +29,13 @@ func (s *HostSlot[T]) Get(h *Host, key string, fn func() (T, error)) (T, error) 
 	return v.(T), nil
 }
 
+// Start computes the host's value for key in the background, so that it
+// overlaps whatever the host does next; a Get meanwhile waits for it. An
+// error is dropped: the next Get computes it again and returns its own.
+func (s *HostSlot[T]) Start(h *Host, key string, fn func() (T, error)) {
+	go func() { _, _ = s.Get(h, key, fn) }()
+}
+
 // RunSlot is a module's value of type T per command run, shared by every
 // host, per key.
 type RunSlot[T any] struct{ name string }

@@ -54,3 +54,25 @@ func TestRunSlotOncePerRun(t *testing.T) {
 		t.Fatalf("computed %d times for 8 hosts, want once", calls)
 	}
 }
+
+// Start computes in the background: a Get meanwhile waits for that value
+// (never computes a second), while another slot's Get does not wait.
+func TestHostSlotStartOverlapsOtherSlots(t *testing.T) {
+	slow, other := NewHostSlot[string]("slow"), NewHostSlot[string]("other")
+	h := &Host{Name: "h"}
+	release, started := make(chan struct{}), make(chan struct{})
+	slow.Start(h, "", func() (string, error) { close(started); <-release; return "first", nil })
+	<-started
+	if v, err := other.Get(h, "", func() (string, error) { return "free", nil }); err != nil || v != "free" {
+		t.Fatalf("another slot while one computes: %q %v", v, err)
+	}
+	got := make(chan string)
+	go func() {
+		v, _ := slow.Get(h, "", func() (string, error) { return "second", nil })
+		got <- v
+	}()
+	close(release)
+	if v := <-got; v != "first" {
+		t.Fatalf("Get during Start returned %q, want the started computation's %q", v, "first")
+	}
+}

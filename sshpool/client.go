@@ -36,6 +36,8 @@ type Client struct {
 	warmMu       sync.Mutex
 	warm         *warmShell
 	warmBusy     bool
+	warmStarting chan struct{} // closed when prewarm's start ends
+	prewarmOnce  sync.Once
 	warmRuns     int // Runs without stdin so far
 	warmFailures int
 	warmSent     int // commands sent to a warm shell (tests)

@@ -35,11 +35,14 @@ type Config struct {
 	// OpenSSH does). shipit sets "deploy", the original shipit's default.
 	// Jump hosts without a user keep OpenSSH's default (ssh -J semantics).
 	DefaultUser string
-	// WarmFirst sends a connection's first command to a new warm shell
-	// (warm.go), for commands that run many on each host (deploy): that
-	// shell's start-up is then the only login shell. Off, a single command
-	// (shipit exec) gets a plain session and the warm shell starts with the
-	// second.
+	// WarmFirst starts a pooled connection's warm shell (warm.go) and its
+	// SFTP subsystem as soon as the connection is up, for commands that run
+	// many on each host (deploy): their start-ups (each a login shell, for
+	// a server whose sftp is not internal-sftp) then overlap whatever the
+	// run does first (the lock holder's own connection and login shell),
+	// and the first command waits for that shell instead of a session of
+	// its own. Off, a single command (shipit exec) gets a plain session and
+	// the warm shell starts with the second.
 	WarmFirst bool
 }
 
@@ -270,7 +273,11 @@ func (p *Pool) Get(ctx context.Context, t Target) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ssh %s: %w", t.Host, err)
 	}
-	return p.get(ctx, r)
+	c, err := p.get(ctx, r)
+	if err == nil && p.cfg.WarmFirst {
+		c.prewarmOnce.Do(c.prewarm) // a target's, never a jump host's
+	}
+	return c, err
 }
 
 func poolKey(r *resolved) string {

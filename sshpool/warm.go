@@ -122,6 +122,18 @@ func (c *Client) takeWarm(ctx context.Context, cmd string) *warmShell {
 	}
 	c.warmMu.Lock()
 	c.warmRuns++
+	for c.warmStarting != nil {
+		// prewarm is starting the shell: wait for it rather than pay for
+		// a session's login shell meanwhile.
+		starting := c.warmStarting
+		c.warmMu.Unlock()
+		select {
+		case <-starting:
+		case <-ctx.Done():
+			return nil
+		}
+		c.warmMu.Lock()
+	}
 	first := 2
 	if c.pool.cfg.WarmFirst {
 		first = 1
@@ -154,6 +166,44 @@ func (c *Client) takeWarm(ctx context.Context, cmd string) *warmShell {
 	}
 	c.warm = w
 	return w
+}
+
+// prewarm starts the warm shell and the SFTP subsystem in the background
+// (Config.WarmFirst). Runs meanwhile wait for the shell (takeWarm).
+func (c *Client) prewarm() {
+	go func() { _, _ = c.SFTP() }() // a failure is retried by the first user
+	c.warmMu.Lock()
+	if !c.warmAllowed() || c.warmBusy || c.warm != nil || c.warmStarting != nil {
+		c.warmMu.Unlock()
+		return
+	}
+	c.warmBusy = true
+	starting := make(chan struct{})
+	c.warmStarting = starting
+	c.warmMu.Unlock()
+	go func() {
+		// Bounded by startWarm's own timeout, and by the connection.
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		w, err := c.startWarm(ctx)
+		cancel()
+		c.warmMu.Lock()
+		c.warmStarting = nil
+		c.warmBusy = false
+		if err == nil {
+			c.warm = w
+		} else {
+			c.warmFailures++
+		}
+		c.warmMu.Unlock()
+		close(starting)
+	}()
 }
 
 // putWarm makes w idle again.

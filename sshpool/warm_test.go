@@ -359,3 +359,46 @@ func TestWarmShellFirstCommand(t *testing.T) {
 		c.Close()
 	}
 }
+
+// With WarmFirst, Get starts the warm shell and the SFTP subsystem before
+// any command (their start-ups overlap what the caller does next), and a
+// Run issued while the shell starts waits for it: no session of its own.
+func TestWarmFirstPrewarms(t *testing.T) {
+	e := newEnv(t, "")
+	writeTestFile(t, e.known, lines(e.sshd.knownHostsLine(0, false)))
+	p := e.pool(func(c *Config) { c.WarmFirst = true })
+	c, err := p.Get(context.Background(), e.target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Issued at once: the shell is still starting.
+	if code, out, _ := run(t, c, "echo one", ""); code != 0 || out != "one\n" {
+		t.Fatalf("first command: %d %q", code, out)
+	}
+	if got := warmSent(c); got != 1 {
+		t.Fatalf("the first command did not wait for the starting warm shell: %d commands went to it, want 1", got)
+	}
+	c.Close()
+
+	c, err = e.pool(func(c *Config) { c.WarmFirst = true }).Get(context.Background(), e.target())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for warmOf(c) == nil || !hasSFTP(c) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no command ran, and after 10 s: warm shell %v, sftp %v", warmOf(c) != nil, hasSFTP(c))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := warmSent(c); got != 0 {
+		t.Fatalf("%d commands sent by the prewarm itself", got)
+	}
+}
+
+func hasSFTP(c *Client) bool {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	return c.sftp != nil
+}

@@ -25,6 +25,8 @@ func init() {
 			{Name: "command", Args: "h: shipit.Host", Returns: "string",
 				Doc: "`docker compose` or `docker-compose`, detected once per host."},
 			{Name: "flavor", Args: "h: shipit.Host", Returns: `"v2"|"v1"`, Doc: "The host's Compose generation."},
+			{Name: "prefetch", Args: "h: shipit.Host",
+				Doc: "Starts detecting the host's Compose in the background, so that it overlaps a slow step (the deploy lock); the first command or flavor waits for it."},
 			{Name: "release", Args: "h: shipit.Host, name: string", Returns: "{dir: string, project: string, files: string[], original: boolean, args: string}",
 				Doc: "How a release's compose project is invoked: its project and files (args: the quoted -p/-f words), or original = true for a release the original shipit started (compose ran in its directory)."},
 			{Name: "wait_healthy", Args: "h: shipit.Host, opts: {project: string, service: string, timeout?: number|string}",
@@ -52,6 +54,10 @@ func open(L *lua.LState) *lua.LTable {
 			}
 			L.Push(lua.LString(f.Name()))
 			return 1
+		},
+		"prefetch": func(L *lua.LState) int {
+			hostinfo.StartComposeFlavor(runtime.CheckHost(L, 1))
+			return 0
 		},
 		"wait_healthy": waitHealthy,
 		"release":      release,

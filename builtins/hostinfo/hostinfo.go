@@ -15,3 +15,9 @@ var flavorSlot = runtime.NewHostSlot[compose.Flavor]("compose.flavor")
 func ComposeFlavor(h *runtime.Host) (compose.Flavor, error) {
 	return flavorSlot.Get(h, "", func() (compose.Flavor, error) { return compose.Detect(h.Context(), h.Conn) })
 }
+
+// StartComposeFlavor detects the host's Compose in the background: the
+// first ComposeFlavor waits for it.
+func StartComposeFlavor(h *runtime.Host) {
+	flavorSlot.Start(h, "", func() (compose.Flavor, error) { return compose.Detect(h.Context(), h.Conn) })
+}

@@ -61,7 +61,8 @@ type SSHDOpts struct {
 	// (sshd SetEnv DOCKER_HOST=...).
 	DockerHost string
 	// Isolated runs sshd in its own private mount namespace with DeployRoot
-	// (a fresh dir under Env.Dir when empty) bind-mounted over /var/deploy.
+	// (a fresh dir under Env.Dir when empty) bind-mounted over /var/deploy,
+	// and a fresh Debian's root .bashrc over this machine's (MachineBashrc).
 	// A non-empty DeployRoot implies Isolated.
 	Isolated   bool
 	DeployRoot string
@@ -393,7 +394,11 @@ func (s *SSHD) start(opts SSHDOpts) error {
 	if opts.Isolated {
 		// unshare without --fork execs in place: the sshd pid is the namespace's
 		// first process, so `nsenter -t pid -m` enters this host's view.
-		script := `set -e; mount --bind "$1" /var/deploy; exec "$2" -D -e -f "$3"`
+		// A separate machine's root has its own home: the one a fresh
+		// Debian gives it (base-files' .bashrc), not this machine's, whose
+		// own start-up (pyenv init, ~0.1 s of CPU) bash runs for every SSH
+		// session (SSH_SOURCE_BASHRC). MachineBashrc switches it back.
+		script := `set -e; mount --bind "$1" /var/deploy; if [ -e /root/.bashrc ]; then mount --bind ` + freshBashrc + ` /root/.bashrc; fi; exec "$2" -D -e -f "$3"`
 		cmd = exec.Command("unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", s.DeployRoot, SSHDPath, s.Config)
 	} else {
 		cmd = exec.Command(SSHDPath, "-D", "-e", "-f", s.Config)
@@ -466,6 +471,23 @@ func (e *Env) Docker(t testing.TB, s *SSHD, args ...string) string {
 		env = []string{"DOCKER_HOST=" + s.DockerHost}
 	}
 	return runCmd(t, "", env, "docker", args...)
+}
+
+// freshBashrc is root's .bashrc on a fresh Debian (package base-files).
+const freshBashrc = "/usr/share/base-files/dot.bashrc"
+
+// MachineBashrc gives isolated host s this machine's root .bashrc (on) or
+// a fresh Debian's (off, its default): benchmarks measure both.
+func (e *Env) MachineBashrc(t testing.TB, s *SSHD, on bool) {
+	t.Helper()
+	if !s.Isolated {
+		t.Fatal("harness: MachineBashrc needs an isolated host")
+	}
+	cmd := "umount /root/.bashrc 2>/dev/null; true"
+	if !on {
+		cmd = "umount /root/.bashrc 2>/dev/null; [ ! -e /root/.bashrc ] || mount --bind " + freshBashrc + " /root/.bashrc"
+	}
+	e.HostRun(t, s, cmd)
 }
 
 // HostRun runs a shell command "on" host s, as its sessions would see the

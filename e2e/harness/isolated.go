@@ -50,7 +50,8 @@ type engine struct {
 //     data root, exec root and unix socket; the base image is loaded into it;
 //   - an sshd (OpenSSH, root logins with the env's key) in its own private mount
 //     namespace where a directory of its own (SSHD.DeployRoot) is bind-mounted
-//     over /var/deploy, and with `SetEnv DOCKER_HOST=unix://<its socket>`.
+//     over /var/deploy, and with `SetEnv DOCKER_HOST=unix://<its socket>`;
+//     its root's .bashrc is a fresh Debian's (Env.MachineBashrc).
 //
 // The engine runs in the host's mount namespace too, so bind mounts of
 // /var/deploy/... paths in containers see the host's own files.

@@ -233,7 +233,6 @@ settle() {
 backstop() {
 	_cur=$(readlink "$APP_DIR/current" 2>/dev/null)
 	_cur=${_cur##*/}
-	: "${J_COMPOSE:=$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}"
 	find "$APP_DIR" -maxdepth 2 -name '.*.shipit-tmp-*' -exec rm -f {} + 2>/dev/null
 	rm -f "$APP_DIR"/.image-layers/*.part-* 2>/dev/null
 	[ -n "$_cur" ] || return 0
@@ -243,6 +242,8 @@ backstop() {
 	printf '%s\n' "$_lines" | while read -r _p _r; do
 		if [ -z "$_p" ] || [ "$_r" = "$_cur" ]; then continue; fi
 		log "stopping $_p: release $_r is running but is not current ($_cur)"
+		# Asked only now: compose's start-up would hold every lock taken.
+		: "${J_COMPOSE:=$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)}"
 		stop_release "$APP_DIR/releases/$_r" "$_p"
 	done
 }

@@ -35,7 +35,7 @@ func (e *UnsupportedArchError) Hint() string {
 func Install(ctx context.Context, c remote.Conn, appPath, runDir string) error {
 	arches := []string{}
 	for _, a := range Arches {
-		_, id, err := Binary(a)
+		id, err := ID(a)
 		if err != nil {
 			return err
 		}

@@ -61,7 +61,8 @@ func Arch(uname string) string {
 }
 
 type binary struct {
-	data []byte
+	gz   []byte // as embedded
+	data []byte // decompressed on first use: only a host that lacks the probe needs it
 	id   string
 	err  error
 }
@@ -71,29 +72,46 @@ var (
 	cache = map[string]*binary{}
 )
 
-// Binary returns the probe for a Linux architecture and a short content ID
-// (names the host's copy, so a new shipit never reuses an old probe).
+// ID is a short content ID of the probe for a Linux architecture: it names
+// the host's copy, so a new shipit never reuses an old probe. It hashes the
+// embedded (compressed) bytes: a deploy to a host that has the probe never
+// decompresses it.
+func ID(arch string) (string, error) {
+	mu.Lock()
+	defer mu.Unlock()
+	b := embedded(arch)
+	return b.id, b.err
+}
+
+// Binary returns the probe for a Linux architecture and its ID.
 func Binary(arch string) ([]byte, string, error) {
 	mu.Lock()
 	defer mu.Unlock()
-	if b, ok := cache[arch]; ok {
-		return b.data, b.id, b.err
+	b := embedded(arch)
+	if b.err == nil && b.data == nil {
+		b.data, b.err = gunzip(arch, b.gz)
 	}
-	b := &binary{}
-	b.data, b.err = load(arch)
-	if b.err == nil {
-		sum := sha256.Sum256(b.data)
-		b.id = hex.EncodeToString(sum[:6])
-	}
-	cache[arch] = b
 	return b.data, b.id, b.err
 }
 
-func load(arch string) ([]byte, error) {
-	gz, err := bins.ReadFile("bin/shipit-probe-linux-" + arch + ".gz")
-	if err != nil {
-		return nil, fmt.Errorf("no health probe for linux/%s", arch)
+// embedded is arch's entry of the cache, read on first use (mu held).
+func embedded(arch string) *binary {
+	if b, ok := cache[arch]; ok {
+		return b
 	}
+	b := &binary{}
+	b.gz, b.err = bins.ReadFile("bin/shipit-probe-linux-" + arch + ".gz")
+	if b.err != nil {
+		b.err = fmt.Errorf("no health probe for linux/%s", arch)
+	} else {
+		sum := sha256.Sum256(b.gz)
+		b.id = hex.EncodeToString(sum[:6])
+	}
+	cache[arch] = b
+	return b
+}
+
+func gunzip(arch string, gz []byte) ([]byte, error) {
 	r, err := gzip.NewReader(bytes.NewReader(gz))
 	if err != nil {
 		return nil, fmt.Errorf("health probe for linux/%s: %w", arch, err)
