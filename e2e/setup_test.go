@@ -248,7 +248,7 @@ func TestSetupAndDoctor(t *testing.T) {
 		t.Fatalf("doctor on a healthy host exited %d", code)
 	}
 	mustContain(t, "doctor (healthy)", out, host.Addr+"\n", "✓ reachable", "✓ host key known", "✓ auth               logged in as root",
-		"✓ docker             engine", "✓ compose", "✓ directories", "✓ traefik network", "✓ traefik            running "+traefikStandin,
+		"✓ login shell", "✓ docker             engine", "✓ compose", "✓ directories", "✓ traefik network", "✓ traefik            running "+traefikStandin,
 		"✓ shipit.lock", "✓ current release", "healthy", "doctor production: all checks passed on 1 host(s)")
 	if strings.Contains(out, "✗") {
 		t.Fatalf("doctor on a healthy host reported a failure:\n%s", out)

@@ -45,6 +45,38 @@ task("doctor:ssh", check("ssh", function(h)
   report.ok("auth", "logged in as " .. trim(h:run("id -un", { quiet = true })))
 end), "Reachable, host key known, authenticated")
 
+-- Every SSH session starts the user's login shell, and bash reads ~/.bashrc
+-- for it (sshd sets SSH_CLIENT): a deploy starts two (shipit's warm shell
+-- and the lock's holder), `shipit exec` one per host. Measured as sshd
+-- starts it, best of three; above SLOW_SHELL_MS it is worth a look.
+local SLOW_SHELL_MS = 50
+local SHELL_COST = [[case $(date +%N) in ''|*[!0-9]*) exit 3;; esac
+sh=${SHELL:-/bin/sh}; best=
+for i in 1 2 3; do
+  s=$(date +%s%N)
+  env -u SHLVL SSH_CLIENT="${SSH_CLIENT:-127.0.0.1 22 22}" "$sh" -c true </dev/null >/dev/null 2>&1
+  e=$(date +%s%N); n=$(( (e - s) / 1000000 ))
+  if [ -z "$best" ] || [ "$n" -lt "$best" ]; then best=$n; fi
+done
+echo "$best $sh"]]
+
+task("doctor:shell", check("login shell", function(h)
+  local r = quiet(h, SHELL_COST)
+  local ms, sh = r.stdout:match("^(%d+) (%S+)")
+  if r.code ~= 0 or not ms then
+    report.ok("login shell", "start-up not measured (no nanosecond clock on the host)")
+    return
+  end
+  local detail = sh .. " starts in " .. ms .. " ms per SSH session; a deploy starts 2"
+  if tonumber(ms) > SLOW_SHELL_MS then
+    report.warn("login shell", detail,
+      "make the deploy user's start-up files (bash: ~/.bashrc) return early for non-interactive shells, as Debian's own .bashrc does: " ..
+      "`case $- in *i*) ;; *) return;; esac` at the top of ~/.bashrc")
+    return
+  end
+  report.ok("login shell", detail)
+end), "The login shell's start-up, which every SSH session pays")
+
 task("doctor:docker", check("docker", function(h)
   if quiet(h, "command -v docker >/dev/null 2>&1").code ~= 0 then
     report.fail("docker", "not installed", "run `shipit setup -s " .. h.stage .. " --install-docker`, or install Docker Engine")
@@ -198,6 +230,6 @@ task("doctor:release", check("current release", function(h)
 end), "Containers of the current release running and healthy")
 
 task("doctor", {
-  "doctor:ssh", "doctor:docker", "doctor:compose", "doctor:disk", "doctor:dirs",
+  "doctor:ssh", "doctor:shell", "doctor:docker", "doctor:compose", "doctor:disk", "doctor:dirs",
   "doctor:network", "doctor:traefik", "doctor:lock", "doctor:release",
-}, "Preflight checklist: SSH, Docker, compose, disk, directories, Traefik, current release, shipit.lock")
+}, "Preflight checklist: SSH, the login shell, Docker, compose, disk, directories, Traefik, current release, shipit.lock")
