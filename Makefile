@@ -55,8 +55,12 @@ api-docs:
 	SHIPIT_UPDATE_API=1 $(GO) test -count=1 -run TestGeneratedAPIFilesAreUpToDate ./recipes
 
 # Benchmarks live in e2e/ (deploy timings against sandbox hosts).
+# The benchmarks that compare two builds (own time, fleet deploy) build
+# their baseline from BENCH_BASELINE, a commit (default: the previous one);
+# `make bench BENCH_BASELINE=` skips the comparison.
+BENCH_BASELINE ?= HEAD~1
 bench: testenv
-	$(GO) test -run '^$$' -bench . -benchtime 1x ./e2e/...
+	SHIPIT_BENCH_BASELINE='$(BENCH_BASELINE)' $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 90m ./e2e/...
 
 # Deploys examples/demo behind Traefik to the sandbox host (sshd on
 # 127.0.0.1:2222, this machine); run again, deploys the next release under a
