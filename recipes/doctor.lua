@@ -70,7 +70,7 @@ task("doctor:shell", check("login shell", function(h)
   local detail = sh .. " starts in " .. ms .. " ms per SSH session; a deploy starts 2"
   if tonumber(ms) > SLOW_SHELL_MS then
     report.warn("login shell", detail,
-      "make the deploy user's start-up files (bash: ~/.bashrc) return early for non-interactive shells, as Debian's own .bashrc does: " ..
+      "make the deploy user's start-up files (bash: ~/.bashrc) return early for non-interactive shells, as the .bashrc Debian gives new users does: " ..
       "`case $- in *i*) ;; *) return;; esac` at the top of ~/.bashrc")
     return
   end
