@@ -94,6 +94,8 @@ end)
 task("deploy:release", function(h)
   compose.prefetch(h) -- while the host starts the lock's holder
   hostlock.acquire(h, "deploy")
+  -- Waits for the prefetch, so the commands below find the warm shell free.
+  local compose_cmd = compose.command(h)
   h.previous_release = current_release(h)
   -- One command: the app's directories, then the release's. mkdir without
   -- -p fails when the name exists: a second deploy in the same second gets
@@ -103,7 +105,7 @@ task("deploy:release", function(h)
   for _ = 1, 60 do
     local r = h:run(dirs .. shell.join({ "mkdir", h.release_path }), { check = false })
     if r.code == 0 then
-      hostlock.begin(h, { op = "deploy", compose = compose.command(h) })
+      hostlock.begin(h, { op = "deploy", compose = compose_cmd })
       return
     end
     if not h:exists(h.release_path) then
