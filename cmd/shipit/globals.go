@@ -57,12 +57,6 @@ func (g *Globals) sshConfig() sshpool.Config {
 	}
 }
 
-func (g *Globals) pool() *sshpool.Pool {
-	p := sshpool.New(g.sshConfig())
-	g.pools = append(g.pools, p)
-	return p
-}
-
 // printStats reports SSH handshakes per host (proof of one connection per
 // host per command).
 func (g *Globals) printStats() {
