@@ -398,7 +398,7 @@ func (s *SSHD) start(opts SSHDOpts) error {
 		// Debian gives it (base-files' .bashrc), not this machine's, whose
 		// own start-up (pyenv init, ~0.1 s of CPU) bash runs for every SSH
 		// session (SSH_SOURCE_BASHRC). MachineBashrc switches it back.
-		script := `set -e; mount --bind "$1" /var/deploy; if [ -e /root/.bashrc ]; then mount --bind ` + freshBashrc + ` /root/.bashrc; fi; exec "$2" -D -e -f "$3"`
+		script := `set -e; mount --bind "$1" /var/deploy; ` + mountFreshBashrc + `; exec "$2" -D -e -f "$3"`
 		cmd = exec.Command("unshare", "-m", "--propagation", "private", "/bin/sh", "-c", script, "sh", s.DeployRoot, SSHDPath, s.Config)
 	} else {
 		cmd = exec.Command(SSHDPath, "-D", "-e", "-f", s.Config)
@@ -473,8 +473,9 @@ func (e *Env) Docker(t testing.TB, s *SSHD, args ...string) string {
 	return runCmd(t, "", env, "docker", args...)
 }
 
-// freshBashrc is root's .bashrc on a fresh Debian (package base-files).
-const freshBashrc = "/usr/share/base-files/dot.bashrc"
+// mountFreshBashrc puts root's .bashrc of a fresh Debian (package
+// base-files) over this machine's, in the mount namespace it runs in.
+const mountFreshBashrc = "[ ! -e /root/.bashrc ] || mount --bind /usr/share/base-files/dot.bashrc /root/.bashrc"
 
 // MachineBashrc gives isolated host s this machine's root .bashrc (on) or
 // a fresh Debian's (off, its default): benchmarks measure both.
@@ -485,7 +486,7 @@ func (e *Env) MachineBashrc(t testing.TB, s *SSHD, on bool) {
 	}
 	cmd := "umount /root/.bashrc 2>/dev/null; true"
 	if !on {
-		cmd = "umount /root/.bashrc 2>/dev/null; [ ! -e /root/.bashrc ] || mount --bind " + freshBashrc + " /root/.bashrc"
+		cmd = "umount /root/.bashrc 2>/dev/null; " + mountFreshBashrc
 	}
 	e.HostRun(t, s, cmd)
 }
